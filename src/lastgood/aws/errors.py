@@ -1,0 +1,64 @@
+"""botocore errors are translated here, once; the rest of lastgood sees lastgood.errors only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+from lastgood.errors import AccessDenied, AwsError, CredentialsError, ResourceNotFound, TransientAwsError
+
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "ResourceConflictException",  # Lambda: an update is already in progress on the function
+}
+_NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NotFound"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
+
+
+def translate(error: Exception, what: str) -> AwsError:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "") or str(error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{what}: {code}: {message}"
+        if code in _THROTTLING or status >= 500:
+            return TransientAwsError(text)
+        if code in _NOT_FOUND:
+            return ResourceNotFound(text)
+        if code in _DENIED:
+            return AccessDenied(text)
+        return AwsError(text)
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | ProfileNotFound | NoRegionError):
+        return CredentialsError(f"{what}: {error}")
+    if isinstance(error, EndpointConnectionError | ConnectionError | ReadTimeoutError):
+        return TransientAwsError(f"{what}: {error}")
+    return AwsError(f"{what}: {error}")
+
+
+@contextmanager
+def map_aws_errors(what: str) -> Iterator[None]:
+    """Run AWS calls; re-raise botocore's errors as lastgood's, naming the call that failed."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise translate(error, what) from error

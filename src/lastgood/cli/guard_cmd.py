@@ -1,0 +1,7 @@
+"""lastgood guard."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,219 @@
+"""lastgood plan | rollback | resume | show."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lastgood.cli.common import (
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    ParallelOption,
+    emit,
+    open_env,
+    split_names,
+    stderr,
+    stdout,
+)
+from lastgood.config.durations import format_duration
+from lastgood.domain.states import RollbackStatus
+from lastgood.engine.context import EnvContext
+from lastgood.engine.executor import Executor, RollbackResult
+from lastgood.engine.planner import Plan, build_plan
+from lastgood.errors import Refused
+from lastgood.ledger import store
+
+ToOption = Annotated[
+    str | None, typer.Option("--to", help="Release to return to [default: newest older release not marked bad]")
+]
+OnlyOption = Annotated[str | None, typer.Option("--only", help="Comma-separated components to roll back")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.command("rollback")(rollback)
+    app.command("resume")(resume)
+    app.command("show")(show)
+
+
+def render_plan(plan: Plan) -> None:
+    title = f"plan: {plan.env} from {plan.from_release or '(unrecorded)'} back to {plan.to_release}"
+    if not plan.steps:
+        stdout.print(f"{title}\n[green]nothing to change[/]: every component already matches {plan.to_release}")
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in ("#", "component", "kind", "action", "from", "to", "estimate", "after"):
+            table.add_column(column)
+        for index, step in enumerate(plan.steps, 1):
+            action = f"[red]{step.change.action} (destructive)[/]" if step.change.destructive else step.change.action
+            table.add_row(
+                str(index), step.component, step.kind, action, step.change.before, step.change.after,
+                format_duration(step.change.estimate_seconds), ", ".join(step.waits_for) or "-",
+            )
+        stdout.print(table)
+        for step in plan.steps:
+            for note in step.change.notes:
+                stdout.print(f"  note: {step.component}: {note}")
+        stdout.print(f"{len(plan.steps)} to change, estimated {format_duration(plan.estimate_seconds)}")
+    if plan.unchanged:
+        stdout.print(f"already at {plan.to_release}: {', '.join(plan.unchanged)}")
+    if plan.not_recorded:
+        stdout.print(f"[yellow]not in release {plan.to_release}, left alone[/]: {', '.join(plan.not_recorded)}")
+
+
+def plan(
+    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    to: ToOption = None,
+    only: OnlyOption = None,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Show what a rollback would change. Changes nothing."""
+    ctx = open_env(file, env)
+    result = build_plan(ctx, to, split_names(only))
+    emit(output, result.to_dict(), lambda: render_plan(result))
+
+
+def confirm(ctx: EnvContext, plan: Plan, yes: bool) -> None:
+    if yes:
+        return
+    environment = ctx.runbook.environment(ctx.env)
+    phrase = environment.phrase(ctx.env) if environment.protected else "yes"
+    what = f"{ctx.env} is protected; type '{phrase}'" if environment.protected else f"type '{phrase}'"
+    stderr.print(f"Roll {ctx.env} back to {plan.to_release}? {what} to continue: ", end="")
+    answer = sys.stdin.readline()
+    if not answer:
+        raise Refused("no confirmation (stdin closed); pass --yes to roll back without a prompt. Nothing was changed.")
+    if answer.strip() != phrase:
+        raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+
+
+class ProgressListener:
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("rolling back", total=total)
+
+    def step_started(self, component: str) -> None:
+        self.progress.update(self.task, description=f"rolling back {component}")
+
+    def step_finished(self, component: str, status: str, detail: str) -> None:
+        self.progress.advance(self.task)
+        colour = "green" if status in ("succeeded", "unchanged") else "red"
+        self.progress.console.print(f"  [{colour}]{status}[/] {component}: {detail}")
+
+
+def execute(ctx: EnvContext, rollback_id: str, total: int, output: OutputFormat) -> RollbackResult:
+    if output == OutputFormat.json or total == 0:
+        return Executor(ctx).run(rollback_id)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        return Executor(ctx, ProgressListener(progress, total)).run(rollback_id)
+
+
+def finish(result: RollbackResult, output: OutputFormat) -> None:
+    def render() -> None:
+        colour = "green" if result.status == RollbackStatus.SUCCEEDED else "red"
+        stdout.print(f"[{colour}]{result.summary()}[/]")
+        stdout.print(f"took {result.seconds:.1f}s; timeline: lastgood show {result.id}")
+
+    emit(output, result.to_dict(), render)
+    if result.status != RollbackStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def rollback(
+    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    to: ToOption = None,
+    only: OnlyOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the ledger")] = "",
+    parallel: ParallelOption = 16,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Plan, confirm, execute, verify and record a rollback; the release left is marked bad."""
+    ctx = open_env(file, env, parallel)
+    planned = build_plan(ctx, to, split_names(only))
+    if output == OutputFormat.text:
+        render_plan(planned)
+    if not planned.steps:
+        emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
+        return
+    confirm(ctx, planned, yes)
+    rollback_id = Executor(ctx).create(planned, reason)
+    if output == OutputFormat.text:
+        stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
+    finish(execute(ctx, rollback_id, len(planned.steps), output), output)
+
+
+def resume(
+    rollback_id: Annotated[str, typer.Argument(help="The rollback id, e.g. rb-1a2b3c4d5e")],
+    parallel: ParallelOption = 16,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Finish a rollback that failed or whose process died, without redoing the steps already done."""
+    from lastgood.cli.common import ledger_for, open_runbook
+
+    runbook = open_runbook(file)
+    with ledger_for(runbook).session() as session:
+        row = store.get_rollback(session, rollback_id)
+        env, remaining = row.env, sum(1 for s in row.steps if s.status not in ("succeeded", "unchanged"))
+    ctx = open_env(file, env, parallel)
+    finish(execute(ctx, rollback_id, remaining, output), output)
+
+
+def show(
+    rollback_id: Annotated[str, typer.Argument(help="The rollback id")],
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """A rollback's steps and its timeline."""
+    from lastgood.cli.common import ledger_for, open_runbook
+
+    runbook = open_runbook(file)
+    with ledger_for(runbook).session() as session:
+        row = store.get_rollback(session, rollback_id)
+        data: dict[str, Any] = {
+            "id": row.id,
+            "env": row.env,
+            "status": row.status,
+            "requested_by": row.requested_by,
+            "reason": row.reason,
+            "error": row.error,
+            "steps": [
+                {"component": s.component, "action": s.action, "from": s.before, "to": s.after, "status": s.status,
+                 "attempts": s.attempts, "detail": s.detail, "error": s.error}
+                for s in row.steps
+            ],
+            "timeline": [
+                {"at": e.at.isoformat(), "type": e.type, "message": e.message} for e in store.events_of(session, rollback_id)
+            ],
+        }
+
+    def render() -> None:
+        stdout.print(f"rollback {data['id']} in {data['env']}: [bold]{data['status']}[/] (by {data['requested_by']})")
+        table = Table(title="steps", title_justify="left")
+        for column in ("component", "action", "from", "to", "status", "attempts"):
+            table.add_column(column)
+        for s in data["steps"]:
+            table.add_row(s["component"], s["action"], s["from"], s["to"], s["status"], str(s["attempts"]))
+        stdout.print(table)
+        render_timeline(data["timeline"])
+
+    emit(output, data, render)
+
+
+def render_timeline(timeline: list[dict[str, Any]]) -> None:
+    table = Table(title="timeline", title_justify="left")
+    table.add_column("at (UTC)")
+    table.add_column("event")
+    table.add_column("detail")
+    for event in timeline:
+        table.add_row(event["at"][11:23], event["type"], event["message"])
+    stdout.print(table)

@@ -1,0 +1,40 @@
+"""lastgood validate, lastgood schema."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stdout
+from lastgood.config.schema import runbook_schema
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.command("schema")(schema)
+
+
+def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) -> None:
+    """Check a runbook file; print one line per problem, with its path in the file."""
+    runbook = open_runbook(file)
+    summary = {
+        "valid": True,
+        "app": runbook.app,
+        "environments": sorted(runbook.environments),
+        "components": [{"name": c.name, "kind": c.kind} for c in runbook.components],
+        "triggers": [t.name for t in runbook.triggers],
+    }
+    emit(
+        output,
+        summary,
+        lambda: stdout.print(
+            f"[green]ok[/]: {runbook.app}: {len(runbook.components)} components, {len(runbook.triggers)} triggers, "
+            f"environments: {', '.join(sorted(runbook.environments))}"
+        ),
+    )
+
+
+def schema() -> None:
+    """Print the JSON Schema of the runbook file (for editors and linters)."""
+    print(json.dumps(runbook_schema(), indent=2))

@@ -1,0 +1,151 @@
+"""Reading lastgood.yaml: YAML, then ${VAR}, then the models, then cross-checks; every problem at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lastgood.config.interpolate import substitute_variables
+from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
+from lastgood.config.models import Component, Runbook
+from lastgood.errors import ConfigError
+
+DEFAULT_FILE = "lastgood.yaml"
+
+# "{env}" inside a YAML flow collection ([/shop/{env}/api/]) is not valid YAML, yet it is the natural way to
+# write a path; the placeholders are swapped for same-length tokens that YAML reads as plain text, and back.
+_PLACEHOLDERS = {"{env}": "\u27e8env\u27e9", "{app}": "\u27e8app\u27e9"}
+
+
+def load_runbook(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Runbook:
+    file = Path(path or os.environ.get("LASTGOOD_FILE") or DEFAULT_FILE)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"no runbook file at {file} (pass --file, or set LASTGOOD_FILE)"]) from None
+    except OSError as error:
+        raise ConfigError([f"cannot read {file}: {error.strerror}"]) from None
+    runbook = parse_runbook(text, source=str(file), environ=environ)
+    runbook._base_dir = file.resolve().parent
+    return runbook
+
+
+def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] | None = None) -> Runbook:
+    for token, safe in _PLACEHOLDERS.items():
+        text = text.replace(token, safe)
+    try:
+        data = _restore_placeholders(yaml.safe_load(text))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{where}not valid YAML: {problem}"], source) from None
+    if not isinstance(data, dict):
+        raise ConfigError(["the file must be a mapping with app, environments and components"], source)
+
+    problems: list[str] = []
+    data = substitute_variables(data, os.environ if environ is None else environ, problems)
+    try:
+        runbook = Runbook.model_validate(data)
+    except ValidationError as error:
+        problems += pydantic_problems(error, Runbook)
+        components = data.get("components")
+        if isinstance(components, list):
+            _validate_components(components, problems)
+        raise ConfigError(problems, source) from None
+    specs = _validate_components(runbook.components, problems)
+    problems += _cross_check(specs, runbook)
+    if problems:
+        raise ConfigError(problems, source)
+    return runbook.model_copy(update={"components": specs})
+
+
+def _restore_placeholders(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_restore_placeholders(k): _restore_placeholders(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_restore_placeholders(v) for v in data]
+    if isinstance(data, str):
+        for token, safe in _PLACEHOLDERS.items():
+            data = data.replace(safe, token)
+    return data
+
+
+def _validate_components(raw: list[Any], problems: list[str]) -> list[Component]:
+    from lastgood.kinds.registry import KINDS
+
+    specs = []
+    for index, item in enumerate(raw):
+        where = f"components[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected a mapping with name and kind")
+            continue
+        kind = item.get("kind")
+        if kind is None:
+            problems.append(f"{where}.kind: required key is missing (one of: {', '.join(sorted(KINDS))})")
+            continue
+        if kind not in KINDS:
+            problems.append(f"{where}.kind: unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}")
+            continue
+        model = KINDS[kind].spec_model
+        try:
+            specs.append(model.model_validate(item))
+        except ValidationError as error:
+            problems += pydantic_problems(error, model, prefix=("components", index))
+    return specs
+
+
+def _cross_check(specs: list[Component], runbook: Runbook) -> list[str]:
+    problems = []
+    names = [s.name for s in specs]
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            problems.append(f"components[{index}].name: {name!r} is used by another component")
+        seen.add(name)
+    for index, spec in enumerate(specs):
+        for dep_index, dep in enumerate(spec.depends_on):
+            if dep not in seen:
+                where = format_path(["components", index, "depends_on", dep_index])
+                problems.append(f"{where}: no component named {dep!r}{did_you_mean(dep, names)}")
+    cycle = _find_cycle({s.name: [d for d in s.depends_on if d in seen] for s in specs})
+    if cycle:
+        problems.append(f"components: depends_on forms a cycle: {' -> '.join(cycle)}")
+    trigger_names = [t.name for t in runbook.triggers]
+    for index, name in enumerate(trigger_names):
+        if trigger_names.index(name) != index:
+            problems.append(f"triggers[{index}].name: {name!r} is used by another trigger")
+    for name, env in runbook.environments.items():
+        if env.confirm_phrase is not None and not env.protected:
+            problems.append(f"environments.{name}.confirm_phrase: only protected environments ask for a phrase")
+    return problems
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str]:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return []
+        visiting.append(node)
+        for dep in graph.get(node, []):
+            found = visit(dep)
+            if found:
+                return found
+        visiting.pop()
+        done.add(node)
+        return []
+
+    for node in graph:
+        cycle = visit(node)
+        if cycle:
+            return cycle
+    return []

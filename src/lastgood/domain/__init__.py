@@ -1,0 +1,1 @@
+"""Pure domain logic: plans, ordering, states and their transitions. No I/O."""

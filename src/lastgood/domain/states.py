@@ -1,0 +1,54 @@
+"""Rollback and step states. Every state change goes through `transition`; nothing else assigns a state."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    UNCHANGED = "unchanged"  # already at target when the step ran
+    FAILED = "failed"
+
+
+class RollbackStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+DONE_STEP = {StepStatus.SUCCEEDED, StepStatus.UNCHANGED}
+
+# A RUNNING step may be found RUNNING again when resuming after a crash; steps are idempotent, so rerun it.
+STEP_TRANSITIONS: dict[str, set[str]] = {
+    StepStatus.PENDING: {StepStatus.RUNNING},
+    StepStatus.RUNNING: {StepStatus.SUCCEEDED, StepStatus.UNCHANGED, StepStatus.FAILED, StepStatus.RUNNING},
+    StepStatus.FAILED: {StepStatus.RUNNING},
+    StepStatus.SUCCEEDED: set(),
+    StepStatus.UNCHANGED: set(),
+}
+
+ROLLBACK_TRANSITIONS: dict[str, set[str]] = {
+    RollbackStatus.PLANNED: {RollbackStatus.RUNNING},
+    RollbackStatus.RUNNING: {RollbackStatus.SUCCEEDED, RollbackStatus.FAILED, RollbackStatus.RUNNING},
+    RollbackStatus.FAILED: {RollbackStatus.RUNNING},
+    RollbackStatus.SUCCEEDED: set(),
+}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+class HasStatus(Protocol):
+    status: str
+
+
+def transition(obj: HasStatus, to: str, rules: dict[str, set[str]]) -> None:
+    if to not in rules.get(obj.status, set()):
+        raise IllegalTransition(f"{type(obj).__name__}: {obj.status} -> {to} is not allowed")
+    obj.status = to

@@ -1,0 +1,1 @@
+"""The rollback engine: record releases, plan, execute durably and resumably, verify, finish."""

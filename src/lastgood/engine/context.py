@@ -1,0 +1,65 @@
+"""Everything one command needs about one environment: the file, the ledger, AWS, the clock, the user."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from lastgood.aws.clients import AwsClients
+from lastgood.clock import Clock, SystemClock
+from lastgood.config.messages import did_you_mean
+from lastgood.config.models import Component, Runbook
+from lastgood.errors import BadInput
+from lastgood.kinds.base import Kind, KindContext
+from lastgood.kinds.registry import get_kind
+from lastgood.ledger.db import Ledger
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def current_user() -> str:
+    return os.environ.get("LASTGOOD_USER") or getpass.getuser()
+
+
+@dataclass
+class EnvContext:
+    runbook: Runbook
+    env: str
+    ledger: Ledger
+    aws: AwsClients
+    clock: Clock = field(default_factory=SystemClock)
+    concurrency: int = 16
+
+    @property
+    def app(self) -> str:
+        return self.runbook.app
+
+    @property
+    def kind_context(self) -> KindContext:
+        return KindContext(app=self.app, env=self.env, aws=self.aws)
+
+    def components(self, only: Iterable[str] | None = None) -> list[Component]:
+        specs = self.runbook.components_for(self.env)
+        if only is None:
+            return specs
+        names = [s.name for s in specs]
+        wanted = list(only)
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            hints = "; ".join(f"{n!r}{did_you_mean(n, names)}" for n in unknown)
+            raise BadInput(f"--only: no such component: {hints} (the file defines: {', '.join(names)})")
+        return [s for s in specs if s.name in wanted]
+
+    def kind_of(self, spec: Component) -> Kind[Any]:
+        return get_kind(spec.kind)
+
+    def parallel_map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
+            return list(pool.map(fn, items))

@@ -1,0 +1,359 @@
+"""Executing a rollback durably: every step is written to the ledger before and after it runs.
+
+Steps start as soon as the steps they wait for are done, up to `concurrency` at a time. Each step applies
+(idempotently), then polls verify until the component has reached its target. A process that dies leaves
+steps RUNNING or PENDING; `run` on the same rollback (lastgood resume) skips what is done and reruns the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from lastgood.config.models import Component
+from lastgood.domain.states import (
+    DONE_STEP,
+    ROLLBACK_TRANSITIONS,
+    STEP_TRANSITIONS,
+    RollbackStatus,
+    StepStatus,
+    transition,
+)
+from lastgood.engine.context import EnvContext, current_user
+from lastgood.engine.planner import Plan
+from lastgood.errors import LastgoodError
+from lastgood.kinds.base import Kind, State
+from lastgood.ledger import store
+from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
+
+
+class Listener(Protocol):
+    def step_started(self, component: str) -> None: ...
+    def step_finished(self, component: str, status: str, detail: str) -> None: ...
+
+
+class SilentListener:
+    def step_started(self, component: str) -> None:
+        pass
+
+    def step_finished(self, component: str, status: str, detail: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    verify_interval: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass
+class StepOutcome:
+    status: StepStatus
+    detail: str
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class RollbackResult:
+    id: str
+    env: str
+    status: str
+    to_release: str
+    from_release: str | None
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_started: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def resume_command(self) -> str:
+        return f"lastgood resume {self.id}"
+
+    def summary(self) -> str:
+        if self.status == RollbackStatus.SUCCEEDED:
+            return f"rollback {self.id}: {self.env} is back on {self.to_release} ({len(self.done)} steps verified)"
+        parts = [f"rollback {self.id} failed"]
+        parts.append("done: " + (", ".join(self.done) or "nothing"))
+        parts.append("failed: " + "; ".join(f"{c} ({e})" for c, e in self.failed.items()))
+        if self.not_started:
+            parts.append("not started: " + ", ".join(self.not_started))
+        parts.append(f"fix the cause, then run: {self.resume_command}")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "env": self.env,
+            "status": self.status,
+            "from_release": self.from_release,
+            "to_release": self.to_release,
+            "done": self.done,
+            "failed": self.failed,
+            "not_started": self.not_started,
+            "seconds": round(self.seconds, 3),
+            "resume": None if self.status == RollbackStatus.SUCCEEDED else self.resume_command,
+        }
+
+
+@dataclass(frozen=True)
+class _Work:
+    component: str
+    kind: str
+    target: State
+    waits_for: tuple[str, ...]
+
+
+class Executor:
+    def __init__(self, ctx: EnvContext, listener: Listener | None = None, retry: RetryPolicy | None = None) -> None:
+        self.ctx = ctx
+        self.listener = listener or SilentListener()
+        self.retry = retry or RetryPolicy()
+        # For crash-and-resume tests and drills: slow every step down so a process can be killed mid-way.
+        self._step_delay = float(os.environ.get("LASTGOOD_TEST_STEP_DELAY", "0") or 0)
+
+    def create(self, plan: Plan, reason: str = "", requested_by: str | None = None) -> str:
+        rollback_id = store.new_rollback_id()
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            rollback = RollbackRow(
+                id=rollback_id,
+                app=plan.app,
+                env=plan.env,
+                from_release_id=plan.from_release_id,
+                to_release_id=plan.to_release_id,
+                status=RollbackStatus.PLANNED,
+                partial=plan.partial,
+                reason=reason,
+                requested_by=requested_by or current_user(),
+                created_at=now,
+            )
+            for position, step in enumerate(plan.steps):
+                rollback.steps.append(
+                    StepRow(
+                        position=position,
+                        component=step.component,
+                        kind=step.kind,
+                        action=step.change.action,
+                        before=step.change.before,
+                        after=step.change.after,
+                        target=step.target,
+                        waits_for=step.waits_for,
+                        status=StepStatus.PENDING,
+                    )
+                )
+            session.add(rollback)
+            store.add_event(
+                session,
+                plan.app,
+                plan.env,
+                "rollback-requested",
+                f"rollback to {plan.to_release} requested by {rollback.requested_by}"
+                + (f": {reason}" if reason else ""),
+                now,
+                rollback_id,
+                {"steps": len(plan.steps), "to": plan.to_release, "from": plan.from_release},
+            )
+        return rollback_id
+
+    def run(self, rollback_id: str) -> RollbackResult:
+        started = self.ctx.clock.now()
+        work = self._begin(rollback_id)
+        specs = {s.name: s for s in self.ctx.runbook.components_for(self.ctx.env)}
+        done = set(work["done"])
+        pending: dict[str, _Work] = {w.component: w for w in work["todo"]}
+        failed: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency)) as pool:
+            running: dict[Future[StepOutcome], str] = {}
+            while True:
+                for item in self._ready(pending, done, len(running)):
+                    del pending[item.component]
+                    self._mark_running(rollback_id, item.component)
+                    running[pool.submit(self._execute, specs.get(item.component), item)] = item.component
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    component = running.pop(future)
+                    outcome = future.result()
+                    self._mark_finished(rollback_id, component, outcome)
+                    if outcome.status in DONE_STEP:
+                        done.add(component)
+                    else:
+                        failed[component] = outcome.error or outcome.detail
+        return self._finish(rollback_id, done, failed, list(pending), started)
+
+    def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
+        room = max(1, self.ctx.concurrency) - running
+        ready = [w for w in pending.values() if all(dep in done for dep in w.waits_for)]
+        return ready[:room]
+
+    def _begin(self, rollback_id: str) -> dict[str, Any]:
+        with self.ctx.ledger.session() as session:
+            rollback = store.get_rollback(session, rollback_id)
+            if rollback.status == RollbackStatus.SUCCEEDED:
+                raise LastgoodError(f"rollback {rollback_id} has already succeeded; nothing to resume")
+            if rollback.env != self.ctx.env or rollback.app != self.ctx.app:
+                raise LastgoodError(
+                    f"rollback {rollback_id} belongs to {rollback.app}/{rollback.env}, not {self.ctx.app}/{self.ctx.env}"
+                )
+            resuming = rollback.status != RollbackStatus.PLANNED
+            transition(rollback, RollbackStatus.RUNNING, ROLLBACK_TRANSITIONS)
+            rollback.error = None
+            done = [s.component for s in rollback.steps if s.status in DONE_STEP]
+            todo = [
+                _Work(s.component, s.kind, s.target, tuple(s.waits_for))
+                for s in rollback.steps
+                if s.status not in DONE_STEP
+            ]
+            store.add_event(
+                session,
+                rollback.app,
+                rollback.env,
+                "rollback-resumed" if resuming else "rollback-started",
+                f"{'resumed' if resuming else 'started'}: {len(todo)} steps to run, {len(done)} already done",
+                self.ctx.clock.now(),
+                rollback_id,
+            )
+        return {"done": done, "todo": todo}
+
+    def _mark_running(self, rollback_id: str, component: str) -> None:
+        self.listener.step_started(component)
+        with self.ctx.ledger.session() as session:
+            step = store.get_step(session, rollback_id, component)
+            transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
+            step.started_at = self.ctx.clock.now()
+            step.error = None
+
+    def _mark_finished(self, rollback_id: str, component: str, outcome: StepOutcome) -> None:
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            step = store.get_step(session, rollback_id, component)
+            transition(step, outcome.status, STEP_TRANSITIONS)
+            step.finished_at = now
+            step.attempts += outcome.attempts
+            step.detail = outcome.detail
+            step.error = outcome.error
+            rollback = store.get_rollback(session, rollback_id)
+            message = f"{component}: {outcome.detail}" if not outcome.error else f"{component}: {outcome.error}"
+            store.add_event(
+                session,
+                rollback.app,
+                rollback.env,
+                f"step-{outcome.status}",
+                message,
+                now,
+                rollback_id,
+                {"component": component, "attempts": outcome.attempts},
+            )
+        self.listener.step_finished(component, outcome.status, outcome.error or outcome.detail)
+
+    def _execute(self, spec: Component | None, work: _Work) -> StepOutcome:
+        if spec is None:
+            return StepOutcome(StepStatus.FAILED, "", 0, f"{work.component} is no longer in the runbook file")
+        kind = self.ctx.kind_of(spec)
+        if kind.name != work.kind:
+            return StepOutcome(StepStatus.FAILED, "", 0, f"{work.component} is now a {kind.name}, was {work.kind}")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._apply_and_verify(kind, spec, work.target, attempt)
+            except LastgoodError as error:
+                if getattr(error, "retryable", False) and attempt < self.retry.attempts:
+                    self.ctx.clock.sleep(self.retry.delay(attempt))
+                    continue
+                return StepOutcome(StepStatus.FAILED, "", attempt, str(error))
+            except Exception as error:  # a bug or an unexpected library error must not kill the other steps
+                return StepOutcome(StepStatus.FAILED, "", attempt, f"unexpected {type(error).__name__}: {error}")
+
+    def _apply_and_verify(self, kind: Kind[Any], spec: Component, target: State, attempt: int) -> StepOutcome:
+        if self._step_delay:
+            self.ctx.clock.sleep(self._step_delay)
+        kctx = self.ctx.kind_context
+        result = kind.apply(spec, kctx, target)
+        deadline = self.ctx.clock.now().timestamp() + kind.verify_timeout_seconds
+        while True:
+            problems = kind.verify(spec, kctx, target)
+            if not problems:
+                status = StepStatus.SUCCEEDED if result.changed else StepStatus.UNCHANGED
+                return StepOutcome(status, result.detail + "; verified", attempt)
+            if self.ctx.clock.now().timestamp() >= deadline:
+                return StepOutcome(
+                    StepStatus.FAILED,
+                    result.detail,
+                    attempt,
+                    "did not reach its target: " + "; ".join(problems),
+                )
+            self.ctx.clock.sleep(self.retry.verify_interval)
+
+    def _finish(
+        self,
+        rollback_id: str,
+        done: set[str],
+        failed: dict[str, str],
+        not_started: list[str],
+        started: datetime,
+    ) -> RollbackResult:
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            rollback = store.get_rollback(session, rollback_id)
+            target = session.get(ReleaseRow, rollback.to_release_id)
+            left = session.get(ReleaseRow, rollback.from_release_id) if rollback.from_release_id else None
+            assert target is not None  # a foreign key
+            ok = not failed and not not_started
+            transition(rollback, RollbackStatus.SUCCEEDED if ok else RollbackStatus.FAILED, ROLLBACK_TRANSITIONS)
+            rollback.finished_at = now
+            result = RollbackResult(
+                id=rollback_id,
+                env=rollback.env,
+                status=rollback.status,
+                to_release=target.label,
+                from_release=left.label if left else None,
+                done=sorted(done),
+                failed=failed,
+                not_started=sorted(not_started),
+                seconds=(now - started).total_seconds(),
+            )
+            if ok:
+                self._settle(session, rollback, target, left, now)
+            else:
+                rollback.error = result.summary()
+                store.add_event(
+                    session, rollback.app, rollback.env, "rollback-failed", result.summary(), now, rollback_id
+                )
+        return result
+
+    def _settle(
+        self,
+        session: Session,
+        rollback: RollbackRow,
+        target: ReleaseRow,
+        left: ReleaseRow | None,
+        now: datetime,
+    ) -> None:
+        if not rollback.partial:
+            store.set_live(session, rollback.app, rollback.env, target.id)
+            if left is not None and left.id != target.id and not left.bad:
+                store.mark_bad(session, left, f"rolled back by {rollback.id}", now)
+        store.add_event(
+            session,
+            rollback.app,
+            rollback.env,
+            "rollback-succeeded",
+            f"{rollback.env} verified on {target.label}" + (" (partial: --only)" if rollback.partial else ""),
+            now,
+            rollback.id,
+        )

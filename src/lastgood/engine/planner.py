@@ -1,0 +1,139 @@
+"""Planning a rollback: which release to return to, what differs from it now, in what order. Changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lastgood.config.durations import format_duration
+from lastgood.domain.ordering import waits_for
+from lastgood.engine.context import EnvContext
+from lastgood.engine.record import read_states
+from lastgood.errors import BadInput, Refused
+from lastgood.kinds.base import Change, State
+from lastgood.ledger import store
+from lastgood.ledger.tables import ReleaseRow
+
+
+@dataclass
+class PlannedStep:
+    component: str
+    kind: str
+    change: Change
+    target: State
+    waits_for: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    app: str
+    env: str
+    from_release: str | None
+    from_release_id: int | None
+    to_release: str
+    to_release_id: int
+    steps: list[PlannedStep]
+    unchanged: list[str]
+    not_recorded: list[str]
+    partial: bool
+
+    @property
+    def estimate_seconds(self) -> float:
+        """The critical path: each step's estimate plus the longest chain of steps it waits for."""
+        by_name = {s.component: s for s in self.steps}
+        finish: dict[str, float] = {}
+
+        def finish_time(name: str) -> float:
+            if name not in finish:
+                step = by_name[name]
+                finish[name] = step.change.estimate_seconds + max((finish_time(w) for w in step.waits_for), default=0.0)
+            return finish[name]
+
+        return max((finish_time(n) for n in by_name), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "env": self.env,
+            "from_release": self.from_release,
+            "to_release": self.to_release,
+            "partial": self.partial,
+            "estimate_seconds": round(self.estimate_seconds, 1),
+            "steps": [
+                {
+                    "component": s.component,
+                    "kind": s.kind,
+                    "action": s.change.action,
+                    "from": s.change.before,
+                    "to": s.change.after,
+                    "estimate": format_duration(s.change.estimate_seconds),
+                    "destructive": s.change.destructive,
+                    "waits_for": s.waits_for,
+                    "notes": list(s.change.notes),
+                }
+                for s in self.steps
+            ],
+            "unchanged": self.unchanged,
+            "not_recorded": self.not_recorded,
+        }
+
+
+def choose_target(ctx: EnvContext, to: str | None) -> tuple[ReleaseRow | None, ReleaseRow]:
+    with ctx.ledger.session() as session:
+        live = store.live_release(session, ctx.app, ctx.env)
+        if to is not None:
+            target = store.get_release(session, ctx.app, ctx.env, to)
+        else:
+            if live is None:
+                raise Refused(
+                    f"nothing to roll back to: no release of {ctx.app} recorded in {ctx.env} "
+                    f"(record one with: lastgood release record {ctx.env} --version LABEL)"
+                )
+            found = store.rollback_target(session, ctx.app, ctx.env)
+            if found is None:
+                raise Refused(
+                    f"nothing to roll back to: no release older than the live one ({live.label}) "
+                    "that is not marked bad (pick one with --to)"
+                )
+            target = found
+        target.components  # noqa: B018 - load before the session closes
+        return live, target
+
+
+def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
+    live, target = choose_target(ctx, to)
+    specs = ctx.components(only)
+    recorded = {c.component: c for c in target.components}
+    not_recorded = [s.name for s in specs if s.name not in recorded]
+    for spec in specs:
+        if spec.name in recorded and recorded[spec.name].kind != spec.kind:
+            raise BadInput(
+                f"{spec.name}: is a {spec.kind} in the file but was a {recorded[spec.name].kind} "
+                f"in release {target.label}; roll it back by hand or record a new release"
+            )
+    plannable = [s for s in specs if s.name in recorded]
+    current = read_states(ctx, plannable)
+    steps, unchanged = [], []
+    for spec in plannable:
+        target_state = recorded[spec.name].state
+        change = ctx.kind_of(spec).plan(spec, current[spec.name][1], target_state)
+        if change is None:
+            unchanged.append(spec.name)
+        else:
+            steps.append(PlannedStep(spec.name, spec.kind, change, target_state))
+    graph = {s.name: s.depends_on for s in ctx.runbook.components_for(ctx.env)}
+    order = waits_for(graph, {s.component for s in steps})
+    for step in steps:
+        step.waits_for = order[step.component]
+    return Plan(
+        app=ctx.app,
+        env=ctx.env,
+        from_release=live.label if live else None,
+        from_release_id=live.id if live else None,
+        to_release=target.label,
+        to_release_id=target.id,
+        steps=steps,
+        unchanged=unchanged,
+        not_recorded=not_recorded,
+        partial=only is not None,
+    )

@@ -1,0 +1,40 @@
+"""Recording a release: the live state of every component, read in parallel, stored as one release."""
+
+from __future__ import annotations
+
+from lastgood.config.models import Component
+from lastgood.engine.context import EnvContext, current_user
+from lastgood.errors import AwsError, BadInput
+from lastgood.kinds.base import State
+from lastgood.ledger import store
+from lastgood.ledger.tables import ReleaseRow
+
+
+def read_states(ctx: EnvContext, specs: list[Component]) -> dict[str, tuple[str, State]]:
+    """Every component's live state; a component that cannot be read is a problem named in one message."""
+
+    def read(spec: Component) -> tuple[str, State | str]:
+        try:
+            return spec.kind, ctx.kind_of(spec).read(spec, ctx.kind_context)
+        except AwsError as error:
+            return spec.kind, str(error)
+
+    results = ctx.parallel_map(read, specs)
+    problems = [f"{s.name}: {r}" for s, (_, r) in zip(specs, results, strict=True) if isinstance(r, str)]
+    if problems:
+        raise BadInput("cannot read the live state of: " + "; ".join(problems))
+    return {s.name: (kind, state) for s, (kind, state) in zip(specs, results, strict=True) if isinstance(state, dict)}
+
+
+def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
+    if not label.strip():
+        raise BadInput("--version: a release needs a non-empty label")
+    with ctx.ledger.session() as session:
+        # Fail on a duplicate label before touching AWS.
+        if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
+            raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
+    states = read_states(ctx, ctx.components())
+    with ctx.ledger.session() as session:
+        release = store.record_release(session, ctx.app, ctx.env, label, states, current_user(), ctx.clock.now())
+        release.components  # noqa: B018 - load before the session closes
+    return release

@@ -1,0 +1,69 @@
+"""The one exception tree.
+
+LastgoodError                 exit code 1 unless a subclass says otherwise
+├── BadInput                  exit 2: the user asked for something that cannot be (nothing changed)
+│   ├── ConfigError           the runbook file is broken; carries one message per problem
+│   ├── UnknownRelease
+│   └── UnknownRollback
+├── Refused                   exit 3: no confirmation, or nothing to roll back to
+├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
+│   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
+│   ├── ResourceNotFound
+│   ├── AccessDenied
+│   └── CredentialsError
+└── StepFailed                a rollback step failed for good
+"""
+
+from __future__ import annotations
+
+
+class LastgoodError(Exception):
+    exit_code = 1
+
+
+class BadInput(LastgoodError):
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(problems))
+
+
+class UnknownRelease(BadInput):
+    pass
+
+
+class UnknownRollback(BadInput):
+    pass
+
+
+class Refused(LastgoodError):
+    exit_code = 3
+
+
+class AwsError(LastgoodError):
+    retryable = False
+
+
+class TransientAwsError(AwsError):
+    retryable = True
+
+
+class ResourceNotFound(AwsError):
+    pass
+
+
+class AccessDenied(AwsError):
+    pass
+
+
+class CredentialsError(AwsError):
+    exit_code = 2
+
+
+class StepFailed(LastgoodError):
+    pass

@@ -1,0 +1,36 @@
+"""The least-privilege IAM policy a runbook file needs: every kind's statements, plus the guard's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lastgood.config.models import Runbook
+from lastgood.kinds.base import IamScope, IamStatement
+from lastgood.kinds.registry import get_kind
+
+
+def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]) -> dict[str, Any]:
+    statements: list[IamStatement] = []
+    for env in envs:
+        for spec in runbook.components_for(env):
+            statements += get_kind(spec.kind).iam_statements(spec, scope_for[env])
+    if runbook.triggers:
+        statements.append(
+            IamStatement(("cloudwatch:GetMetricData",), ("*",), "the guard reads trigger metrics (no resource scoping)")
+        )
+    merged: dict[tuple[str, ...], list[str]] = {}
+    for statement in statements:
+        resources = merged.setdefault(tuple(sorted(statement.actions)), [])
+        resources += [r for r in statement.resources if r not in resources]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": _sid(actions, index), "Effect": "Allow", "Action": list(actions), "Resource": resources}
+            for index, (actions, resources) in enumerate(merged.items())
+        ],
+    }
+
+
+def _sid(actions: tuple[str, ...], index: int) -> str:
+    service = actions[0].split(":", 1)[0].title().replace("-", "")
+    return f"Lastgood{service}{index}"

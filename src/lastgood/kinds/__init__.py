@@ -1,0 +1,1 @@
+"""Component kinds: one module per kind behind lastgood.kinds.base.Kind, looked up in registry."""

@@ -1,0 +1,80 @@
+"""lambda-alias: the version an alias points to and its weighted routing (canary) configuration."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lastgood.aws.errors import map_aws_errors
+from lastgood.config.models import Component
+from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+
+
+class LambdaAliasSpec(Component):
+    kind: Literal["lambda-alias"] = "lambda-alias"
+    function: str = Field(description="Function name or ARN; {env} is substituted.")
+    alias: str = "live"
+
+
+def _weights(routing: dict[str, Any] | None) -> dict[str, float]:
+    weights = (routing or {}).get("AdditionalVersionWeights") or {}
+    return {str(version): round(float(weight), 6) for version, weight in weights.items()}
+
+
+class LambdaAlias(Kind[LambdaAliasSpec]):
+    name = "lambda-alias"
+    spec_model = LambdaAliasSpec
+    estimate_seconds = 1.0
+
+    def read(self, spec: LambdaAliasSpec, ctx: KindContext) -> State:
+        with map_aws_errors(f"lambda:GetAlias {spec.function}:{spec.alias}"):
+            alias = ctx.aws.client("lambda").get_alias(FunctionName=spec.function, Name=spec.alias)
+        return {"version": str(alias["FunctionVersion"]), "weights": _weights(alias.get("RoutingConfig"))}
+
+    def differences(self, spec: LambdaAliasSpec, current: State, target: State) -> list[str]:
+        out = []
+        if current["version"] != target["version"]:
+            out.append(f"version {current['version']} -> {target['version']}")
+        if current.get("weights", {}) != target.get("weights", {}):
+            out.append(f"routing {self._routing(current)} -> {self._routing(target)}")
+        return out
+
+    def apply(self, spec: LambdaAliasSpec, ctx: KindContext, target: State) -> ApplyResult:
+        if not self.differences(spec, self.read(spec, ctx), target):
+            return ApplyResult("already at target", changed=False)
+        with map_aws_errors(f"lambda:UpdateAlias {spec.function}:{spec.alias}"):
+            ctx.aws.client("lambda").update_alias(
+                FunctionName=spec.function,
+                Name=spec.alias,
+                FunctionVersion=target["version"],
+                RoutingConfig={"AdditionalVersionWeights": target.get("weights", {})},
+            )
+        return ApplyResult(f"alias {spec.alias} -> {self.describe(target)}")
+
+    def action_name(self, current: State, target: State) -> str:
+        return "update-alias"
+
+    def describe(self, state: State) -> str:
+        return f"version {state['version']}" + (f" ({self._routing(state)})" if state.get("weights") else "")
+
+    @staticmethod
+    def _routing(state: State) -> str:
+        weights = state.get("weights") or {}
+        if not weights:
+            return "no extra weight"
+        return ", ".join(f"{w * 100:g}% to version {v}" for v, w in sorted(weights.items()))
+
+    def iam_statements(self, spec: LambdaAliasSpec, scope: IamScope) -> list[IamStatement]:
+        base = (
+            spec.function
+            if spec.function.startswith("arn:")
+            else f"arn:{scope.partition}:lambda:{scope.region}:{scope.account}:function:{spec.function}"
+        )
+        return [
+            IamStatement(
+                actions=("lambda:GetAlias", "lambda:UpdateAlias"),
+                resources=(base, f"{base}:{spec.alias}"),
+                purpose=f"read and move alias {spec.alias}",
+            )
+        ]

@@ -1,0 +1,93 @@
+"""secret: which Secrets Manager version holds AWSCURRENT. The value is never read."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lastgood.aws.errors import map_aws_errors
+from lastgood.config.models import Component
+from lastgood.errors import StepFailed
+from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+
+
+class SecretSpec(Component):
+    kind: Literal["secret"] = "secret"
+    secret: str = Field(description="Secret name or ARN; {env} is substituted.")
+
+
+class Secret(Kind[SecretSpec]):
+    name = "secret"
+    spec_model = SecretSpec
+    estimate_seconds = 1.0
+
+    def _stages(self, spec: SecretSpec, ctx: KindContext) -> dict[str, list[str]]:
+        with map_aws_errors(f"secretsmanager:DescribeSecret {spec.secret}"):
+            described = ctx.aws.client("secretsmanager").describe_secret(SecretId=spec.secret)
+        return dict(described.get("VersionIdsToStages") or {})
+
+    def read(self, spec: SecretSpec, ctx: KindContext) -> State:
+        current = [v for v, stages in self._stages(spec, ctx).items() if "AWSCURRENT" in stages]
+        return {"version_id": current[0] if current else None}
+
+    def differences(self, spec: SecretSpec, current: State, target: State) -> list[str]:
+        if current["version_id"] == target["version_id"]:
+            return []
+        return [f"AWSCURRENT {_short(current['version_id'])} -> {_short(target['version_id'])}"]
+
+    def apply(self, spec: SecretSpec, ctx: KindContext, target: State) -> ApplyResult:
+        current = self.read(spec, ctx)["version_id"]
+        wanted = target["version_id"]
+        if current == wanted:
+            return ApplyResult("already at target", changed=False)
+        client = ctx.aws.client("secretsmanager")
+        if wanted not in self._versions(spec, ctx):
+            raise StepFailed(f"{spec.secret}: version {wanted} no longer exists, so AWSCURRENT cannot move back")
+        kwargs = {"SecretId": spec.secret, "VersionStage": "AWSCURRENT", "MoveToVersionId": wanted}
+        if current:
+            kwargs["RemoveFromVersionId"] = current
+        with map_aws_errors(f"secretsmanager:UpdateSecretVersionStage {spec.secret}"):
+            client.update_secret_version_stage(**kwargs)
+        return ApplyResult(f"AWSCURRENT moved to {_short(wanted)}")
+
+    @staticmethod
+    def _versions(spec: SecretSpec, ctx: KindContext) -> set[str]:
+        client = ctx.aws.client("secretsmanager")
+        known: set[str] = set()
+        kwargs: dict[str, Any] = {"SecretId": spec.secret, "IncludeDeprecated": True}
+        with map_aws_errors(f"secretsmanager:ListSecretVersionIds {spec.secret}"):
+            while True:
+                page = client.list_secret_version_ids(**kwargs)
+                known |= {v["VersionId"] for v in page["Versions"]}
+                if not page.get("NextToken"):
+                    return known
+                kwargs["NextToken"] = page["NextToken"]
+
+    def action_name(self, current: State, target: State) -> str:
+        return "move-stage"
+
+    def describe(self, state: State) -> str:
+        return f"AWSCURRENT {_short(state['version_id'])}"
+
+    def iam_statements(self, spec: SecretSpec, scope: IamScope) -> list[IamStatement]:
+        resource = (
+            spec.secret
+            if spec.secret.startswith("arn:")
+            else f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account}:secret:{spec.secret}-*"
+        )
+        return [
+            IamStatement(
+                actions=(
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:ListSecretVersionIds",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ),
+                resources=(resource,),
+                purpose="read version stages and move AWSCURRENT (never the value)",
+            )
+        ]
+
+
+def _short(version_id: str | None) -> str:
+    return (version_id or "none")[:8]

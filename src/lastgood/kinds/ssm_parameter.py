@@ -1,0 +1,167 @@
+"""ssm-parameter: parameters (or every parameter under a path) restored to a recorded version's value.
+
+Values are stored as hashes only; restoring reads the old value from the parameter's own history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from lastgood.aws.errors import map_aws_errors
+from lastgood.config.models import Component
+from lastgood.errors import ResourceNotFound, StepFailed
+from lastgood.kinds.base import (
+    ApplyResult,
+    Change,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    State,
+    value_hash,
+)
+
+
+class SsmParameterSpec(Component):
+    kind: Literal["ssm-parameter"] = "ssm-parameter"
+    parameters: list[str] = Field(
+        min_length=1, description="Parameter names; a trailing slash means every parameter under the path."
+    )
+
+
+def _entry(parameter: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": int(parameter["Version"]),
+        "hash": value_hash(parameter["Value"]),
+        "type": parameter["Type"],
+    }
+
+
+class SsmParameter(Kind[SsmParameterSpec]):
+    name = "ssm-parameter"
+    spec_model = SsmParameterSpec
+    estimate_seconds = 1.0
+
+    def read(self, spec: SsmParameterSpec, ctx: KindContext) -> State:
+        ssm = ctx.aws.client("ssm")
+        found: dict[str, dict[str, Any]] = {}
+        for entry in spec.parameters:
+            if entry.endswith("/"):
+                path = entry.rstrip("/") or "/"
+                with map_aws_errors(f"ssm:GetParametersByPath {path}"):
+                    pages = ssm.get_paginator("get_parameters_by_path").paginate(
+                        Path=path, Recursive=True, WithDecryption=True
+                    )
+                    for page in pages:
+                        for parameter in page["Parameters"]:
+                            found[parameter["Name"]] = _entry(parameter)
+            else:
+                with map_aws_errors(f"ssm:GetParameter {entry}"):
+                    try:
+                        parameter = ssm.get_parameter(Name=entry, WithDecryption=True)["Parameter"]
+                    except ssm.exceptions.ParameterNotFound:
+                        continue
+                found[parameter["Name"]] = _entry(parameter)
+        return {"parameters": dict(sorted(found.items()))}
+
+    def differences(self, spec: SsmParameterSpec, current: State, target: State) -> list[str]:
+        now = current["parameters"]
+        out = []
+        for name, recorded in target["parameters"].items():
+            if name not in now:
+                out.append(f"{name}: deleted since the release (version {recorded['version']})")
+            elif now[name]["hash"] != recorded["hash"]:
+                out.append(f"{name}: value of version {now[name]['version']} -> value of version {recorded['version']}")
+        return out
+
+    def plan(self, spec: SsmParameterSpec, current: State, target: State) -> Change | None:
+        change = super().plan(spec, current, target)
+        extra = sorted(set(current["parameters"]) - set(target["parameters"]))
+        if change is None:
+            return None
+        notes = tuple(f"{name} was created after the release; it is left as it is" for name in extra)
+        return Change(
+            action=change.action,
+            before=change.before,
+            after=change.after,
+            estimate_seconds=self.estimate_seconds * max(1, len(self.differences(spec, current, target))) / 4,
+            notes=notes,
+        )
+
+    def apply(self, spec: SsmParameterSpec, ctx: KindContext, target: State) -> ApplyResult:
+        current = self.read(spec, ctx)
+        restored = []
+        for name, recorded in target["parameters"].items():
+            now = current["parameters"].get(name)
+            if now is not None and now["hash"] == recorded["hash"]:
+                continue
+            self._restore(ctx, name, recorded)
+            restored.append(f"{name} (value of version {recorded['version']})")
+        if not restored:
+            return ApplyResult("already at target", changed=False)
+        return ApplyResult("restored " + ", ".join(restored))
+
+    def _restore(self, ctx: KindContext, name: str, recorded: dict[str, Any]) -> None:
+        ssm = ctx.aws.client("ssm")
+        old = self._history_entry(ctx, name, int(recorded["version"]))
+        if value_hash(old["Value"]) != recorded["hash"]:
+            raise StepFailed(f"{name}: version {recorded['version']} in the history no longer matches the release")
+        kwargs: dict[str, Any] = {"Name": name, "Value": old["Value"], "Type": old["Type"], "Overwrite": True}
+        if old["Type"] == "SecureString" and old.get("KeyId"):
+            kwargs["KeyId"] = old["KeyId"]
+        with map_aws_errors(f"ssm:PutParameter {name}"):
+            ssm.put_parameter(**kwargs)
+
+    @staticmethod
+    def _history_entry(ctx: KindContext, name: str, version: int) -> dict[str, Any]:
+        ssm = ctx.aws.client("ssm")
+        try:
+            with map_aws_errors(f"ssm:GetParameterHistory {name}"):
+                pages = ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True)
+                for page in pages:
+                    for entry in page["Parameters"]:
+                        if int(entry["Version"]) == version:
+                            return dict(entry)
+        except ResourceNotFound as error:
+            raise StepFailed(f"{name}: the parameter was deleted, so its history is gone ({error})") from error
+        raise StepFailed(f"{name}: version {version} is no longer in the parameter's history (SSM keeps 100)")
+
+    def action_name(self, current: State, target: State) -> str:
+        return "put-parameter"
+
+    def describe(self, state: State) -> str:
+        params = state["parameters"]
+        if not params:
+            return "no parameters"
+        shown = ", ".join(f"{n.rsplit('/', 1)[-1]}@v{p['version']}" for n, p in list(params.items())[:3])
+        more = f" +{len(params) - 3} more" if len(params) > 3 else ""
+        return shown + more
+
+    def iam_statements(self, spec: SsmParameterSpec, scope: IamScope) -> list[IamStatement]:
+        prefix = f"arn:{scope.partition}:ssm:{scope.region}:{scope.account}:parameter"
+        resources: list[str] = []
+        for entry in spec.parameters:
+            name = entry.lstrip("/")
+            resources += (
+                [f"{prefix}/{name.rstrip('/')}", f"{prefix}/{name}*"] if entry.endswith("/") else [f"{prefix}/{name}"]
+            )
+        return [
+            IamStatement(
+                actions=(
+                    "ssm:GetParameter",
+                    "ssm:GetParameters",
+                    "ssm:GetParametersByPath",
+                    "ssm:GetParameterHistory",
+                    "ssm:PutParameter",
+                ),
+                resources=tuple(resources),
+                purpose="read parameters and their history, write back a recorded value",
+            ),
+            IamStatement(
+                actions=("kms:Decrypt", "kms:Encrypt"),
+                resources=(f"arn:{scope.partition}:kms:{scope.region}:{scope.account}:key/*",),
+                purpose="SecureString parameters only; narrow to the parameters' key",
+            ),
+        ]

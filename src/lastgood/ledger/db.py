@@ -1,0 +1,104 @@
+"""Opening the ledger: an engine for the URL, migrations brought to head, sessions."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lastgood.errors import BadInput, LastgoodError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_URL = "sqlite:///.lastgood/state.db"
+
+
+def resolve_url(configured: str | None, base_dir: Path) -> str:
+    """LASTGOOD_STATE, else the file's `state`, else the default; relative SQLite paths are the file's."""
+    url = os.environ.get("LASTGOOD_STATE") or configured or DEFAULT_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInput(f"state: not a database URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = base_dir / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return url
+
+
+class Ledger:
+    """A handle on one ledger database; thread-safe session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction; committed on success. Writes are serialised (SQLite allows one writer)."""
+        with self._write_lock, self._sessions() as session, session.begin():
+            yield session
+
+    def migrate(self) -> None:
+        config = _alembic_config(self.url)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            with self.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except OperationalError as error:
+            raise LastgoodError(f"cannot open the ledger at {_safe(self.url)}: {error.orig}") from None
+        if current != head:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_ledger(url: str) -> Ledger:
+    ledger = Ledger(url)
+    ledger.migrate()
+    return ledger
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,128 @@
+"""SQLAlchemy tables. Changes here need a migration in migrations/versions (alembic revision --autogenerate)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite keeps no zone, so it is added back on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime()}  # noqa: RUF012
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    env: Mapped[str] = mapped_column(String(128), primary_key=True)
+    live_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+
+
+class ReleaseRow(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app", "env", "label", name="uq_release_label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(256))
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(256))
+    bad: Mapped[bool] = mapped_column(default=False)
+    bad_reason: Mapped[str | None] = mapped_column(Text)
+    marked_bad_at: Mapped[datetime | None]
+    components: Mapped[list[ReleaseComponentRow]] = relationship(
+        back_populates="release", cascade="all, delete-orphan", order_by="ReleaseComponentRow.id"
+    )
+
+
+class ReleaseComponentRow(Base):
+    __tablename__ = "release_components"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    component: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]]
+    state_hash: Mapped[str] = mapped_column(String(64))
+    release: Mapped[ReleaseRow] = relationship(back_populates="components")
+
+
+class RollbackRow(Base):
+    __tablename__ = "rollbacks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    from_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    to_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    partial: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[StepRow]] = relationship(
+        back_populates="rollback", cascade="all, delete-orphan", order_by="StepRow.position"
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("rollback_id", "component", name="uq_step_component"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollback_id: Mapped[str] = mapped_column(ForeignKey("rollbacks.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    component: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    target: Mapped[dict[str, Any]]
+    waits_for: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    rollback: Mapped[RollbackRow] = relationship(back_populates="steps")
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_app_env", "app", "env"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    rollback_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
