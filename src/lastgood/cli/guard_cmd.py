@@ -1,7 +1,71 @@
 """lastgood guard."""
 
+from __future__ import annotations
+
+from typing import Annotated
+
 import typer
+
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, ParallelOption, emit, open_env, stderr, stdout
+from lastgood.config.durations import parse_duration
+from lastgood.errors import BadInput
+from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.judge.base import TriggerVerdict
+from lastgood.sources.cloudwatch import CloudWatchSource
+
+_COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
+
+
+class ConsoleGuardListener:
+    """Prints a trigger's line when its state changes, not every period."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        for v in verdicts:
+            line = f"{v.state}:{v.breaching_periods}"
+            if self._last.get(v.trigger) != line:
+                self._last[v.trigger] = line
+                colour = _COLOURS[v.state]
+                stderr.print(f"  [{colour}]{v.state:<9}[/] {v.trigger} ({v.action}): {v.detail}")
+
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        stderr.print(f"[bold red]{verdict.trigger} fired[/]: rolling back ({rollback_id})")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("guard")(guard)
+
+
+def guard(
+    env: Annotated[str, typer.Argument(help="Environment name from the file", metavar="ENV")],
+    for_: Annotated[str, typer.Option("--for", help="How long to watch, e.g. 30m")] = "30m",
+    parallel: ParallelOption = 16,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Watch the file's triggers in CloudWatch; a rollback trigger that holds for its window rolls back.
+
+    Exit codes: 0 the release stayed healthy, 1 it was judged bad (rolled back, or the rollback failed),
+    3 a trigger fired but there was no release to roll back to.
+    """
+    try:
+        duration = parse_duration(for_)
+    except ValueError as error:
+        raise BadInput(f"--for: {error}") from None
+    ctx = open_env(file, env, parallel)
+    listener = ConsoleGuardListener() if output == OutputFormat.text else None
+    if output == OutputFormat.text:
+        stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers")
+    outcome = Guard(ctx, CloudWatchSource(ctx.aws), listener=listener).run(duration)
+    emit(output, outcome.to_dict(), lambda: render(outcome))
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def render(outcome: GuardOutcome) -> None:
+    if outcome.status == "healthy":
+        stdout.print(f"[green]healthy[/]: {outcome.message}")
+    else:
+        stdout.print(f"[red]{outcome.status}[/]: {outcome.message}")

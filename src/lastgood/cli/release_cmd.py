@@ -99,4 +99,8 @@ def mark_bad(
     with ctx.ledger.session() as session:
         release = store.get_release(session, ctx.app, env, label)
         store.mark_bad(session, release, reason, ctx.clock.now())
-    emit(output, {"env": env, "label": label, "bad": True, "reason": reason}, lambda: stdout.print(f"{label}: marked bad"))
+    emit(
+        output,
+        {"env": env, "label": label, "bad": True, "reason": reason},
+        lambda: stdout.print(f"{label}: marked bad"),
+    )

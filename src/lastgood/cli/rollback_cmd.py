@@ -52,8 +52,14 @@ def render_plan(plan: Plan) -> None:
         for index, step in enumerate(plan.steps, 1):
             action = f"[red]{step.change.action} (destructive)[/]" if step.change.destructive else step.change.action
             table.add_row(
-                str(index), step.component, step.kind, action, step.change.before, step.change.after,
-                format_duration(step.change.estimate_seconds), ", ".join(step.waits_for) or "-",
+                str(index),
+                step.component,
+                step.kind,
+                action,
+                step.change.before,
+                step.change.after,
+                format_duration(step.change.estimate_seconds),
+                ", ".join(step.waits_for) or "-",
             )
         stdout.print(table)
         for step in plan.steps:
@@ -187,12 +193,21 @@ def show(
             "reason": row.reason,
             "error": row.error,
             "steps": [
-                {"component": s.component, "action": s.action, "from": s.before, "to": s.after, "status": s.status,
-                 "attempts": s.attempts, "detail": s.detail, "error": s.error}
+                {
+                    "component": s.component,
+                    "action": s.action,
+                    "from": s.before,
+                    "to": s.after,
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "detail": s.detail,
+                    "error": s.error,
+                }
                 for s in row.steps
             ],
             "timeline": [
-                {"at": e.at.isoformat(), "type": e.type, "message": e.message} for e in store.events_of(session, rollback_id)
+                {"at": e.at.isoformat(), "type": e.type, "message": e.message}
+                for e in store.events_of(session, rollback_id)
             ],
         }
 

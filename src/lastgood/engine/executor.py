@@ -124,8 +124,10 @@ class Executor:
         # For crash-and-resume tests and drills: slow every step down so a process can be killed mid-way.
         self._step_delay = float(os.environ.get("LASTGOOD_TEST_STEP_DELAY", "0") or 0)
 
-    def create(self, plan: Plan, reason: str = "", requested_by: str | None = None) -> str:
-        rollback_id = store.new_rollback_id()
+    def create(
+        self, plan: Plan, reason: str = "", requested_by: str | None = None, rollback_id: str | None = None
+    ) -> str:
+        rollback_id = rollback_id or store.new_rollback_id()
         now = self.ctx.clock.now()
         with self.ctx.ledger.session() as session:
             rollback = RollbackRow(

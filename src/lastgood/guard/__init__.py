@@ -1,0 +1,1 @@
+"""The guard: measure, judge, decide, and open a rollback with no one at the keyboard."""

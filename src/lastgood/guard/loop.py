@@ -1,0 +1,161 @@
+"""The guard loop: every period, fetch every trigger's series in one batch, judge, act on what fires."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from lastgood.config.models import Trigger
+from lastgood.engine.context import EnvContext
+from lastgood.engine.executor import Executor, Listener, RollbackResult
+from lastgood.engine.planner import build_plan
+from lastgood.errors import Refused
+from lastgood.judge.base import Judge, TriggerVerdict
+from lastgood.judge.threshold import ThresholdJudge
+from lastgood.ledger import store
+from lastgood.sources.base import MetricSource
+
+
+class GuardListener(Protocol):
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None: ...
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None: ...
+
+
+class QuietGuardListener:
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        pass
+
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        pass
+
+
+@dataclass
+class GuardOutcome:
+    env: str
+    status: str  # healthy | rolled-back | rollback-failed | nothing-to-roll-back-to
+    evaluations: int
+    fired: TriggerVerdict | None = None
+    rollback: RollbackResult | None = None
+    alerts: list[TriggerVerdict] = field(default_factory=list)
+    detected_at: datetime | None = None
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "nothing-to-roll-back-to": 3}.get(self.status, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "status": self.status,
+            "evaluations": self.evaluations,
+            "fired": self.fired.to_dict() if self.fired else None,
+            "detected_at": self.detected_at.isoformat() if self.detected_at else None,
+            "rollback": self.rollback.to_dict() if self.rollback else None,
+            "alerts": [a.to_dict() for a in self.alerts],
+            "message": self.message,
+        }
+
+
+def window_end(now: datetime, period: float) -> datetime:
+    """The end of the last complete period: the current, partial one is not judged."""
+    stamp = int(now.timestamp() // period * period)
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+class Guard:
+    def __init__(
+        self,
+        ctx: EnvContext,
+        source: MetricSource,
+        judge: Judge | None = None,
+        listener: GuardListener | None = None,
+        rollback_listener: Listener | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.source = source
+        self.judge = judge or ThresholdJudge()
+        self.listener = listener or QuietGuardListener()
+        self.rollback_listener = rollback_listener
+        self.triggers = ctx.runbook.triggers_for(ctx.env)
+        self._alerting: set[str] = set()
+
+    @property
+    def interval(self) -> float:
+        return min((t.period for t in self.triggers), default=60.0)
+
+    def evaluate(self) -> list[TriggerVerdict]:
+        now = self.ctx.clock.now()
+        by_period: dict[float, list[Trigger]] = {}
+        for trigger in self.triggers:
+            by_period.setdefault(trigger.period, []).append(trigger)
+        verdicts = []
+        for period, triggers in by_period.items():
+            end = window_end(now, period)
+            longest = max(t.for_ for t in triggers)
+            requests = [r for t in triggers for r in self.judge.requests(t)]
+            series = self.source.fetch(requests, datetime.fromtimestamp(end.timestamp() - longest, UTC), end)
+            verdicts += [self.judge.judge(t, series, end) for t in triggers]
+        self.listener.evaluated(verdicts)
+        return verdicts
+
+    def run(self, duration: float) -> GuardOutcome:
+        if not self.triggers:
+            return GuardOutcome(self.ctx.env, "healthy", 0, message="the file has no triggers; nothing to watch")
+        deadline = self.ctx.clock.now().timestamp() + duration
+        outcome = GuardOutcome(self.ctx.env, "healthy", 0)
+        while True:
+            verdicts = self.evaluate()
+            outcome.evaluations += 1
+            self._record_alerts(verdicts, outcome)
+            fired = next((v for v in verdicts if v.fires_rollback), None)
+            if fired is not None:
+                return self._roll_back(fired, outcome)
+            remaining = deadline - self.ctx.clock.now().timestamp()
+            if remaining <= 0:
+                outcome.message = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
+                return outcome
+            self.ctx.clock.sleep(min(self.interval, remaining))
+
+    def _record_alerts(self, verdicts: list[TriggerVerdict], outcome: GuardOutcome) -> None:
+        for verdict in verdicts:
+            if verdict.state == "firing" and verdict.action == "alert" and verdict.trigger not in self._alerting:
+                self._alerting.add(verdict.trigger)
+                outcome.alerts.append(verdict)
+                self._event("guard-alert", f"alert {verdict.trigger}: {verdict.detail}", None, verdict)
+            elif verdict.state != "firing":
+                self._alerting.discard(verdict.trigger)
+
+    def _roll_back(self, fired: TriggerVerdict, outcome: GuardOutcome) -> GuardOutcome:
+        outcome.fired = fired
+        outcome.detected_at = self.ctx.clock.now()
+        reason = f"trigger {fired.trigger} ({fired.severity}): {fired.detail}"
+        try:
+            plan = build_plan(self.ctx)
+        except Refused as refused:
+            self._event("guard-fired", f"{reason}; {refused}", None, fired)
+            outcome.status, outcome.message = "nothing-to-roll-back-to", str(refused)
+            return outcome
+        executor = Executor(self.ctx, self.rollback_listener)
+        rollback_id = store.new_rollback_id()
+        self._event("guard-fired", reason, rollback_id, fired)
+        executor.create(plan, reason=reason, requested_by="lastgood-guard", rollback_id=rollback_id)
+        self.listener.rollback_started(rollback_id, fired)
+        outcome.rollback = executor.run(rollback_id)
+        outcome.status = "rolled-back" if outcome.rollback.status == "succeeded" else "rollback-failed"
+        outcome.message = outcome.rollback.summary()
+        return outcome
+
+    def _event(self, type_: str, message: str, rollback_id: str | None, verdict: TriggerVerdict) -> None:
+        with self.ctx.ledger.session() as session:
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                type_,
+                message,
+                self.ctx.clock.now(),
+                rollback_id,
+                verdict.to_dict(),
+            )

@@ -1,0 +1,1 @@
+"""Verdicts over measurements: pure functions, no I/O."""

@@ -1,0 +1,1 @@
+"""Metric sources: one module per backend behind lastgood.sources.base.MetricSource."""
