@@ -13,6 +13,8 @@ from lastgood.config.models import AwsSettings
 from lastgood.demo import shop
 from lastgood.demo.endpoint import FAKE_CREDENTIALS, LocalEndpoint
 
+pytest_plugins = ["pg_fixture"]
+
 
 @pytest.fixture(scope="session")
 def endpoint() -> Iterator[LocalEndpoint]:

@@ -19,7 +19,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    code, out, err = run(capsys, *args, "--output", "json")
+    code, out, _err = run(capsys, *args, "--output", "json")
     return code, json.loads(out)
 
 
@@ -134,3 +134,57 @@ def test_unknown_release_and_component_are_bad_input(shop_dir: Path, capsys, mon
     assert code == 2 and "did you mean 'api'" in err
     code, _out, err = run(capsys, "release", "record", "prod", "--version", "v1")
     assert code == 2 and "already exists" in err
+
+
+def test_failed_step_leaves_a_clear_state_and_resume_command(
+    shop_dir: Path, aws: AwsClients, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(shop_dir)
+    run(capsys, "release", "record", "prod", "--version", "v1")
+    bad_deploy(aws)
+    run(capsys, "release", "record", "prod", "--version", "v2")
+    # The parameter is deleted after the release: its history, and so its old value, is gone.
+    aws.client("ssm").delete_parameter(Name="/shop/prod/api/pricing-engine")
+    code, result = run_json(capsys, "rollback", "prod", "--yes")
+    assert code == 1
+    assert result["status"] == "failed"
+    assert list(result["failed"]) == ["api-config"]
+    assert "pricing-engine" in result["failed"]["api-config"]
+    assert sorted(result["done"]) == ["api", "db-credentials", "worker"]
+    assert result["resume"] == f"lastgood resume {result['id']}"
+    # Text mode names what was done, what failed and the command to resume.
+    code, _out, _err = run(capsys, "resume", result["id"])
+    assert code == 1
+    code, out, _err = run(capsys, "show", result["id"])
+    assert "failed" in out and "lastgood resume" in out
+    code, listing = run_json(capsys, "release", "list", "prod")
+    assert [r["label"] for r in listing["releases"] if r["live"]] == ["v2"]  # not settled on v1
+
+
+def test_missing_resource_is_bad_input_and_changes_nothing(
+    shop_dir: Path, aws: AwsClients, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(shop_dir)
+    run(capsys, "release", "record", "prod", "--version", "v1")
+    bad_deploy(aws)
+    run(capsys, "release", "record", "prod", "--version", "v2")
+    aws.client("lambda").delete_alias(FunctionName="shop-worker-prod", Name="live")
+    code, _out, err = run(capsys, "rollback", "prod", "--yes")
+    assert code == 2
+    assert "worker" in err and "shop-worker-prod" in err
+    assert aws.client("lambda").get_alias(FunctionName="shop-api-prod", Name="live")["FunctionVersion"] == "2"
+
+
+def test_secret_values_never_reach_the_ledger_or_output(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(shop_dir)
+    _c, out1, _e = run(capsys, "release", "record", "prod", "--version", "v1", "-o", "json")
+    bad_deploy(aws)
+    _c, out2, _e = run(capsys, "release", "record", "prod", "--version", "v2", "-o", "json")
+    _c, out3, err3 = run(capsys, "rollback", "prod", "--yes")
+    ledger_bytes = (shop_dir / ".lastgood" / "state.db").read_bytes()
+    for wal in (shop_dir / ".lastgood").glob("state.db-wal"):
+        ledger_bytes += wal.read_bytes()
+    for secret in ("demo-signing-key-1", "demo-password-1", "rotated-for-v2"):
+        for text in (out1, out2, out3, err3):
+            assert secret not in text
+        assert secret.encode() not in ledger_bytes

@@ -47,14 +47,13 @@ def render_plan(plan: Plan) -> None:
         stdout.print(f"{title}\n[green]nothing to change[/]: every component already matches {plan.to_release}")
     else:
         table = Table(title=title, title_justify="left")
-        for column in ("#", "component", "kind", "action", "from", "to", "estimate", "after"):
-            table.add_column(column)
+        for column in ("#", "component", "action", "from", "to", "estimate", "after"):
+            table.add_column(column, overflow="fold")
         for index, step in enumerate(plan.steps, 1):
             action = f"[red]{step.change.action} (destructive)[/]" if step.change.destructive else step.change.action
             table.add_row(
                 str(index),
                 step.component,
-                step.kind,
                 action,
                 step.change.before,
                 step.change.after,

@@ -8,7 +8,8 @@ from typing import Any
 
 from lastgood.config.messages import format_path
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A default may itself hold {env} or {app}: ${DB:-shop/{env}/db}.
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:\{[^{}]*\}|[^}])*))?\}")
 
 
 def substitute_variables(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,13 +27,18 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def _field_names(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
     """The keys allowed at the mapping that holds loc's last part, for 'did you mean' hints."""
     current: Any = model
+    mapping_key = False
     for part in loc[:-1]:
         if isinstance(part, int):
+            continue
+        if mapping_key:  # a key of a dict field (environments.<name>), not a field name
+            mapping_key = False
             continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
         annotation = field.annotation
+        mapping_key = get_origin(annotation) is dict
         args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
         candidates = [annotation, *args]
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)

@@ -27,7 +27,7 @@ from lastgood.domain.states import (
 )
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.planner import Plan
-from lastgood.errors import LastgoodError
+from lastgood.errors import BadInput, LastgoodError
 from lastgood.kinds.base import Kind, State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
@@ -208,9 +208,8 @@ class Executor:
             if rollback.status == RollbackStatus.SUCCEEDED:
                 raise LastgoodError(f"rollback {rollback_id} has already succeeded; nothing to resume")
             if rollback.env != self.ctx.env or rollback.app != self.ctx.app:
-                raise LastgoodError(
-                    f"rollback {rollback_id} belongs to {rollback.app}/{rollback.env}, not {self.ctx.app}/{self.ctx.env}"
-                )
+                where = f"{rollback.app}/{rollback.env}"
+                raise BadInput(f"rollback {rollback_id} belongs to {where}, not {self.ctx.app}/{self.ctx.env}")
             resuming = rollback.status != RollbackStatus.PLANNED
             transition(rollback, RollbackStatus.RUNNING, ROLLBACK_TRANSITIONS)
             rollback.error = None

@@ -77,17 +77,17 @@ class SsmParameter(Kind[SsmParameterSpec]):
         return out
 
     def plan(self, spec: SsmParameterSpec, current: State, target: State) -> Change | None:
-        change = super().plan(spec, current, target)
-        extra = sorted(set(current["parameters"]) - set(target["parameters"]))
-        if change is None:
+        now, recorded = current["parameters"], target["parameters"]
+        changed = [n for n, p in recorded.items() if n not in now or now[n]["hash"] != p["hash"]]
+        if not changed:
             return None
-        notes = tuple(f"{name} was created after the release; it is left as it is" for name in extra)
+        extra = sorted(set(now) - set(recorded))
         return Change(
-            action=change.action,
-            before=change.before,
-            after=change.after,
-            estimate_seconds=self.estimate_seconds * max(1, len(self.differences(spec, current, target))) / 4,
-            notes=notes,
+            action=self.action_name(current, target),
+            before=self.describe({"parameters": {n: now[n] for n in changed if n in now}}),
+            after=self.describe({"parameters": {n: recorded[n] for n in changed}}),
+            estimate_seconds=max(1.0, 0.5 * len(changed)),
+            notes=tuple(f"{name} was created after the release; it is left as it is" for name in extra),
         )
 
     def apply(self, spec: SsmParameterSpec, ctx: KindContext, target: State) -> ApplyResult:

@@ -1,0 +1,3 @@
+from lastgood.cli.app import entrypoint
+
+entrypoint()
