@@ -58,8 +58,11 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
         if isinstance(components, list):
             _validate_components(components, problems)
         raise ConfigError(problems, source) from None
-    specs = _validate_components(runbook.components, problems)
-    problems += _cross_check(specs, runbook)
+    positions: list[int] = []
+    specs = _validate_components(runbook.components, problems, positions)
+    # A component that failed its own checks still exists: depending on it is not a second problem.
+    declared = {str(c["name"]) for c in runbook.components if isinstance(c, dict) and "name" in c}
+    problems += _cross_check(specs, runbook, positions, declared)
     if problems:
         raise ConfigError(problems, source)
     return runbook.model_copy(update={"components": specs})
@@ -76,7 +79,8 @@ def _restore_placeholders(data: Any) -> Any:
     return data
 
 
-def _validate_components(raw: list[Any], problems: list[str]) -> list[Component]:
+def _validate_components(raw: list[Any], problems: list[str], positions: list[int] | None = None) -> list[Component]:
+    """The valid components; `positions` receives each one's index in the file."""
     from lastgood.kinds.registry import KINDS
 
     specs = []
@@ -95,24 +99,30 @@ def _validate_components(raw: list[Any], problems: list[str]) -> list[Component]
         model = KINDS[kind].spec_model
         try:
             specs.append(model.model_validate(item))
+            if positions is not None:
+                positions.append(index)
         except ValidationError as error:
             problems += pydantic_problems(error, model, prefix=("components", index))
     return specs
 
 
-def _cross_check(specs: list[Component], runbook: Runbook) -> list[str]:
+def _cross_check(
+    specs: list[Component], runbook: Runbook, positions: list[int] | None = None, declared: set[str] | None = None
+) -> list[str]:
     problems = []
     names = [s.name for s in specs]
+    positions = list(range(len(specs))) if positions is None else positions
+    known = set(names) | (declared or set())
     seen: set[str] = set()
-    for index, name in enumerate(names):
+    for index, name in zip(positions, names, strict=True):
         if name in seen:
             problems.append(f"components[{index}].name: {name!r} is used by another component")
         seen.add(name)
-    for index, spec in enumerate(specs):
+    for index, spec in zip(positions, specs, strict=True):
         for dep_index, dep in enumerate(spec.depends_on):
-            if dep not in seen:
+            if dep not in known:
                 where = format_path(["components", index, "depends_on", dep_index])
-                problems.append(f"{where}: no component named {dep!r}{did_you_mean(dep, names)}")
+                problems.append(f"{where}: no component named {dep!r}{did_you_mean(dep, sorted(known))}")
     cycle = _find_cycle({s.name: [d for d in s.depends_on if d in seen] for s in specs})
     if cycle:
         problems.append(f"components: depends_on forms a cycle: {' -> '.join(cycle)}")
