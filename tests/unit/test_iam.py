@@ -1,0 +1,43 @@
+"""`lastgood iam-policy`: least privilege, scoped to the file's resources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lastgood.cli.app import main
+
+RUNBOOK = """
+app: shop
+environments:
+  prod: {aws: {region: eu-west-1}}
+components:
+  - {name: api, kind: lambda-alias, function: shop-api-{env}}
+  - {name: cfg, kind: ssm-parameter, parameters: [/shop/{env}/api/, /shop/{env}/flag]}
+  - {name: db, kind: secret, secret: shop/{env}/db}
+triggers:
+  - name: errors
+    cloudwatch: {namespace: AWS/Lambda, metric: Errors}
+    when: "> 5"
+"""
+
+
+def test_policy_lists_each_kinds_actions_on_its_resources(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lastgood.yaml").write_text(RUNBOOK)
+    assert main(["iam-policy", "--account", "111122223333", "-f", str(tmp_path / "lastgood.yaml")]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    by_service = {s["Action"][0].split(":")[0]: s for s in policy["Statement"]}
+    assert policy["Version"] == "2012-10-17"
+    assert set(by_service["lambda"]["Action"]) == {"lambda:GetAlias", "lambda:UpdateAlias"}
+    assert "arn:aws:lambda:eu-west-1:111122223333:function:shop-api-prod:live" in by_service["lambda"]["Resource"]
+    ssm = by_service["ssm"]["Resource"]
+    assert "arn:aws:ssm:eu-west-1:111122223333:parameter/shop/prod/api/*" in ssm
+    assert "arn:aws:ssm:eu-west-1:111122223333:parameter/shop/prod/flag" in ssm
+    assert by_service["secretsmanager"]["Resource"] == [
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:shop/prod/db-*"
+    ]
+    assert "secretsmanager:GetSecretValue" not in by_service["secretsmanager"]["Action"]  # values are never read
+    assert by_service["cloudwatch"]["Action"] == ["cloudwatch:GetMetricData"]
+    assert all(r != "*" for s in policy["Statement"] if s["Action"][0].startswith("lambda") for r in s["Resource"])
