@@ -28,6 +28,7 @@ FileOption = Annotated[
     Path | None,
     typer.Option("--file", "-f", help="The runbook file [default: $LASTGOOD_FILE or ./lastgood.yaml]"),
 ]
+EnvArgument = Annotated[str, typer.Argument(help="Environment name from the file", metavar="ENV", show_default=False)]
 OutputOption = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="text for people, json for scripts", case_sensitive=False)
 ]

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, ParallelOption, emit, open_env, stderr, stdout
+from lastgood.cli.common import (
+    EnvArgument,
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    ParallelOption,
+    emit,
+    open_env,
+    stderr,
+    stdout,
+)
 from lastgood.config.durations import parse_duration
 from lastgood.errors import BadInput
 from lastgood.guard.loop import Guard, GuardOutcome
@@ -39,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
 
 def guard(
-    env: Annotated[str, typer.Argument(help="Environment name from the file", metavar="ENV")],
+    env: EnvArgument,
     for_: Annotated[str, typer.Option("--for", help="How long to watch, e.g. 30m")] = "30m",
     parallel: ParallelOption = 16,
     file: FileOption = None,

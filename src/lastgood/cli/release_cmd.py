@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_env, stdout
+from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, emit, open_env, stdout
 from lastgood.engine.record import record_release
 from lastgood.kinds.registry import get_kind
 from lastgood.ledger import store
@@ -36,7 +36,7 @@ def release_dict(release: ReleaseRow, live_id: int | None, with_components: bool
 
 @release_app.command("record")
 def record(
-    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    env: EnvArgument,
     version: Annotated[str, typer.Option("--version", help="The release label, e.g. v42 or a git sha")],
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -58,7 +58,7 @@ def record(
 
 @release_app.command("list")
 def list_(
-    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    env: EnvArgument,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
@@ -88,7 +88,7 @@ def list_(
 
 @release_app.command("mark-bad")
 def mark_bad(
-    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    env: EnvArgument,
     label: Annotated[str, typer.Argument(help="The release to mark")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is bad")] = "marked bad by hand",
     file: FileOption = None,

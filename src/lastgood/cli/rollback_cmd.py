@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lastgood.cli.common import (
+    EnvArgument,
     FileOption,
     OutputFormat,
     OutputOption,
@@ -72,7 +73,7 @@ def render_plan(plan: Plan) -> None:
 
 
 def plan(
-    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    env: EnvArgument,
     to: ToOption = None,
     only: OnlyOption = None,
     file: FileOption = None,
@@ -132,7 +133,7 @@ def finish(result: RollbackResult, output: OutputFormat) -> None:
 
 
 def rollback(
-    env: Annotated[str, typer.Argument(help="Environment name from the file")],
+    env: EnvArgument,
     to: ToOption = None,
     only: OnlyOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
@@ -145,6 +146,7 @@ def rollback(
     ctx = open_env(file, env, parallel)
     planned = build_plan(ctx, to, split_names(only))
     if output == OutputFormat.text:
+        warn_unfinished(ctx)
         render_plan(planned)
     if not planned.steps:
         emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
@@ -154,6 +156,15 @@ def rollback(
     if output == OutputFormat.text:
         stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
     finish(execute(ctx, rollback_id, len(planned.steps), output), output)
+
+
+def warn_unfinished(ctx: EnvContext) -> None:
+    with ctx.ledger.session() as session:
+        unfinished = [
+            r for r in store.list_rollbacks(session, ctx.app, ctx.env, 5) if r.status in ("running", "failed")
+        ]
+    for row in unfinished:
+        stderr.print(f"[yellow]note[/]: rollback {row.id} is {row.status}; `lastgood resume {row.id}` finishes it")
 
 
 def resume(
