@@ -47,29 +47,42 @@ def render_plan(plan: Plan) -> None:
     if not plan.steps:
         stdout.print(f"{title}\n[green]nothing to change[/]: every component already matches {plan.to_release}")
     else:
-        table = Table(title=title, title_justify="left")
-        for column in ("#", "component", "action", "from", "to", "estimate", "after"):
-            table.add_column(column, overflow="fold")
-        for index, step in enumerate(plan.steps, 1):
-            action = f"[red]{step.change.action} (destructive)[/]" if step.change.destructive else step.change.action
-            table.add_row(
-                str(index),
-                step.component,
-                action,
-                step.change.before,
-                step.change.after,
-                format_duration(step.change.estimate_seconds),
-                ", ".join(step.waits_for) or "-",
-            )
-        stdout.print(table)
+        stdout.print(plan_table(plan, title))
         for step in plan.steps:
             for note in step.change.notes:
                 stdout.print(f"  note: {step.component}: {note}")
         stdout.print(f"{len(plan.steps)} to change, estimated {format_duration(plan.estimate_seconds)}")
+        if plan.exceeds_rto and plan.rto_seconds is not None:
+            stdout.print(
+                f"[bold red]the estimate exceeds {plan.env}'s recovery-time objective "
+                f"({format_duration(plan.rto_seconds)})[/]"
+            )
+        if plan.destructive_steps:
+            stdout.print(f"[bold red]destructive steps[/]: {', '.join(plan.destructive_steps)}")
     if plan.unchanged:
         stdout.print(f"already at {plan.to_release}: {', '.join(plan.unchanged)}")
     if plan.not_recorded:
         stdout.print(f"[yellow]not in release {plan.to_release}, left alone[/]: {', '.join(plan.not_recorded)}")
+
+
+def plan_table(plan: Plan, title: str) -> Table:
+    with_loss = any(s.change.data_loss_window_seconds is not None for s in plan.steps)
+    table = Table(title=title, title_justify="left")
+    columns = ["#", "component", "action", "from", "to", "estimate", "after"] + (
+        ["data-loss window"] if with_loss else []
+    )
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for index, step in enumerate(plan.steps, 1):
+        change = step.change
+        action = f"[red]{change.action} (destructive)[/]" if change.destructive else change.action
+        row = [str(index), step.component, action, change.before, change.after]
+        row += [format_duration(change.estimate_seconds), ", ".join(step.waits_for) or "-"]
+        if with_loss:
+            window = change.data_loss_window_seconds
+            row.append("-" if window is None else format_duration(window))
+        table.add_row(*row)
+    return table
 
 
 def plan(
@@ -85,7 +98,12 @@ def plan(
     emit(output, result.to_dict(), lambda: render_plan(result))
 
 
-def confirm(ctx: EnvContext, plan: Plan, yes: bool) -> None:
+def confirm(ctx: EnvContext, plan: Plan, yes: bool, allow_destructive: bool = False) -> None:
+    if plan.destructive_steps and yes and not allow_destructive:
+        raise Refused(
+            f"the plan has destructive steps ({', '.join(plan.destructive_steps)}): --yes is not enough, "
+            "add --allow-destructive. Nothing was changed."
+        )
     if yes:
         return
     environment = ctx.runbook.environment(ctx.env)
@@ -106,6 +124,9 @@ class ProgressListener:
 
     def step_started(self, component: str) -> None:
         self.progress.update(self.task, description=f"rolling back {component}")
+
+    def step_progress(self, component: str, message: str) -> None:
+        self.progress.console.print(f"  [dim]{component}: {message}[/]")
 
     def step_finished(self, component: str, status: str, detail: str) -> None:
         self.progress.advance(self.task)
@@ -137,6 +158,9 @@ def rollback(
     to: ToOption = None,
     only: OnlyOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    allow_destructive: Annotated[
+        bool, typer.Option("--allow-destructive", help="With --yes: also run steps the plan marks destructive")
+    ] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the ledger")] = "",
     parallel: ParallelOption = 16,
     file: FileOption = None,
@@ -151,7 +175,7 @@ def rollback(
     if not planned.steps:
         emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
         return
-    confirm(ctx, planned, yes)
+    confirm(ctx, planned, yes, allow_destructive)
     rollback_id = Executor(ctx).create(planned, reason)
     if output == OutputFormat.text:
         stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")

@@ -28,6 +28,9 @@ class Environment(Strict):
         default=None,
         description="The phrase a person types to confirm a rollback of a protected environment.",
     )
+    rto: Duration | None = Field(
+        default=None, description="Recovery-time objective; a plan whose estimate exceeds it says so."
+    )
 
     def phrase(self, env_name: str) -> str:
         return self.confirm_phrase or f"rollback-{env_name}"

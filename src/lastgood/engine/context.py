@@ -41,7 +41,7 @@ class EnvContext:
 
     @property
     def kind_context(self) -> KindContext:
-        return KindContext(app=self.app, env=self.env, aws=self.aws)
+        return KindContext(app=self.app, env=self.env, aws=self.aws, now=self.clock.now, sleep=self.clock.sleep)
 
     def components(self, only: Iterable[str] | None = None) -> list[Component]:
         specs = self.runbook.components_for(self.env)

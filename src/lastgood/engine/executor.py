@@ -28,18 +28,22 @@ from lastgood.domain.states import (
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError
-from lastgood.kinds.base import Kind, State
+from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 
 
 class Listener(Protocol):
     def step_started(self, component: str) -> None: ...
+    def step_progress(self, component: str, message: str) -> None: ...
     def step_finished(self, component: str, status: str, detail: str) -> None: ...
 
 
 class SilentListener:
     def step_started(self, component: str) -> None:
+        pass
+
+    def step_progress(self, component: str, message: str) -> None:
         pass
 
     def step_finished(self, component: str, status: str, detail: str) -> None:
@@ -51,7 +55,7 @@ class RetryPolicy:
     attempts: int = 5
     base_delay: float = 0.5
     max_delay: float = 8.0
-    verify_interval: float = 0.5
+    verify_interval: float | None = None  # None: each kind's own verify_interval_seconds
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""
@@ -123,6 +127,7 @@ class Executor:
         self.retry = retry or RetryPolicy()
         # For crash-and-resume tests and drills: slow every step down so a process can be killed mid-way.
         self._step_delay = float(os.environ.get("LASTGOOD_TEST_STEP_DELAY", "0") or 0)
+        self._rollback_id = ""
 
     def create(
         self, plan: Plan, reason: str = "", requested_by: str | None = None, rollback_id: str | None = None
@@ -171,6 +176,7 @@ class Executor:
         return rollback_id
 
     def run(self, rollback_id: str) -> RollbackResult:
+        self._rollback_id = rollback_id
         started = self.ctx.clock.now()
         work = self._begin(rollback_id)
         specs = {s.name: s for s in self.ctx.runbook.components_for(self.ctx.env)}
@@ -271,7 +277,7 @@ class Executor:
         while True:
             attempt += 1
             try:
-                return self._apply_and_verify(kind, spec, work.target, attempt)
+                return self._apply_and_verify(kind, spec, work, attempt)
             except LastgoodError as error:
                 if getattr(error, "retryable", False) and attempt < self.retry.attempts:
                     self.ctx.clock.sleep(self.retry.delay(attempt))
@@ -280,25 +286,52 @@ class Executor:
             except Exception as error:  # a bug or an unexpected library error must not kill the other steps
                 return StepOutcome(StepStatus.FAILED, "", attempt, f"unexpected {type(error).__name__}: {error}")
 
-    def _apply_and_verify(self, kind: Kind[Any], spec: Component, target: State, attempt: int) -> StepOutcome:
+    def _apply_and_verify(self, kind: Kind[Any], spec: Component, work: _Work, attempt: int) -> StepOutcome:
         if self._step_delay:
             self.ctx.clock.sleep(self._step_delay)
-        kctx = self.ctx.kind_context
-        result = kind.apply(spec, kctx, target)
+        kctx = self._kind_context(work.component)
+        result = kind.apply(spec, kctx, work.target)
         deadline = self.ctx.clock.now().timestamp() + kind.verify_timeout_seconds
+        interval = (
+            self.retry.verify_interval if self.retry.verify_interval is not None else kind.verify_interval_seconds
+        )
         while True:
-            problems = kind.verify(spec, kctx, target)
+            problems = kind.verify(spec, kctx, work.target)
             if not problems:
                 status = StepStatus.SUCCEEDED if result.changed else StepStatus.UNCHANGED
                 return StepOutcome(status, result.detail + "; verified", attempt)
             if self.ctx.clock.now().timestamp() >= deadline:
                 return StepOutcome(
-                    StepStatus.FAILED,
-                    result.detail,
-                    attempt,
-                    "did not reach its target: " + "; ".join(problems),
+                    StepStatus.FAILED, result.detail, attempt, "did not reach its target: " + "; ".join(problems)
                 )
-            self.ctx.clock.sleep(self.retry.verify_interval)
+            self.ctx.clock.sleep(interval)
+
+    def _kind_context(self, component: str) -> KindContext:
+        def progress(message: str) -> None:
+            self.listener.step_progress(component, message)
+            with self.ctx.ledger.session() as session:
+                store.add_event(
+                    session,
+                    self.ctx.app,
+                    self.ctx.env,
+                    "step-progress",
+                    f"{component}: {message}",
+                    self.ctx.clock.now(),
+                    self._rollback_id,
+                    {"component": component},
+                )
+
+        base = self.ctx.kind_context
+        token = f"{self._rollback_id}-{component}"
+        return KindContext(
+            base.app,
+            base.env,
+            base.aws,
+            token=token,
+            progress=progress,
+            now=self.ctx.clock.now,
+            sleep=self.ctx.clock.sleep,
+        )
 
     def _finish(
         self,

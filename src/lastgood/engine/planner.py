@@ -36,6 +36,15 @@ class Plan:
     unchanged: list[str]
     not_recorded: list[str]
     partial: bool
+    rto_seconds: float | None = None
+
+    @property
+    def destructive_steps(self) -> list[str]:
+        return [s.component for s in self.steps if s.change.destructive]
+
+    @property
+    def exceeds_rto(self) -> bool:
+        return self.rto_seconds is not None and self.estimate_seconds > self.rto_seconds
 
     @property
     def estimate_seconds(self) -> float:
@@ -59,6 +68,9 @@ class Plan:
             "to_release": self.to_release,
             "partial": self.partial,
             "estimate_seconds": round(self.estimate_seconds, 1),
+            "rto_seconds": self.rto_seconds,
+            "exceeds_rto": self.exceeds_rto,
+            "destructive_steps": self.destructive_steps,
             "steps": [
                 {
                     "component": s.component,
@@ -68,6 +80,8 @@ class Plan:
                     "to": s.change.after,
                     "estimate": format_duration(s.change.estimate_seconds),
                     "destructive": s.change.destructive,
+                    "slow": s.change.slow,
+                    "data_loss_window_seconds": s.change.data_loss_window_seconds,
                     "waits_for": s.waits_for,
                     "notes": list(s.change.notes),
                 }
@@ -136,4 +150,5 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         unchanged=unchanged,
         not_recorded=not_recorded,
         partial=only is not None,
+        rto_seconds=ctx.runbook.environment(ctx.env).rto,
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from lastgood.aws.clients import AwsClients
@@ -17,11 +20,26 @@ State = dict[str, Any]
 SpecT = TypeVar("SpecT", bound=Component)
 
 
+def _no_progress(message: str) -> None:
+    pass
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class KindContext:
+    """What a kind may use. `token` is stable for one step of one rollback, so a start derived from it
+    (a CloudFormation ClientRequestToken, a restored table's name) is safe to repeat after a crash."""
+
     app: str
     env: str
     aws: AwsClients
+    token: str = "lastgood"
+    progress: Callable[[str], None] = _no_progress
+    now: Callable[[], datetime] = _utcnow
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,9 @@ class Change:
     estimate_seconds: float
     destructive: bool = False
     notes: tuple[str, ...] = ()
+    slow: bool = False
+    data_loss_window_seconds: float | None = None
+    """For a restore: the time between the recorded point and now, whose writes the restored copy lacks."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,9 @@ class Kind(ABC, Generic[SpecT]):
     spec_model: ClassVar[type[Component]]
     estimate_seconds: ClassVar[float] = 2.0
     verify_timeout_seconds: ClassVar[float] = 30.0
+    verify_interval_seconds: ClassVar[float] = 0.5
+    destructive: ClassVar[bool] = False
+    slow: ClassVar[bool] = False
 
     @abstractmethod
     def read(self, spec: SpecT, ctx: KindContext) -> State:
@@ -102,10 +126,29 @@ class Kind(ABC, Generic[SpecT]):
             before=self.describe(current),
             after=self.describe(target),
             estimate_seconds=self.estimate_seconds,
+            destructive=self.destructive,
+            slow=self.slow,
         )
 
     def action_name(self, current: State, target: State) -> str:
         return "restore"
 
     def verify(self, spec: SpecT, ctx: KindContext, target: State) -> list[str]:
+        """What still differs from target; polled after apply until empty or verify_timeout_seconds."""
         return self.differences(spec, self.read(spec, ctx), target)
+
+    def warnings(self, spec: SpecT, state: State) -> list[str]:
+        """Things to tell the user when a release is recorded (e.g. point-in-time recovery is off)."""
+        return []
+
+    # The emergency stop (`lastgood stop ENV`): kinds that can cut traffic override these three.
+
+    def takes_part_in_stop(self, spec: SpecT) -> bool:
+        return False
+
+    def stop(self, spec: SpecT, ctx: KindContext) -> State:
+        """Cut traffic; return what `release_stop` needs to undo it exactly. Safe to repeat."""
+        raise NotImplementedError(f"{self.name} has no emergency stop")
+
+    def release_stop(self, spec: SpecT, ctx: KindContext, saved: State) -> ApplyResult:
+        raise NotImplementedError(f"{self.name} has no emergency stop")
