@@ -10,7 +10,7 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
-from lastgood.cli import guard_cmd, iam_cmd, release_cmd, rollback_cmd, runbook_cmd
+from lastgood.cli import guard_cmd, iam_cmd, release_cmd, rollback_cmd, runbook_cmd, stop_cmd
 from lastgood.errors import ConfigError, LastgoodError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ release_cmd.register(app)
 rollback_cmd.register(app)
 iam_cmd.register(app)
 guard_cmd.register(app)
+stop_cmd.register(app)
 
 
 def _demo_commands() -> None:

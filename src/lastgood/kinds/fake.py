@@ -30,11 +30,13 @@ from lastgood.errors import AwsError, ResourceNotFound, TransientAwsError
 from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
 
 ApplyOutcome = Literal["changed", "unchanged", "failed"]
+STOPPED = "stopped"
 
 
 class FakeSpec(Component):
     kind: Literal["fake"] = "fake"
     key: str = Field(default="", description="The key in the fake world; defaults to the component's name.")
+    kill_switch: bool = Field(default=False, description="Take part in the emergency stop (value becomes 'stopped').")
 
     @model_validator(mode="after")
     def _default_key(self) -> FakeSpec:
@@ -178,6 +180,18 @@ class FakeKind(Kind[FakeSpec]):
 
     def __init__(self, world: FakeWorld | None = None) -> None:
         self.world = world if world is not None else WORLD
+
+    def takes_part_in_stop(self, spec: FakeSpec) -> bool:
+        return spec.kill_switch
+
+    def stop(self, spec: FakeSpec, ctx: KindContext) -> State:
+        saved = self.read(spec, ctx)
+        self.world.set(spec.key, STOPPED)
+        return saved
+
+    def release_stop(self, spec: FakeSpec, ctx: KindContext, saved: State) -> ApplyResult:
+        self.world.set(spec.key, str(saved["value"]))
+        return ApplyResult(f"{spec.key} back to {saved['value']}")
 
     def read(self, spec: FakeSpec, ctx: KindContext) -> State:
         value = self.world.get(spec.key)

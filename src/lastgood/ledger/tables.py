@@ -127,3 +127,18 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]]
+
+
+class EmergencyStopRow(Base):
+    """`lastgood stop`: what each component was before traffic was cut, so `--release` undoes it exactly."""
+
+    __tablename__ = "emergency_stops"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))  # active | released
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(256))
+    saved: Mapped[dict[str, Any]]
