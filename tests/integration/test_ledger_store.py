@@ -32,7 +32,16 @@ from lastgood.ledger.tables import Base, ReleaseComponentRow, ReleaseRow, Rollba
 
 APP, ENV = "shop", "prod"
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-TABLES = {"alembic_version", "environments", "releases", "release_components", "rollbacks", "steps", "events"}
+TABLES = {
+    "alembic_version",
+    "environments",
+    "releases",
+    "release_components",
+    "rollbacks",
+    "steps",
+    "events",
+    "emergency_stops",
+}
 
 NESTED: State = {
     "version": "7",
@@ -159,7 +168,9 @@ def test_migrations_create_the_schema_and_a_second_open_is_a_no_op(ledger_url: s
     def no_upgrade(*args: object, **kwargs: object) -> None:
         raise AssertionError("open_ledger ran a migration on a ledger already at head")
 
-    monkeypatch.setattr(db.command, "upgrade", no_upgrade)
+    import alembic.command
+
+    monkeypatch.setattr(alembic.command, "upgrade", no_upgrade)
     second = open_ledger(ledger_url)
     try:
         with second.engine.connect() as connection:
@@ -505,3 +516,12 @@ def test_step_and_rollback_states_follow_the_transition_rules(ledger: Ledger) ->
         rollback = store.get_rollback(session, rollback_id)
         assert rollback.status == RollbackStatus.SUCCEEDED
         assert [s.status for s in rollback.steps] == [StepStatus.SUCCEEDED, StepStatus.UNCHANGED, StepStatus.SUCCEEDED]
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    from lastgood.ledger.db import HEAD_REVISION, MIGRATIONS, _alembic_config
+
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    assert script.get_current_head() == HEAD_REVISION, f"update HEAD_REVISION in {MIGRATIONS.parent / 'db.py'}"

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, emit, open_env, stdout
-from lastgood.engine.record import record_release
+from lastgood.engine.record import record_release, warnings_for
 from lastgood.kinds.registry import get_kind
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -44,6 +44,7 @@ def record(
     """Read the live state of every component from AWS and store it as a release (it becomes the live one)."""
     ctx = open_env(file, env)
     release = record_release(ctx, version)
+    warnings = warnings_for(ctx, release)
 
     def render() -> None:
         table = Table(title=f"release {release.label} recorded in {env}", title_justify="left")
@@ -52,8 +53,10 @@ def record(
         for row in release.components:
             table.add_row(row.component, row.kind, get_kind(row.kind).describe(row.state))
         stdout.print(table)
+        for warning in warnings:
+            stdout.print(f"[yellow]warning[/]: {warning}")
 
-    emit(output, release_dict(release, release.id, with_components=True), render)
+    emit(output, {**release_dict(release, release.id, with_components=True), "warnings": warnings}, render)
 
 
 @release_app.command("list")

@@ -186,17 +186,18 @@ class Executor:
         with ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency)) as pool:
             running: dict[Future[StepOutcome], str] = {}
             while True:
-                for item in self._ready(pending, done, len(running)):
+                ready = self._ready(pending, done, len(running))
+                if ready:
+                    self._mark_running(rollback_id, [item.component for item in ready])
+                for item in ready:
                     del pending[item.component]
-                    self._mark_running(rollback_id, item.component)
                     running[pool.submit(self._execute, specs.get(item.component), item)] = item.component
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    component = running.pop(future)
-                    outcome = future.result()
-                    self._mark_finished(rollback_id, component, outcome)
+                outcomes = {running.pop(future): future.result() for future in finished}
+                self._mark_finished(rollback_id, outcomes)
+                for component, outcome in outcomes.items():
                     if outcome.status in DONE_STEP:
                         done.add(component)
                     else:
@@ -236,36 +237,37 @@ class Executor:
             )
         return {"done": done, "todo": todo}
 
-    def _mark_running(self, rollback_id: str, component: str) -> None:
-        self.listener.step_started(component)
+    def _mark_running(self, rollback_id: str, components: list[str]) -> None:
+        for component in components:
+            self.listener.step_started(component)
         with self.ctx.ledger.session() as session:
-            step = store.get_step(session, rollback_id, component)
-            transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
-            step.started_at = self.ctx.clock.now()
-            step.error = None
+            for step in store.get_steps(session, rollback_id, components):
+                transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
+                step.started_at = self.ctx.clock.now()
+                step.error = None
 
-    def _mark_finished(self, rollback_id: str, component: str, outcome: StepOutcome) -> None:
+    def _mark_finished(self, rollback_id: str, outcomes: dict[str, StepOutcome]) -> None:
         now = self.ctx.clock.now()
         with self.ctx.ledger.session() as session:
-            step = store.get_step(session, rollback_id, component)
-            transition(step, outcome.status, STEP_TRANSITIONS)
-            step.finished_at = now
-            step.attempts += outcome.attempts
-            step.detail = outcome.detail
-            step.error = outcome.error
-            rollback = store.get_rollback(session, rollback_id)
-            message = f"{component}: {outcome.detail}" if not outcome.error else f"{component}: {outcome.error}"
-            store.add_event(
-                session,
-                rollback.app,
-                rollback.env,
-                f"step-{outcome.status}",
-                message,
-                now,
-                rollback_id,
-                {"component": component, "attempts": outcome.attempts},
-            )
-        self.listener.step_finished(component, outcome.status, outcome.error or outcome.detail)
+            for step in store.get_steps(session, rollback_id, list(outcomes)):
+                outcome = outcomes[step.component]
+                transition(step, outcome.status, STEP_TRANSITIONS)
+                step.finished_at = now
+                step.attempts += outcome.attempts
+                step.detail = outcome.detail
+                step.error = outcome.error
+                store.add_event(
+                    session,
+                    self.ctx.app,
+                    self.ctx.env,
+                    f"step-{outcome.status}",
+                    f"{step.component}: {outcome.error or outcome.detail}",
+                    now,
+                    rollback_id,
+                    {"component": step.component, "attempts": outcome.attempts},
+                )
+        for component, outcome in outcomes.items():
+            self.listener.step_finished(component, outcome.status, outcome.error or outcome.detail)
 
     def _execute(self, spec: Component | None, work: _Work) -> StepOutcome:
         if spec is None:
@@ -291,6 +293,10 @@ class Executor:
             self.ctx.clock.sleep(self._step_delay)
         kctx = self._kind_context(work.component)
         result = kind.apply(spec, kctx, work.target)
+        status = StepStatus.SUCCEEDED if result.changed else StepStatus.UNCHANGED
+        # The state AWS answered the write with (or the read apply made) is a verification of its own.
+        if result.observed is not None and not kind.differences(spec, result.observed, work.target):
+            return StepOutcome(status, result.detail + "; verified", attempt)
         deadline = self.ctx.clock.now().timestamp() + kind.verify_timeout_seconds
         interval = (
             self.retry.verify_interval if self.retry.verify_interval is not None else kind.verify_interval_seconds
@@ -298,7 +304,6 @@ class Executor:
         while True:
             problems = kind.verify(spec, kctx, work.target)
             if not problems:
-                status = StepStatus.SUCCEEDED if result.changed else StepStatus.UNCHANGED
                 return StepOutcome(status, result.detail + "; verified", attempt)
             if self.ctx.clock.now().timestamp() >= deadline:
                 return StepOutcome(

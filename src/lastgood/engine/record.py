@@ -10,12 +10,13 @@ from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 
 
-def read_states(ctx: EnvContext, specs: list[Component]) -> dict[str, tuple[str, State]]:
+def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False) -> dict[str, tuple[str, State]]:
     """Every component's live state; a component that cannot be read is a problem named in one message."""
 
     def read(spec: Component) -> tuple[str, State | str]:
+        kind = ctx.kind_of(spec)
         try:
-            return spec.kind, ctx.kind_of(spec).read(spec, ctx.kind_context)
+            return spec.kind, (kind.record if recording else kind.read)(spec, ctx.kind_context)
         except AwsError as error:
             return spec.kind, str(error)
 
@@ -33,8 +34,20 @@ def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
         # Fail on a duplicate label before touching AWS.
         if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
             raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
-    states = read_states(ctx, ctx.components())
+    states = read_states(ctx, ctx.components(), recording=True)
     with ctx.ledger.session() as session:
         release = store.record_release(session, ctx.app, ctx.env, label, states, current_user(), ctx.clock.now())
-        release.components  # noqa: B018 - load before the session closes
+        for warning in warnings_for(ctx, release):
+            store.add_event(session, ctx.app, ctx.env, "release-warning", f"{label}: {warning}", ctx.clock.now())
     return release
+
+
+def warnings_for(ctx: EnvContext, release: ReleaseRow) -> list[str]:
+    """What the kinds want the user to know about a recorded release (e.g. point-in-time recovery is off)."""
+    specs = {s.name: s for s in ctx.components()}
+    out = []
+    for row in release.components:
+        spec = specs.get(row.component)
+        if spec is not None:
+            out += [f"{row.component}: {w}" for w in ctx.kind_of(spec).warnings(spec, row.state)]
+    return out

@@ -76,6 +76,9 @@ class ApplyResult:
     detail: str
     changed: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    observed: State | None = None
+    """The component's state as AWS reported it in answer to the write (or as apply read it): when it already
+    matches the target, the engine counts the step verified without another read."""
 
 
 def value_hash(value: str) -> str:
@@ -100,7 +103,12 @@ class Kind(ABC, Generic[SpecT]):
 
     @abstractmethod
     def read(self, spec: SpecT, ctx: KindContext) -> State:
-        """The live state, in the shape stored in the ledger."""
+        """The live state, in the shape stored in the ledger. Reads only: plan and verify call it too."""
+
+    def record(self, spec: SpecT, ctx: KindContext) -> State:
+        """The state stored when a release is recorded. Kinds that take a snapshot or an on-demand backup at
+        release time (when the file asks) override this; `read` must never have such side effects."""
+        return self.read(spec, ctx)
 
     @abstractmethod
     def differences(self, spec: SpecT, current: State, target: State) -> list[str]:

@@ -41,16 +41,18 @@ class LambdaAlias(Kind[LambdaAliasSpec]):
         return out
 
     def apply(self, spec: LambdaAliasSpec, ctx: KindContext, target: State) -> ApplyResult:
-        if not self.differences(spec, self.read(spec, ctx), target):
-            return ApplyResult("already at target", changed=False)
+        current = self.read(spec, ctx)
+        if not self.differences(spec, current, target):
+            return ApplyResult("already at target", changed=False, observed=current)
         with map_aws_errors(f"lambda:UpdateAlias {spec.function}:{spec.alias}"):
-            ctx.aws.client("lambda").update_alias(
+            alias = ctx.aws.client("lambda").update_alias(
                 FunctionName=spec.function,
                 Name=spec.alias,
                 FunctionVersion=target["version"],
                 RoutingConfig={"AdditionalVersionWeights": target.get("weights", {})},
             )
-        return ApplyResult(f"alias {spec.alias} -> {self.describe(target)}")
+        observed = {"version": str(alias["FunctionVersion"]), "weights": _weights(alias.get("RoutingConfig"))}
+        return ApplyResult(f"alias {spec.alias} -> {self.describe(target)}", observed=observed)
 
     def action_name(self, current: State, target: State) -> str:
         return "update-alias"

@@ -6,6 +6,7 @@ from typing import Any
 
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput
+from lastgood.kinds.amplify_branch import AmplifyBranch
 from lastgood.kinds.base import Kind
 from lastgood.kinds.lambda_alias import LambdaAlias
 from lastgood.kinds.secret import Secret
@@ -24,5 +25,5 @@ def get_kind(name: str) -> Kind[Any]:
     return KINDS[name]
 
 
-for _kind in (LambdaAlias(), SsmParameter(), Secret()):
+for _kind in (LambdaAlias(), SsmParameter(), Secret(), AmplifyBranch()):
     register(_kind)

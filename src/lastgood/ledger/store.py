@@ -124,6 +124,15 @@ def get_step(session: Session, rollback_id: str, component: str) -> StepRow:
     return step
 
 
+def get_steps(session: Session, rollback_id: str, components: list[str]) -> list[StepRow]:
+    query = select(StepRow).where(StepRow.rollback_id == rollback_id, StepRow.component.in_(components))
+    steps = list(session.scalars(query))
+    if len(steps) != len(set(components)):
+        missing = set(components) - {s.component for s in steps}
+        raise UnknownRollback(f"rollback {rollback_id} has no step for {sorted(missing)}")
+    return steps
+
+
 def add_event(
     session: Session,
     app: str,
