@@ -183,7 +183,7 @@ def test_missing_variable_is_reported_with_its_path() -> None:
         pytest.param(
             "  - name: db-credentials\n    kind: secret\n",
             "  - name: db-credentials\n",
-            "components[3].kind: required key is missing (one of: lambda-alias, secret, ssm-parameter)",
+            "components[3].kind: required key is missing (one of: {kinds})",
             id="missing-kind",
         ),
         pytest.param(
@@ -303,7 +303,9 @@ def test_missing_variable_is_reported_with_its_path() -> None:
     ],
 )
 def test_one_clear_message_per_problem(old: str, new: str, expected: str) -> None:
-    assert problems(edit(old, new)) == [expected]
+    from lastgood.kinds.registry import KINDS
+
+    assert problems(edit(old, new)) == [expected.replace("{kinds}", ", ".join(sorted(KINDS)))]
 
 
 def test_duplicate_trigger_names() -> None:
@@ -457,10 +459,13 @@ def test_schema_validates_the_example_and_rejects_mistakes(capsys: pytest.Captur
 def test_schema_lists_each_kind(capsys: pytest.CaptureFixture[str]) -> None:
     schema = schema_from_cli(capsys)
     variants = schema["properties"]["components"]["items"]["oneOf"]
+    from lastgood.kinds.registry import KINDS
+
     titles = sorted(v["$ref"].rsplit("/", 1)[1] for v in variants)
-    assert titles == ["LambdaAliasSpec", "SecretSpec", "SsmParameterSpec"]
+    assert titles == sorted(kind.spec_model.__name__ for kind in KINDS.values())
     kinds = sorted(schema["$defs"][t]["properties"]["kind"]["const"] for t in titles)
-    assert kinds == ["lambda-alias", "secret", "ssm-parameter"]
+    assert kinds == sorted(KINDS)
+    assert {"lambda-alias", "secret", "ssm-parameter"} <= set(kinds)
     for title in titles:
         assert "kind" in schema["$defs"][title]["required"]
         assert schema["$defs"][title]["additionalProperties"] is False

@@ -134,12 +134,13 @@ class ProgressListener:
         self.progress.console.print(f"  [{colour}]{status}[/] {component}: {detail}")
 
 
-def execute(ctx: EnvContext, rollback_id: str, total: int, output: OutputFormat) -> RollbackResult:
+def execute(executor: Executor, rollback_id: str, total: int, output: OutputFormat) -> RollbackResult:
     if output == OutputFormat.json or total == 0:
-        return Executor(ctx).run(rollback_id)
+        return executor.run(rollback_id)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as progress:
-        return Executor(ctx, ProgressListener(progress, total)).run(rollback_id)
+        executor.listener = ProgressListener(progress, total)
+        return executor.run(rollback_id)
 
 
 def finish(result: RollbackResult, output: OutputFormat) -> None:
@@ -176,10 +177,11 @@ def rollback(
         emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
         return
     confirm(ctx, planned, yes, allow_destructive)
-    rollback_id = Executor(ctx).create(planned, reason)
+    executor = Executor(ctx)
+    rollback_id = executor.create(planned, reason)
     if output == OutputFormat.text:
         stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
-    finish(execute(ctx, rollback_id, len(planned.steps), output), output)
+    finish(execute(executor, rollback_id, len(planned.steps), output), output)
 
 
 def warn_unfinished(ctx: EnvContext) -> None:
@@ -205,7 +207,7 @@ def resume(
         row = store.get_rollback(session, rollback_id)
         env, remaining = row.env, sum(1 for s in row.steps if s.status not in ("succeeded", "unchanged"))
     ctx = open_env(file, env, parallel)
-    finish(execute(ctx, rollback_id, remaining, output), output)
+    finish(execute(Executor(ctx), rollback_id, remaining, output), output)
 
 
 def show(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,16 +124,19 @@ class _Work:
 class Executor:
     def __init__(self, ctx: EnvContext, listener: Listener | None = None, retry: RetryPolicy | None = None) -> None:
         self.ctx = ctx
-        self.listener = listener or SilentListener()
+        self.listener: Listener = listener or SilentListener()
         self.retry = retry or RetryPolicy()
         # For crash-and-resume tests and drills: slow every step down so a process can be killed mid-way.
         self._step_delay = float(os.environ.get("LASTGOOD_TEST_STEP_DELAY", "0") or 0)
         self._rollback_id = ""
+        self._known: dict[str, State] = {}
+        self._lock = threading.Lock()
 
     def create(
         self, plan: Plan, reason: str = "", requested_by: str | None = None, rollback_id: str | None = None
     ) -> str:
         rollback_id = rollback_id or store.new_rollback_id()
+        self._known = {s.component: s.current for s in plan.steps if s.current is not None}
         now = self.ctx.clock.now()
         with self.ctx.ledger.session() as session:
             rollback = RollbackRow(
@@ -328,10 +332,13 @@ class Executor:
 
         base = self.ctx.kind_context
         token = f"{self._rollback_id}-{component}"
+        with self._lock:
+            known = self._known.pop(component, None)  # first attempt only: a retry reads afresh
         return KindContext(
-            base.app,
-            base.env,
-            base.aws,
+            known_state=known,
+            app=base.app,
+            env=base.env,
+            aws=base.aws,
             token=token,
             progress=progress,
             now=self.ctx.clock.now,

@@ -22,6 +22,7 @@ class PlannedStep:
     change: Change
     target: State
     waits_for: list[str] = field(default_factory=list)
+    current: State | None = None
 
 
 @dataclass
@@ -134,7 +135,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         if change is None:
             unchanged.append(spec.name)
         else:
-            steps.append(PlannedStep(spec.name, spec.kind, change, target_state))
+            steps.append(PlannedStep(spec.name, spec.kind, change, target_state, current=current[spec.name][1]))
     graph = {s.name: s.depends_on for s in ctx.runbook.components_for(ctx.env)}
     order = waits_for(graph, {s.component for s in steps})
     for step in steps:

@@ -40,6 +40,9 @@ class KindContext:
     progress: Callable[[str], None] = _no_progress
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
+    known_state: State | None = None
+    """The state the plan read moments ago in this process (None on a resume or a retry). A kind whose write
+    is naturally idempotent may use it to skip a second read; it must never skip the write because of it."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class LambdaAlias(Kind[LambdaAliasSpec]):
         return out
 
     def apply(self, spec: LambdaAliasSpec, ctx: KindContext, target: State) -> ApplyResult:
-        current = self.read(spec, ctx)
+        current = ctx.known_state if ctx.known_state is not None else self.read(spec, ctx)
         if not self.differences(spec, current, target):
             return ApplyResult("already at target", changed=False, observed=current)
         with map_aws_errors(f"lambda:UpdateAlias {spec.function}:{spec.alias}"):
