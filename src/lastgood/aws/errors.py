@@ -31,7 +31,32 @@ _THROTTLING = {
     "PriorRequestNotComplete",
     "ResourceConflictException",  # Lambda: an update is already in progress on the function
 }
-_NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "NotFound"}
+_NOT_FOUND = {
+    "ResourceNotFoundException",
+    "ResourceNotFound",
+    "NotFound",
+    "NotFoundException",  # Amplify, API Gateway
+    "ParameterNotFound",
+    "ParameterVersionNotFound",
+    "StateMachineDoesNotExist",
+    "ServiceNotFoundException",
+    "ClusterNotFoundException",
+    "ListenerNotFound",
+    "RuleNotFound",
+    "TargetGroupNotFound",
+    "NoSuchHostedZone",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "StackNotFound",
+    "DBInstanceNotFound",
+    "DBClusterNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBClusterSnapshotNotFoundFault",
+    "TableNotFoundException",
+    "BackupNotFoundException",
+    "DeploymentGroupDoesNotExistException",
+    "ApplicationDoesNotExistException",
+}
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 
 

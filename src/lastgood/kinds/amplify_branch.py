@@ -19,6 +19,7 @@ from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kin
 
 IN_PROGRESS = {"CREATED", "PENDING", "PROVISIONING", "RUNNING", "CANCELLING"}
 _MAX_PAGES = 10
+_DOMAIN_SETTINGS = ("enableAutoSubDomain", "autoSubDomainCreationPatterns", "autoSubDomainIAMRole")
 
 
 class AmplifyBranchSpec(Component):
@@ -64,7 +65,10 @@ class AmplifyBranch(Kind[AmplifyBranchSpec]):
             raise StepFailed(f"{spec.app_id}/{spec.branch}: no successful job was recorded, nothing to redeploy")
         done = []
         jobs = self._jobs(spec, ctx)
-        if _needs_redeploy(jobs, target["commit_id"]):
+        in_flight = [job for job in jobs if job["status"] in IN_PROGRESS and job.get("commitId") == target["commit_id"]]
+        if in_flight:  # started by an earlier attempt of this step (or by someone else): not started twice
+            done.append(f"job {in_flight[0]['jobId']} is already deploying commit {_short(target['commit_id'])}")
+        elif _needs_redeploy(jobs, target["commit_id"]):
             done.append(self._redeploy(spec, ctx, target))
         if spec.domain:
             domain = self._domain(spec, ctx)
@@ -107,9 +111,11 @@ class AmplifyBranch(Kind[AmplifyBranchSpec]):
         for setting in settings:
             if setting["prefix"] == spec.prefix:
                 setting["branchName"] = branch
+        # The other domain settings are sent as they are, so the update changes the one prefix only.
+        kept = {key: domain[key] for key in _DOMAIN_SETTINGS if domain.get(key) not in (None, [], "")}
         with map_aws_errors(f"amplify:UpdateDomainAssociation {spec.app_id}/{spec.domain}"):
             ctx.aws.client("amplify").update_domain_association(
-                appId=spec.app_id, domainName=spec.domain, subDomainSettings=settings
+                appId=spec.app_id, domainName=spec.domain, subDomainSettings=settings, **kept
             )
         return f"{_host(spec)} -> branch {branch}"
 
@@ -178,10 +184,8 @@ class AmplifyBranch(Kind[AmplifyBranchSpec]):
 
 
 def _needs_redeploy(jobs: list[dict[str, Any]], commit: str) -> bool:
-    """False when the recorded commit is live or already being deployed (by us or anyone)."""
+    """False when the recorded commit is live and nothing running will replace it."""
     running = [job for job in jobs if job["status"] in IN_PROGRESS]
-    if any(job.get("commitId") == commit for job in running):
-        return False
     last = _last_succeeded(jobs)
     # A running job of another commit would replace the recorded one when it finishes: deploy after it.
     return not (last and last.get("commitId") == commit and not running)
