@@ -59,6 +59,8 @@ def render_plan(plan: Plan) -> None:
             )
         if plan.destructive_steps:
             stdout.print(f"[bold red]destructive steps[/]: {', '.join(plan.destructive_steps)}")
+    for note in plan.notes:
+        stdout.print(f"[yellow]note[/]: {note}")
     if plan.unchanged:
         stdout.print(f"already at {plan.to_release}: {', '.join(plan.unchanged)}")
     if plan.not_recorded:

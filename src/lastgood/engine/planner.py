@@ -38,6 +38,7 @@ class Plan:
     not_recorded: list[str]
     partial: bool
     rto_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -72,6 +73,7 @@ class Plan:
             "rto_seconds": self.rto_seconds,
             "exceeds_rto": self.exceeds_rto,
             "destructive_steps": self.destructive_steps,
+            "notes": self.notes,
             "steps": [
                 {
                     "component": s.component,
@@ -140,7 +142,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     order = waits_for(graph, {s.component for s in steps})
     for step in steps:
         step.waits_for = order[step.component]
-    return Plan(
+    plan = Plan(
         app=ctx.app,
         env=ctx.env,
         from_release=live.label if live else None,
@@ -153,3 +155,18 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
     )
+    plan.notes += _stop_notes(ctx, plan)
+    return plan
+
+
+def _stop_notes(ctx: EnvContext, plan: Plan) -> list[str]:
+    from lastgood.engine.stop import active_stop
+
+    stop = active_stop(ctx)
+    if stop is None:
+        return []
+    lifted = [s.component for s in plan.steps if s.component in stop.saved]
+    note = f"emergency stop {stop.id} is active"
+    if lifted:
+        note += f"; rolling back {', '.join(lifted)} restores the release's throttling and lifts the stop there"
+    return [note + f" (release it with: lastgood stop {ctx.env} --release)"]
