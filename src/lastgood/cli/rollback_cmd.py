@@ -61,6 +61,8 @@ def render_plan(plan: Plan) -> None:
             stdout.print(f"[bold red]destructive steps[/]: {', '.join(plan.destructive_steps)}")
     for note in plan.notes:
         stdout.print(f"[yellow]note[/]: {note}")
+    if plan.blocked:
+        stdout.print(f"[bold red]blocked[/]: {plan.blocked}")
     if plan.unchanged:
         stdout.print(f"already at {plan.to_release}: {', '.join(plan.unchanged)}")
     if plan.not_recorded:
@@ -175,6 +177,8 @@ def rollback(
     if output == OutputFormat.text:
         warn_unfinished(ctx)
         render_plan(planned)
+    if planned.blocked:
+        raise Refused(f"{planned.blocked}. Nothing was changed.")
     if not planned.steps:
         emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
         return
@@ -240,6 +244,7 @@ def show(
                     "attempts": s.attempts,
                     "detail": s.detail,
                     "error": s.error,
+                    "output": s.output,
                 }
                 for s in row.steps
             ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -40,6 +40,9 @@ class Component(Strict):
     """Fields every component has; each kind adds its own (see lastgood.kinds)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # Keys holding file system paths: relative ones are resolved against the runbook file's folder.
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     kind: str
@@ -115,8 +118,17 @@ class Runbook(Strict):
         """Components with {env} and {app} substituted for one environment."""
         self.environment(env)
         return [
-            type(c).model_validate(substitute_env(c.model_dump(by_alias=True), env, self.app)) for c in self.components
+            self._resolve_paths(type(c).model_validate(substitute_env(c.model_dump(by_alias=True), env, self.app)))
+            for c in self.components
         ]
+
+    def _resolve_paths(self, spec: Component) -> Component:
+        updates = {}
+        for name in spec.path_fields:
+            value = getattr(spec, name)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                updates[name] = str(self.base_dir / value)
+        return spec.model_copy(update=updates) if updates else spec
 
     def triggers_for(self, env: str) -> list[Trigger]:
         self.environment(env)

@@ -69,6 +69,7 @@ class StepOutcome:
     detail: str
     attempts: int
     error: str | None = None
+    output: dict[str, Any] | None = None
 
 
 @dataclass
@@ -260,6 +261,7 @@ class Executor:
                 step.attempts += outcome.attempts
                 step.detail = outcome.detail
                 step.error = outcome.error
+                step.output = outcome.output
                 store.add_event(
                     session,
                     self.ctx.app,
@@ -299,8 +301,9 @@ class Executor:
         result = kind.apply(spec, kctx, work.target)
         status = StepStatus.SUCCEEDED if result.changed else StepStatus.UNCHANGED
         # The state AWS answered the write with (or the read apply made) is a verification of its own.
+        output = result.extra or None
         if result.observed is not None and not kind.differences(spec, result.observed, work.target):
-            return StepOutcome(status, result.detail + "; verified", attempt)
+            return StepOutcome(status, result.detail + "; verified", attempt, output=output)
         deadline = self.ctx.clock.now().timestamp() + kind.verify_timeout_seconds
         interval = (
             self.retry.verify_interval if self.retry.verify_interval is not None else kind.verify_interval_seconds
@@ -308,11 +311,10 @@ class Executor:
         while True:
             problems = kind.verify(spec, kctx, work.target)
             if not problems:
-                return StepOutcome(status, result.detail + "; verified", attempt)
+                return StepOutcome(status, result.detail + "; verified", attempt, output=output)
             if self.ctx.clock.now().timestamp() >= deadline:
-                return StepOutcome(
-                    StepStatus.FAILED, result.detail, attempt, "did not reach its target: " + "; ".join(problems)
-                )
+                problem = "did not reach its target: " + "; ".join(problems)
+                return StepOutcome(StepStatus.FAILED, result.detail, attempt, problem, output)
             self.ctx.clock.sleep(interval)
 
     def _kind_context(self, component: str) -> KindContext:

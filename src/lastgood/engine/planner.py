@@ -39,6 +39,8 @@ class Plan:
     partial: bool
     rto_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    blocked: str | None = None
+    """Why this plan must not run as it is (e.g. code without its schema); the rollback refuses it."""
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -74,6 +76,7 @@ class Plan:
             "exceeds_rto": self.exceeds_rto,
             "destructive_steps": self.destructive_steps,
             "notes": self.notes,
+            "blocked": self.blocked,
             "steps": [
                 {
                     "component": s.component,
@@ -140,8 +143,11 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
             steps.append(PlannedStep(spec.name, spec.kind, change, target_state, current=current[spec.name][1]))
     graph = {s.name: s.depends_on for s in ctx.runbook.components_for(ctx.env)}
     order = waits_for(graph, {s.component for s in steps})
+    schema = {s.name for s in specs if ctx.kind_of(s).runs_after_code}
+    code = sorted(step.component for step in steps if step.component not in schema)
     for step in steps:
-        step.waits_for = order[step.component]
+        extra = code if step.component in schema else []  # application first, then schema
+        step.waits_for = sorted(set(order[step.component]) | set(extra))
     plan = Plan(
         app=ctx.app,
         env=ctx.env,
@@ -156,7 +162,37 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
     )
     plan.notes += _stop_notes(ctx, plan)
+    _schema_safety(ctx, plan, target, schema)
     return plan
+
+
+def _schema_safety(ctx: EnvContext, plan: Plan, target: ReleaseRow, planned_schema: set[str]) -> None:
+    """Code cannot go back alone over a schema that is not backward compatible; lossy schema means freeze."""
+    lossy = [s.component for s in plan.steps if s.component in planned_schema and s.change.destructive]
+    if lossy:
+        plan.notes.append(
+            f"the schema of {', '.join(lossy)} cannot go back without losing data: either roll back code and "
+            f"schema together (--allow-destructive), or freeze: stop the rollout without rolling back "
+            f"(lastgood stop {ctx.env})"
+        )
+    if not plan.partial or not any(s.component not in planned_schema for s in plan.steps):
+        return
+    recorded = {c.component: c for c in target.components}
+    left_out = [
+        s
+        for s in ctx.components()
+        if ctx.kind_of(s).runs_after_code and s.name not in planned_schema and s.name in recorded
+    ]
+    current = read_states(ctx, left_out)
+    for spec in left_out:
+        change = ctx.kind_of(spec).plan(spec, current[spec.name][1], recorded[spec.name].state)
+        if change is not None and change.breaks_older_code:
+            plan.blocked = (
+                f"code cannot be rolled back alone: {spec.name}'s migrations since {target.label} are not backward "
+                f"compatible. Roll back code and schema together, in that order (add {spec.name} to --only, or drop "
+                f"--only), or freeze: stop the rollout without rolling back (lastgood stop {ctx.env})"
+            )
+            return
 
 
 def _stop_notes(ctx: EnvContext, plan: Plan) -> list[str]:

@@ -58,6 +58,8 @@ class Change:
     slow: bool = False
     data_loss_window_seconds: float | None = None
     """For a restore: the time between the recorded point and now, whose writes the restored copy lacks."""
+    breaks_older_code: bool = False
+    """Schema kinds: what is undone is not backward compatible, so the older code cannot run without it."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class Kind(ABC, Generic[SpecT]):
     verify_interval_seconds: ClassVar[float] = 0.5
     destructive: ClassVar[bool] = False
     slow: ClassVar[bool] = False
+    runs_after_code: ClassVar[bool] = False
+    """Schema kinds: rolled back after every other component of the plan (application first, then schema)."""
 
     @abstractmethod
     def read(self, spec: SpecT, ctx: KindContext) -> State:

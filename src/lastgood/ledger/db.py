@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -24,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:

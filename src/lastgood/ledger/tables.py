@@ -113,6 +113,7 @@ class StepRow(Base):
     finished_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a kind's captured output, row counts, ...
     rollback: Mapped[RollbackRow] = relationship(back_populates="steps")
 
 
