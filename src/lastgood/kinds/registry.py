@@ -7,10 +7,24 @@ from typing import Any
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput
 from lastgood.kinds.amplify_branch import AmplifyBranch
+from lastgood.kinds.apigateway_stage import ApigatewayStage
+from lastgood.kinds.aurora_cluster import AuroraCluster
 from lastgood.kinds.base import Kind
+from lastgood.kinds.cloudformation_stack import CloudFormationStack
+from lastgood.kinds.codedeploy import CodeDeploy
+from lastgood.kinds.command import Command
+from lastgood.kinds.dynamodb_table import DynamoDbTable
+from lastgood.kinds.ecs_service import EcsService
+from lastgood.kinds.elbv2_listener import Elbv2Listener
+from lastgood.kinds.feature_flag import FeatureFlag
 from lastgood.kinds.lambda_alias import LambdaAlias
+from lastgood.kinds.rds_instance import RdsInstance
+from lastgood.kinds.route53_weighted import Route53Weighted
+from lastgood.kinds.s3_prefix import S3Prefix
 from lastgood.kinds.secret import Secret
+from lastgood.kinds.sql_migrations import SqlMigrations
 from lastgood.kinds.ssm_parameter import SsmParameter
+from lastgood.kinds.stepfunctions_alias import StepfunctionsAlias
 
 KINDS: dict[str, Kind[Any]] = {}
 
@@ -25,5 +39,24 @@ def get_kind(name: str) -> Kind[Any]:
     return KINDS[name]
 
 
-for _kind in (LambdaAlias(), SsmParameter(), Secret(), AmplifyBranch()):
+for _kind in (
+    LambdaAlias(),
+    SsmParameter(),
+    Secret(),
+    AmplifyBranch(),
+    ApigatewayStage(),
+    StepfunctionsAlias(),
+    EcsService(),
+    DynamoDbTable(),
+    RdsInstance(),
+    AuroraCluster(),
+    S3Prefix(),
+    Elbv2Listener(),
+    Route53Weighted(),
+    CloudFormationStack(),
+    CodeDeploy(),
+    SqlMigrations(),
+    FeatureFlag(),
+    Command(),
+):
     register(_kind)

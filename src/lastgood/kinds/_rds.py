@@ -1,0 +1,363 @@
+"""What rds-instance and aurora-cluster share: the spec, the state, lineage, and the restore state machine.
+
+A rollback restores the recorded database into a NEW instance / cluster named from the rollback step (a retried
+step finds and reuses it), waits until it is `available`, then points the application's pointer at the new
+endpoint. The original is never modified or deleted. `apply` starts the restore; `verify`, polled by the engine,
+drives it on (a point that is not yet restorable, a snapshot still being made, Aurora's writer instance) and
+switches the pointer last. See lastgood.kinds._restore for why lineage, not names, decides "already there".
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from datetime import datetime
+from typing import Any, ClassVar, Literal, TypeVar
+
+from botocore.exceptions import ClientError
+from pydantic import Field, model_validator
+
+from lastgood.aws.errors import map_aws_errors
+from lastgood.config.durations import format_duration
+from lastgood.config.models import Component
+from lastgood.errors import AwsError, StepFailed
+from lastgood.kinds import _restore
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
+
+AVAILABLE = "available"
+RDS_ID_LENGTH = 63
+
+
+class RdsRestoreSpec(Component):
+    pointer: Pointer = Field(description="Where the application reads the database endpoint (the host name).")
+    snapshot_on_record: bool = Field(default=False, description="Take a manual snapshot when a release is recorded.")
+    restore_from: Literal["point-in-time", "snapshot"] = Field(
+        default="point-in-time", description="Restore to the recorded time, or from the snapshot taken at record."
+    )
+    instance_class: str | None = Field(
+        default=None, description="Instance class of the restored copy (default: the source's)."
+    )
+
+    @model_validator(mode="after")
+    def _snapshot_for_restore(self) -> RdsRestoreSpec:
+        if self.restore_from == "snapshot" and not self.snapshot_on_record:
+            raise ValueError("restore_from: snapshot needs snapshot_on_record: true")
+        return self
+
+
+SpecT = TypeVar("SpecT", bound=RdsRestoreSpec)
+
+
+def host_of(endpoint: str) -> str:
+    return endpoint.strip().split(":")[0].lower()
+
+
+def snapshot_name(identifier: str, recorded_at: str) -> str:
+    stamp = _restore.parse_iso(recorded_at).strftime("%Y%m%d-%H%M%S-%f")
+    return re.sub(r"-{2,}", "-", f"lastgood-{identifier}-{stamp}")[:255]
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+class RdsRestoreKind(Kind[SpecT]):
+    """The restore-into-a-copy state machine; subclasses say how to describe, restore and snapshot."""
+
+    key: ClassVar[str]
+    """The state's key for the resource's identifier: "instance" or "cluster"."""
+    noun: ClassVar[str]
+    id_length: ClassVar[int] = RDS_ID_LENGTH
+    estimate_seconds = 1200.0
+    verify_timeout_seconds = 7200.0
+    verify_interval_seconds = 15.0
+    slow = True
+
+    def __init__(self) -> None:
+        self._status = _restore.StatusReporter()
+
+    # What subclasses provide
+
+    @abstractmethod
+    def base_id(self, spec: SpecT) -> str: ...
+
+    @abstractmethod
+    def describe_resource(self, ctx: KindContext, identifier: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def resolve(self, ctx: KindContext, host: str) -> tuple[dict[str, Any], bool] | None:
+        """The instance / cluster whose endpoint is `host`, and whether it is a reader endpoint."""
+
+    @abstractmethod
+    def endpoint_of(self, described: dict[str, Any], reader: bool) -> str | None: ...
+
+    @abstractmethod
+    def create_snapshot(self, ctx: KindContext, identifier: str, name: str, recorded_at: str) -> str: ...
+
+    @abstractmethod
+    def snapshot_status(self, ctx: KindContext, name: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def restore_to_time(
+        self, spec: SpecT, ctx: KindContext, source: dict[str, Any], copy: str, at: datetime, tags: list[Any]
+    ) -> None: ...
+
+    @abstractmethod
+    def restore_snapshot(
+        self,
+        spec: SpecT,
+        ctx: KindContext,
+        snapshot: dict[str, Any],
+        source: dict[str, Any] | None,
+        copy: str,
+        tags: list[Any],
+    ) -> None: ...
+
+    @abstractmethod
+    def still_to_do(self, spec: SpecT, ctx: KindContext, target: State, copy: dict[str, Any]) -> list[str]:
+        """What the available copy still lacks before the pointer may switch (Aurora: its writer)."""
+
+    @abstractmethod
+    def resource_iam(self, spec: SpecT, scope: IamScope) -> list[IamStatement]: ...
+
+    def copy_id(self, spec: SpecT, token: str) -> str:
+        return _restore.copy_name(self.base_id(spec), token, self.id_length, rds=True)
+
+    def copy_pattern(self, spec: SpecT) -> str:
+        """Every restored copy's identifier matches this (for plans and IAM resources)."""
+        return _restore.copy_stem(self.base_id(spec), self.id_length, rds=True) + "-restored-*"
+
+    # Reading
+
+    def read(self, spec: SpecT, ctx: KindContext) -> State:
+        endpoint = host_of(read_pointer(spec.pointer, ctx))
+        state: State = {
+            self.key: None,
+            "endpoint": endpoint,
+            "reader": False,
+            "exists": False,
+            "status": None,
+            "recorded_at": _restore.iso(ctx.now()),
+            "latest_restorable": None,
+            "backup_retention": None,
+            "snapshot": None,
+            "restored_for": None,
+        }
+        found = self.resolve(ctx, endpoint)
+        if found is None:
+            return state
+        described, reader = found
+        state.update(
+            {
+                self.key: self.identifier(described),
+                "reader": reader,
+                "exists": True,
+                "status": self.status_of(described),
+                "latest_restorable": iso_or_none(described.get("LatestRestorableTime")),
+                "backup_retention": described.get("BackupRetentionPeriod"),
+                "restored_for": _restore.lineage_from_tags(_restore.tag_dict(described.get("TagList"))),
+            }
+        )
+        return state
+
+    def record(self, spec: SpecT, ctx: KindContext) -> State:
+        """read(), plus the manual snapshot `snapshot_on_record: true` asks for."""
+        state = self.read(spec, ctx)
+        if spec.snapshot_on_record and state["exists"]:
+            name = snapshot_name(state[self.key], state["recorded_at"])
+            state["snapshot"] = self.create_snapshot(ctx, state[self.key], name, state["recorded_at"])
+        return state
+
+    @abstractmethod
+    def identifier(self, described: dict[str, Any]) -> str: ...
+
+    @abstractmethod
+    def status_of(self, described: dict[str, Any]) -> str: ...
+
+    # Comparing and planning
+
+    def differences(self, spec: SpecT, current: State, target: State) -> list[str]:
+        if _restore.restored_for_target(current, target, self.key):
+            return []
+        if not target.get("exists"):
+            return [f"the release's endpoint {target['endpoint']} was not a known {self.noun}: nothing to restore"]
+        return [f"data: {self.describe(current)} -> {self.describe(target)} (restored into a new {self.noun})"]
+
+    def plan(self, spec: SpecT, current: State, target: State) -> Change | None:
+        if not self.differences(spec, current, target):
+            return None
+        how = f"from snapshot {target.get('snapshot')}" if spec.restore_from == "snapshot" else "point-in-time"
+        notes = [
+            f"restores {target[self.key]} as of {target['recorded_at']} ({how}) into a new {self.noun} "
+            f"{self.copy_pattern(spec).replace('*', '<id>')}; {target[self.key]} itself is not touched",
+            f"when it is available, {describe_pointer(spec.pointer)} is switched to its endpoint",
+            f"the new {self.noun} costs as much as the original until you delete whichever you no longer need",
+        ]
+        notes += self.warnings(spec, target)
+        window = _restore.data_loss_window(current, target)
+        if window is not None:
+            notes.append(f"writes made in the last {format_duration(window)} are not in the restored copy")
+        return Change(
+            action="restore-copy",
+            before=self.describe(current),
+            after=self.describe(target),
+            estimate_seconds=self.estimate_seconds,
+            slow=True,
+            notes=tuple(notes),
+            data_loss_window_seconds=window,
+        )
+
+    def describe(self, state: State) -> str:
+        if not state.get("exists"):
+            return f"endpoint {state['endpoint']} (no {self.noun} found)"
+        lineage = state.get("restored_for")
+        origin = f", restored from {lineage['source']} as of {lineage['at']}" if lineage else ""
+        return f"{self.noun} {state[self.key]} at {state['recorded_at']}{origin}"
+
+    def warnings(self, spec: SpecT, state: State) -> list[str]:
+        if not state.get("exists"):
+            return [
+                f"{describe_pointer(spec.pointer)} = {state['endpoint']}, which is not the endpoint of any {self.noun}"
+            ]
+        out = []
+        if spec.restore_from == "point-in-time" and not state.get("backup_retention"):
+            out.append(f"automated backups are off for {state[self.key]}: no point-in-time restore is possible")
+        if spec.snapshot_on_record and not state.get("snapshot"):
+            out.append(f"snapshot_on_record: true, but no snapshot of {state[self.key]} was taken for this release")
+        return out
+
+    # Rolling back
+
+    def apply(self, spec: SpecT, ctx: KindContext, target: State) -> ApplyResult:
+        current = self.read(spec, ctx)
+        if _restore.restored_for_target(current, target, self.key):
+            return ApplyResult("already at target", changed=False, observed=current)
+        copy = self.copy_id(spec, ctx.token)
+        return ApplyResult(self._start(spec, ctx, target, copy), extra={self.key: copy})
+
+    def verify(self, spec: SpecT, ctx: KindContext, target: State) -> list[str]:
+        """Drives the restore on: start it once restorable, wait until available, then switch the pointer."""
+        if _restore.restored_for_target(self.read(spec, ctx), target, self.key):
+            return []
+        copy = self.copy_id(spec, ctx.token)
+        described = self.describe_resource(ctx, copy)
+        if described is None:
+            return [self._start(spec, ctx, target, copy)]
+        status = self.status_of(described)
+        self._status.report(ctx, f"{self.noun} {copy}", status)
+        if status != AVAILABLE:
+            return [f"{self.noun} {copy} is {status}"]
+        pending = self.still_to_do(spec, ctx, target, described)
+        if pending:
+            return pending
+        endpoint = self.endpoint_of(described, bool(target.get("reader")))
+        if not endpoint:
+            return [f"{self.noun} {copy} has no endpoint yet"]
+        if set_pointer(spec.pointer, ctx, endpoint):
+            ctx.progress(f"{describe_pointer(spec.pointer)} now names {endpoint}")
+        if _restore.restored_for_target(self.read(spec, ctx), target, self.key):
+            return []
+        return [f"{describe_pointer(spec.pointer)} does not name {endpoint} yet"]
+
+    def _start(self, spec: SpecT, ctx: KindContext, target: State, copy: str) -> str:
+        if self.describe_resource(ctx, copy) is not None:
+            return f"{self.noun} {copy} exists from an earlier attempt; reusing it"
+        source_id = target.get(self.key)
+        if not source_id:
+            raise StepFailed(f"the release recorded no {self.noun} behind {target['endpoint']}: nothing to restore")
+        source = self.describe_resource(ctx, source_id)
+        lineage = _restore.lineage_tags(source_id, target["recorded_at"], ctx.token)
+        tags = _restore.tag_list(_restore.copy_tags(_restore.tag_dict((source or {}).get("TagList")), lineage))
+        if spec.restore_from == "snapshot":
+            return self._start_from_snapshot(spec, ctx, target, source, copy, tags)
+        if source is None:
+            raise StepFailed(f"{self.noun} {source_id} no longer exists; restore its retained backups by hand")
+        if not source.get("BackupRetentionPeriod"):
+            raise StepFailed(f"automated backups are off for {source_id}: the recorded time cannot be restored")
+        at = _restore.parse_iso(target["recorded_at"])
+        earliest = source.get("EarliestRestorableTime")
+        if earliest is not None and at < earliest:
+            raise StepFailed(
+                f"{source_id}: {target['recorded_at']} is older than the earliest restorable time {earliest}"
+            )
+        latest = source.get("LatestRestorableTime")
+        if latest is None or at > latest:
+            # The restorable window trails the present by about five minutes.
+            shown = latest.isoformat() if latest is not None else "none yet"
+            return f"waiting until {source_id} is restorable to {target['recorded_at']} (latest: {shown})"
+        self.restore_to_time(spec, ctx, source, copy, at, tags)
+        ctx.progress(f"restoring {source_id} as of {target['recorded_at']} into {copy}")
+        return f"restoring {source_id} as of {target['recorded_at']} into {self.noun} {copy}"
+
+    def _start_from_snapshot(
+        self,
+        spec: SpecT,
+        ctx: KindContext,
+        target: State,
+        source: dict[str, Any] | None,
+        copy: str,
+        tags: list[Any],
+    ) -> str:
+        name = target.get("snapshot")
+        if not name:
+            raise StepFailed(f"no snapshot of {target[self.key]} was recorded with this release")
+        snapshot = self.snapshot_status(ctx, name)
+        if snapshot is None:
+            raise StepFailed(f"snapshot {name} no longer exists")
+        if snapshot.get("Status") != AVAILABLE:
+            return f"waiting for snapshot {name} ({snapshot.get('Status')})"
+        self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
+        ctx.progress(f"restoring snapshot {name} into {copy}")
+        return f"restoring snapshot {name} into {self.noun} {copy}"
+
+    def iam_statements(self, spec: SpecT, scope: IamScope) -> list[IamStatement]:
+        prefix = f"arn:{scope.partition}:rds:{scope.region}:{scope.account}"
+        return [
+            *self.resource_iam(spec, scope),
+            IamStatement(
+                actions=(
+                    "rds:RestoreDBInstanceToPointInTime",
+                    "rds:RestoreDBInstanceFromDBSnapshot",
+                    "rds:RestoreDBClusterToPointInTime",
+                    "rds:RestoreDBClusterFromSnapshot",
+                    "rds:CreateDBInstance",
+                ),
+                resources=(
+                    f"{prefix}:subgrp:*",
+                    f"{prefix}:pg:*",
+                    f"{prefix}:cluster-pg:*",
+                    f"{prefix}:og:*",
+                    f"{prefix}:secgrp:*",
+                ),
+                purpose="the restored copy reuses the source's subnet, parameter and option groups",
+            ),
+            IamStatement(
+                actions=("kms:DescribeKey", "kms:CreateGrant"),
+                resources=(f"arn:{scope.partition}:kms:{scope.region}:{scope.account}:key/*",),
+                purpose="encrypted databases only; narrow to the database's key",
+            ),
+            *pointer_iam_statements(spec.pointer, scope),
+        ]
+
+
+_NOT_FOUND = {
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBClusterNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBSnapshotNotFoundFault",
+    "DBClusterSnapshotNotFoundFault",
+}
+
+
+def describe_or_none(what: str, call: Any, **kwargs: Any) -> Any:
+    """Run a Describe call; a missing resource is None (RDS names its not-found errors per resource type)."""
+    try:
+        with map_aws_errors(what):
+            return call(**kwargs)
+    except AwsError as error:
+        cause = error.__cause__
+        if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            return None
+        raise
