@@ -37,3 +37,22 @@ def test_demo_cleans_up_after_itself(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_corruption_scenario_restores_into_a_new_table(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LASTGOOD_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "lastgood", "demo", "--scenario", "data-corruption", "--keep", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert re.search(r"data corruption detected: [1-9]\d* orders", out)
+    assert "throttled to 0" in out and "emergency stop released" in out
+    assert re.search(r"into NEW table shop-orders-prod-restored-\w+; data checks passed; pointer switched", out)
+    assert re.search(r"original table shop-orders-prod kept untouched \([1-9]\d* corrupted orders", out)
+    assert re.search(r"writes in the data-loss window: [1-9]\d* \(\d+ good orders", out)
+    assert "corrupted orders in the restored table: 0;" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +14,28 @@ def register(app: typer.Typer) -> None:
     app.command("sandbox")(sandbox)
 
 
+class Scenario(StrEnum):
+    bad_release = "bad-release"
+    data_corruption = "data-corruption"
+
+
 def demo(
     keep: Annotated[Path | None, typer.Option("--keep", help="Keep the demo's files (runbook, ledger) in DIR")] = None,
+    scenario: Annotated[Scenario, typer.Option("--scenario", help="Which story to run")] = Scenario.bad_release,
 ) -> None:
-    """Run the whole story on a local endpoint: release, bad release, guard, automatic rollback, timeline."""
-    from lastgood.demo.run import run_demo
+    """Run a whole story on a local endpoint: release, bad release, guard, automatic rollback, timeline.
 
-    code = run_demo(keep)
+    bad-release: the guard catches a bad Lambda release and rolls it back. data-corruption: emergency stop,
+    restore the table into a new copy, data checks, switch, release the stop.
+    """
+    if scenario == Scenario.data_corruption:
+        from lastgood.demo.data_corruption import run_data_corruption
+
+        code = run_data_corruption(keep)
+    else:
+        from lastgood.demo.run import run_demo
+
+        code = run_demo(keep)
     if code:
         raise typer.Exit(code)
 
