@@ -469,3 +469,12 @@ def test_schema_lists_each_kind(capsys: pytest.CaptureFixture[str]) -> None:
     for title in titles:
         assert "kind" in schema["$defs"][title]["required"]
         assert schema["$defs"][title]["additionalProperties"] is False
+
+
+def test_trigger_environments_limit_where_a_trigger_is_judged() -> None:
+    text = EXAMPLE.replace("    action: rollback", "    action: rollback\n    environments: [prod]")
+    runbook = parse_runbook(text)
+    assert [t.name for t in runbook.triggers_for("prod")] == ["api-errors"]
+    assert runbook.triggers_for("staging") == []
+    bad = EXAMPLE.replace("    action: rollback", "    action: rollback\n    environments: [prd]")
+    assert problems(bad) == ["triggers[0].environments[0]: no environment 'prd' (did you mean 'prod'?)"]

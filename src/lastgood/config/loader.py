@@ -130,6 +130,11 @@ def _cross_check(
     for index, name in enumerate(trigger_names):
         if trigger_names.index(name) != index:
             problems.append(f"triggers[{index}].name: {name!r} is used by another trigger")
+    for index, trigger in enumerate(runbook.triggers):
+        for env_index, env_name in enumerate(trigger.environments or []):
+            if env_name not in runbook.environments:
+                hint = did_you_mean(env_name, runbook.environments)
+                problems.append(f"triggers[{index}].environments[{env_index}]: no environment {env_name!r}{hint}")
     for name, env in runbook.environments.items():
         if env.confirm_phrase is not None and not env.protected:
             problems.append(f"environments.{name}.confirm_phrase: only protected environments ask for a phrase")

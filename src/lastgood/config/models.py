@@ -72,6 +72,9 @@ class Trigger(Strict):
     period: Duration = 60.0
     severity: Literal["critical", "high", "medium", "low"] = "high"
     action: Literal["rollback", "alert"] = "alert"
+    environments: list[str] | None = Field(
+        default=None, description="The environments this trigger watches [default: all]."
+    )
     missing_data: Literal["ignore", "breaching"] = Field(
         default="ignore",
         description="Whether a period with no data counts as breaching (default: it does not).",
@@ -133,7 +136,9 @@ class Runbook(Strict):
     def triggers_for(self, env: str) -> list[Trigger]:
         self.environment(env)
         return [
-            Trigger.model_validate(substitute_env(t.model_dump(by_alias=True), env, self.app)) for t in self.triggers
+            Trigger.model_validate(substitute_env(t.model_dump(by_alias=True), env, self.app))
+            for t in self.triggers
+            if t.environments is None or env in t.environments
         ]
 
     @property
