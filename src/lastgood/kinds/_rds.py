@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
-from lastgood.config.durations import format_duration
 from lastgood.config.models import Component
 from lastgood.errors import AwsError, StepFailed
 from lastgood.kinds import _restore
@@ -195,18 +194,7 @@ class RdsRestoreKind(Kind[SpecT]):
             f"the new {self.noun} costs as much as the original until you delete whichever you no longer need",
         ]
         notes += self.warnings(spec, target)
-        window = _restore.data_loss_window(current, target)
-        if window is not None:
-            notes.append(f"writes made in the last {format_duration(window)} are not in the restored copy")
-        return Change(
-            action="restore-copy",
-            before=self.describe(current),
-            after=self.describe(target),
-            estimate_seconds=self.estimate_seconds,
-            slow=True,
-            notes=tuple(notes),
-            data_loss_window_seconds=window,
-        )
+        return _restore.restore_change(self.describe, self.estimate_seconds, current, target, notes)
 
     def describe(self, state: State) -> str:
         if not state.get("exists"):

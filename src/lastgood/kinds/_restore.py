@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from lastgood.kinds.base import KindContext, State
+from lastgood.config.durations import format_duration
+from lastgood.kinds.base import Change, KindContext, State
 
 TAG_SOURCE = "lastgood:restored-from"
 TAG_AT = "lastgood:restored-to"
@@ -91,6 +92,24 @@ def data_loss_window(current: State, target: State) -> float | None:
     except (KeyError, TypeError, ValueError):
         return None
     return max(0.0, seconds)
+
+
+def restore_change(
+    describe: Callable[[State], str], estimate: float, current: State, target: State, notes: list[str]
+) -> Change:
+    """The plan step of every restore-into-a-copy kind: slow, not destructive, with its data-loss window."""
+    window = data_loss_window(current, target)
+    if window is not None:
+        notes = [*notes, f"writes made in the last {format_duration(window)} are not in the restored copy"]
+    return Change(
+        action="restore-copy",
+        before=describe(current),
+        after=describe(target),
+        estimate_seconds=estimate,
+        slow=True,
+        notes=tuple(notes),
+        data_loss_window_seconds=window,
+    )
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
