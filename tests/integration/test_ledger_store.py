@@ -41,6 +41,9 @@ TABLES = {
     "steps",
     "events",
     "emergency_stops",
+    "audit_head",
+    "approvals",
+    "drills",
 }
 
 NESTED: State = {

@@ -10,8 +10,9 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
-from lastgood.cli import guard_cmd, iam_cmd, release_cmd, rollback_cmd, runbook_cmd, stop_cmd
+from lastgood.cli import audit_cmd, guard_cmd, iam_cmd, release_cmd, rollback_cmd, runbook_cmd, stop_cmd
 from lastgood.errors import ConfigError, LastgoodError
+from lastgood.redact import redact
 
 app = typer.Typer(
     name="lastgood",
@@ -44,6 +45,7 @@ rollback_cmd.register(app)
 iam_cmd.register(app)
 guard_cmd.register(app)
 stop_cmd.register(app)
+audit_cmd.register(app)
 
 
 def _demo_commands() -> None:
@@ -65,9 +67,9 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def report_error(error: LastgoodError, as_json: bool) -> None:
-    problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+    problems = redact(error.problems if isinstance(error, ConfigError) else [str(error)])
     if as_json:
-        payload = {"error": type(error).__name__, "message": str(error), "problems": problems}
+        payload = {"error": type(error).__name__, "message": redact(str(error)), "problems": problems}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     if isinstance(error, ConfigError):
@@ -75,7 +77,7 @@ def report_error(error: LastgoodError, as_json: bool) -> None:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     else:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact(str(error))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

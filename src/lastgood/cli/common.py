@@ -17,6 +17,7 @@ from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.engine.context import EnvContext
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
+from lastgood.redact import RedactingStream, redact
 
 
 class OutputFormat(StrEnum):
@@ -36,13 +37,13 @@ ParallelOption = Annotated[
     int, typer.Option("--parallel", min=1, max=256, help="How many components are worked on at once")
 ]
 
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, file=RedactingStream("stdout"))  # type: ignore[arg-type]
+stderr = Console(highlight=False, file=RedactingStream("stderr"))  # type: ignore[arg-type]
 
 
 def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:
     if output == OutputFormat.json:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
     else:
         render()
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lastgood.config.messages import format_path
+from lastgood.redact import register_variable
 
 # A default may itself hold {env} or {app}: ${DB:-shop/{env}/db}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:\{[^{}]*\}|[^}])*))?\}")
@@ -25,6 +26,7 @@ def substitute_variables(
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
+            register_variable(name, environ[name])
             return environ[name]
         if default is not None:
             return default

@@ -14,6 +14,7 @@ from lastgood.config.interpolate import substitute_variables
 from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
 from lastgood.config.models import Component, Runbook
 from lastgood.errors import ConfigError
+from lastgood.redact import register_secret, register_url_password
 
 DEFAULT_FILE = "lastgood.yaml"
 
@@ -66,6 +67,21 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
     if problems:
         raise ConfigError(problems, source)
     return runbook.model_copy(update={"components": specs})
+
+
+def _register_secrets(data: Any, runbook: Runbook) -> None:
+    """Passwords inside any URL of the file, and the file's secret fields, are masked wherever text leaves."""
+    if isinstance(data, dict):
+        for value in data.values():
+            _register_secrets(value, runbook) if not isinstance(value, str) else register_url_password(value)
+    elif isinstance(data, list):
+        for value in data:
+            _register_secrets(value, runbook) if not isinstance(value, str) else register_url_password(value)
+    register_secret(runbook.policy.approval_key)
+    for channel in runbook.notifications.channels:
+        register_secret(channel.slack.webhook_url if channel.slack else None)
+        register_secret(channel.webhook.secret if channel.webhook else None)
+        register_secret(channel.email.password if channel.email else None)
 
 
 def _restore_placeholders(data: Any) -> Any:

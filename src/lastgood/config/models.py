@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lastgood.config.durations import ConditionField, Duration
 from lastgood.config.interpolate import substitute_env
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+from lastgood.config.notifications import Notifications
+from lastgood.config.policy import Policy
+from lastgood.config.strict import Strict as Strict
 
 
 class AwsSettings(Strict):
@@ -106,6 +105,8 @@ class Runbook(Strict):
     environments: dict[str, Environment]
     components: list[Any] = Field(description="Components; each kind documents its own keys.")
     triggers: list[Trigger] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy, description="Decisions, approvals, people, targets, drills.")
+    notifications: Notifications = Field(default_factory=Notifications, description="Slack, SNS, email, webhooks.")
 
     _base_dir: Path | None = PrivateAttr(default=None)
 

@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:
@@ -97,6 +97,13 @@ def _make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # Let SQLAlchemy, not the driver, begin transactions, so that they can begin IMMEDIATE below.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection):  # type: ignore[no-untyped-def]
+            # Take the write lock up front: two processes appending to the audit chain never fork it.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput, UnknownRelease, UnknownRollback
 from lastgood.kinds.base import State, state_hash
+from lastgood.ledger import audit
 from lastgood.ledger.tables import (
     EnvironmentRow,
     EventRow,
@@ -20,6 +23,7 @@ from lastgood.ledger.tables import (
     RollbackRow,
     StepRow,
 )
+from lastgood.redact import redact
 
 
 def record_release(
@@ -142,8 +146,20 @@ def add_event(
     at: datetime,
     rollback_id: str | None = None,
     data: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> None:
-    session.add(EventRow(app=app, env=env, rollback_id=rollback_id, at=at, type=type, message=message, data=data or {}))
+    """Append to the timeline, which is also the audit chain. Secret values are masked first."""
+    row = EventRow(
+        app=app,
+        env=env,
+        rollback_id=rollback_id,
+        at=at,
+        type=type,
+        message=redact(message),
+        data=redact(data or {}),
+        actor=actor or os.environ.get("LASTGOOD_USER") or getpass.getuser(),
+    )
+    audit.append(session, row)
 
 
 def events_of(session: Session, rollback_id: str) -> list[EventRow]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -89,6 +90,22 @@ class RollbackRow(Base):
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The decision: severity x time since deployment -> method (policy.decision), and who must approve.
+    severity: Mapped[str | None] = mapped_column(String(16))
+    method: Mapped[str | None] = mapped_column(String(32))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    approvals_needed: Mapped[int] = mapped_column(default=0, server_default="0")
+    approver_roles: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The incident's clock: when the bad release was detected, decided on, approved, started.
+    detected_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the values that caused it
+    drill: Mapped[bool] = mapped_column(default=False, server_default=false())
+    unnecessary: Mapped[bool | None] = mapped_column(default=None)  # set by rollback-review
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(256))
     steps: Mapped[list[StepRow]] = relationship(
         back_populates="rollback", cascade="all, delete-orphan", order_by="StepRow.position"
     )
@@ -128,6 +145,46 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]]
+    # The audit chain: each entry's hash covers the one before, so an edit or a deletion shows.
+    actor: Mapped[str] = mapped_column(String(256), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ChainHeadRow(Base):
+    """The newest audit entry's hash, in one row: appends lock it, and deleting the newest entries shows."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(default=0)
+    hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollback_id: Mapped[str] = mapped_column(ForeignKey("rollbacks.id", ondelete="CASCADE"), index=True)
+    who: Mapped[str] = mapped_column(String(256))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | deny
+    roles: Mapped[list[Any]]
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    signed: Mapped[bool] = mapped_column(default=False)
+
+
+class DrillRow(Base):
+    __tablename__ = "drills"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(32))  # running | passed | failed
+    rollback_id: Mapped[str | None] = mapped_column(String(32))
+    detect_seconds: Mapped[float | None]
+    restore_seconds: Mapped[float | None]
+    targets: Mapped[dict[str, Any]]
+    notes: Mapped[str] = mapped_column(Text, default="")
 
 
 class EmergencyStopRow(Base):

@@ -1,0 +1,120 @@
+"""The runbooks' judgement, in the file: severities, the decision matrix, approvals, people, escalation, KPI
+targets and drills. Pure lookups; the engine and the guard consult them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from lastgood.config.durations import Duration
+from lastgood.config.strict import Strict
+
+Severity = Literal["critical", "high", "medium", "low"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+Method = Literal["rollback", "restore", "planned-rollback", "fix-forward"]
+
+
+def _fraction(value: Any) -> float:
+    """0.95, or '95%'."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return float(value.strip()[:-1]) / 100
+    return float(value)
+
+
+Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
+
+
+class DecisionRule(Strict):
+    """003's matrix: a severity, and how long the release has been live, pick the method."""
+
+    severity: Severity
+    within: Duration | None = Field(default=None, description="Applies while the release is younger than this.")
+    method: Method
+    reason: str = Field(default="", description="Why; recorded with the decision.")
+
+
+class ApprovalRule(Strict):
+    """000's authorization matrix: a severity (and environments) need these roles to approve."""
+
+    severity: Severity
+    environments: list[str] | None = Field(default=None, description="[default: every environment]")
+    roles: list[str] = Field(default_factory=list, description="An approver must hold one of these roles.")
+    count: int = Field(default=1, ge=0, description="Distinct people who must approve (0: none).")
+    automation: bool = Field(default=False, description="Whether the guard may roll back alone at this severity.")
+
+
+class Person(Strict):
+    name: str = Field(description="The identity: LASTGOOD_USER or the OS user name.")
+    roles: list[str] = Field(default_factory=list)
+    email: str | None = None
+    slack: str | None = None
+    phone: str | None = None
+
+
+class EscalationStep(Strict):
+    after: Duration = Field(description="Time since the incident started.")
+    contact: list[str] = Field(description="Roles or people to contact.")
+
+
+class Targets(Strict):
+    """000's KPIs."""
+
+    mean_time_to_restore: Duration = Field(default=15 * 60.0, description="Mean rollback time.")
+    success_rate: Fraction = 0.95
+    false_rollback_rate: Fraction = 0.05
+    data_loss_incidents: int = Field(default=0, ge=0)
+    mean_time_to_detect: Duration | None = None
+
+
+class Drills(Strict):
+    allow_protected: bool = Field(default=False, description="Drills on protected environments (refused by default).")
+    redeploy: str | None = Field(
+        default=None, description="Release to re-deploy as the bad change [default: the newest release marked bad]."
+    )
+    command: str | None = Field(default=None, description="A shell command that makes the bad change instead.")
+    guard_for: Duration = Field(default=600.0, description="How long the guard may take to catch it.")
+
+
+class Policy(Strict):
+    default_severity: Severity = "high"
+    decision: list[DecisionRule] = Field(default_factory=list)
+    approvals: list[ApprovalRule] = Field(default_factory=list)
+    people: list[Person] = Field(default_factory=list)
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    signed_approvals: bool = Field(
+        default=False, description="Approvals on protected environments need a token signed with approval_key."
+    )
+    approval_key: str | None = Field(default=None, description="HMAC key for approval tokens; use ${VAR}.")
+    targets: Targets = Field(default_factory=Targets)
+    drills: Drills = Field(default_factory=Drills)
+
+    @model_validator(mode="after")
+    def _key_when_signed(self) -> Policy:
+        if self.signed_approvals and not self.approval_key:
+            raise ValueError("signed_approvals needs approval_key (e.g. approval_key: ${LASTGOOD_APPROVAL_KEY})")
+        return self
+
+    def method_for(self, severity: str, age_seconds: float) -> tuple[Method, str]:
+        """The first matching row of the decision matrix; without a matrix, roll back."""
+        for rule in self.decision:
+            if rule.severity == severity and (rule.within is None or age_seconds <= rule.within):
+                return rule.method, rule.reason or _describe(rule)
+        return "rollback", "no decision rule matches: roll back"
+
+    def approval_for(self, severity: str, env: str) -> ApprovalRule | None:
+        for rule in self.approvals:
+            if rule.severity == severity and (rule.environments is None or env in rule.environments):
+                return rule
+        return None
+
+    def roles_of(self, user: str) -> set[str]:
+        return {role for person in self.people if person.name == user for role in person.roles}
+
+    def person(self, name: str) -> Person | None:
+        return next((p for p in self.people if p.name == name), None)
+
+
+def _describe(rule: DecisionRule) -> str:
+    within = f" within {rule.within:g}s of the deployment" if rule.within is not None else ""
+    return f"{rule.severity}{within}: {rule.method}"
