@@ -164,6 +164,7 @@ class Executor:
                         target=step.target,
                         waits_for=step.waits_for,
                         status=StepStatus.PENDING,
+                        data_loss_window_seconds=step.change.data_loss_window_seconds,
                     )
                 )
             session.add(rollback)

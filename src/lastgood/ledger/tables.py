@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -131,6 +132,8 @@ class StepRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a kind's captured output, row counts, ...
+    # Restores: the writes the restored copy will not have.
+    data_loss_window_seconds: Mapped[float | None] = mapped_column(Float)
     rollback: Mapped[RollbackRow] = relationship(back_populates="steps")
 
 
