@@ -23,7 +23,8 @@ from lastgood.cli.common import (
 )
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.engine.context import EnvContext
+from lastgood.engine.context import EnvContext, current_user
+from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, RollbackResult
 from lastgood.engine.planner import Plan, build_plan
 from lastgood.errors import Refused
@@ -167,6 +168,9 @@ def rollback(
         bool, typer.Option("--allow-destructive", help="With --yes: also run steps the plan marks destructive")
     ] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the ledger")] = "",
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="critical|high|medium|low [default: the policy's]")
+    ] = None,
     parallel: ParallelOption = 16,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -182,9 +186,29 @@ def rollback(
     if not planned.steps:
         emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
         return
-    confirm(ctx, planned, yes, allow_destructive)
+    decision = decide(ctx, severity)
+    if output == OutputFormat.text:
+        stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
+    roles = ctx.runbook.policy.roles_of(current_user())
+    if decision.rolls_back_now(roles):
+        confirm(ctx, planned, yes, allow_destructive)
     executor = Executor(ctx)
     rollback_id = executor.create(planned, reason)
+    status = apply_decision(ctx, rollback_id, decision, roles, None)
+    if status == RollbackStatus.DECLINED:
+        raise Refused(f"decision: fix forward, no rollback ({decision.reason}); recorded as {rollback_id}")
+    if status == RollbackStatus.AWAITING_APPROVAL:
+        who = ", ".join(decision.roles) or "anyone"
+        raise Refused(
+            f"rollback {rollback_id} awaits {decision.approvals_needed} approval(s) from: {who}. "
+            f"Approve with: lastgood approve {rollback_id}"
+        )
+    if decision.method == "planned-rollback":
+        message = f"rollback {rollback_id} is planned, not run: run it in its window with lastgood resume {rollback_id}"
+        emit(
+            output, {"id": rollback_id, "status": status, "decision": decision.to_dict()}, lambda: stdout.print(message)
+        )
+        return
     if output == OutputFormat.text:
         stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
     finish(execute(executor, rollback_id, len(planned.steps), output), output)

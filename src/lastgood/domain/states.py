@@ -15,6 +15,9 @@ class StepStatus(StrEnum):
 
 
 class RollbackStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting-approval"
+    DENIED = "denied"
+    DECLINED = "declined"  # the decision matrix said fix forward: no rollback
     PLANNED = "planned"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -33,7 +36,10 @@ STEP_TRANSITIONS: dict[str, set[str]] = {
 }
 
 ROLLBACK_TRANSITIONS: dict[str, set[str]] = {
-    RollbackStatus.PLANNED: {RollbackStatus.RUNNING},
+    RollbackStatus.PLANNED: {RollbackStatus.RUNNING, RollbackStatus.AWAITING_APPROVAL, RollbackStatus.DECLINED},
+    RollbackStatus.AWAITING_APPROVAL: {RollbackStatus.PLANNED, RollbackStatus.DENIED},
+    RollbackStatus.DENIED: set(),
+    RollbackStatus.DECLINED: set(),
     RollbackStatus.RUNNING: {RollbackStatus.SUCCEEDED, RollbackStatus.FAILED, RollbackStatus.RUNNING},
     RollbackStatus.FAILED: {RollbackStatus.RUNNING},
     RollbackStatus.SUCCEEDED: set(),

@@ -28,9 +28,10 @@ from lastgood.domain.states import (
 )
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.planner import Plan
-from lastgood.errors import BadInput, LastgoodError
+from lastgood.errors import BadInput, LastgoodError, Refused
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
+from lastgood.ledger.store import rollback_approvals
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 
 
@@ -220,12 +221,21 @@ class Executor:
             rollback = store.get_rollback(session, rollback_id)
             if rollback.status == RollbackStatus.SUCCEEDED:
                 raise LastgoodError(f"rollback {rollback_id} has already succeeded; nothing to resume")
+            if rollback.status == RollbackStatus.AWAITING_APPROVAL:
+                have = sum(1 for a in rollback_approvals(session, rollback_id) if a.decision == "approve")
+                raise Refused(
+                    f"rollback {rollback_id} awaits approval ({have} of {rollback.approvals_needed}): "
+                    f"lastgood approve {rollback_id}"
+                )
+            if rollback.status in (RollbackStatus.DENIED, RollbackStatus.DECLINED):
+                raise Refused(f"rollback {rollback_id} was {rollback.status}: {rollback.decision_reason or ''}")
             if rollback.env != self.ctx.env or rollback.app != self.ctx.app:
                 where = f"{rollback.app}/{rollback.env}"
                 raise BadInput(f"rollback {rollback_id} belongs to {where}, not {self.ctx.app}/{self.ctx.env}")
             resuming = rollback.status != RollbackStatus.PLANNED
             transition(rollback, RollbackStatus.RUNNING, ROLLBACK_TRANSITIONS)
             rollback.error = None
+            rollback.started_at = rollback.started_at or self.ctx.clock.now()
             done = [s.component for s in rollback.steps if s.status in DONE_STEP]
             todo = [
                 _Work(s.component, s.kind, s.target, tuple(s.waits_for))

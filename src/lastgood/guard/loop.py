@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lastgood.config.models import Trigger
+from lastgood.domain.states import RollbackStatus
 from lastgood.engine.context import EnvContext
+from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, Listener, RollbackResult
 from lastgood.engine.planner import build_plan
 from lastgood.errors import Refused
@@ -40,6 +42,7 @@ class GuardOutcome:
     alerts: list[TriggerVerdict] = field(default_factory=list)
     detected_at: datetime | None = None
     message: str = ""
+    decision: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -55,7 +58,11 @@ class GuardOutcome:
             "rollback": self.rollback.to_dict() if self.rollback else None,
             "alerts": [a.to_dict() for a in self.alerts],
             "message": self.message,
+            "decision": self.decision,
         }
+
+
+_GUARD_STATUS = {"declined": "fix-forward", "awaiting-approval": "awaiting-approval"}
 
 
 def window_end(now: datetime, period: float) -> datetime:
@@ -137,10 +144,19 @@ class Guard:
             self._event("guard-fired", f"{reason}; {refused}", None, fired)
             outcome.status, outcome.message = "nothing-to-roll-back-to", str(refused)
             return outcome
+        decision = decide(self.ctx, fired.severity, automated=True)
         executor = Executor(self.ctx, self.rollback_listener)
         rollback_id = store.new_rollback_id()
         self._event("guard-fired", reason, rollback_id, fired)
         executor.create(plan, reason=reason, requested_by="lastgood-guard", rollback_id=rollback_id)
+        status = apply_decision(self.ctx, rollback_id, decision, set(), outcome.detected_at, fired.to_dict())
+        outcome.decision = decision.to_dict()
+        if status != RollbackStatus.PLANNED or decision.method == "planned-rollback":
+            outcome.status = {"declined": "fix-forward", "awaiting-approval": "awaiting-approval"}.get(
+                status, "planned"
+            )
+            outcome.message = f"{decision.method}: {decision.reason}; rollback {rollback_id} is {status}"
+            return outcome
         self.listener.rollback_started(rollback_id, fired)
         outcome.rollback = executor.run(rollback_id)
         outcome.status = "rolled-back" if outcome.rollback.status == "succeeded" else "rollback-failed"

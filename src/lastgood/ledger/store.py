@@ -16,6 +16,7 @@ from lastgood.errors import BadInput, UnknownRelease, UnknownRollback
 from lastgood.kinds.base import State, state_hash
 from lastgood.ledger import audit
 from lastgood.ledger.tables import (
+    ApprovalRow,
     EnvironmentRow,
     EventRow,
     ReleaseComponentRow,
@@ -118,6 +119,11 @@ def get_rollback(session: Session, rollback_id: str) -> RollbackRow:
 
 def list_rollbacks(session: Session, app: str, env: str, limit: int = 20) -> list[RollbackRow]:
     query = select(RollbackRow).filter_by(app=app, env=env).order_by(RollbackRow.created_at.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def rollback_approvals(session: Session, rollback_id: str) -> list[ApprovalRow]:
+    query = select(ApprovalRow).filter_by(rollback_id=rollback_id).order_by(ApprovalRow.id)
     return list(session.scalars(query))
 
 
