@@ -28,7 +28,8 @@ Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
 class DecisionRule(Strict):
     """003's matrix: a severity, and how long the release has been live, pick the method."""
 
-    severity: Severity
+    severity: Severity | None = Field(default=None, description="[default: any severity]")
+    environments: list[str] | None = Field(default=None, description="[default: every environment]")
     within: Duration | None = Field(default=None, description="Applies while the release is younger than this.")
     method: Method
     reason: str = Field(default="", description="Why; recorded with the decision.")
@@ -95,10 +96,14 @@ class Policy(Strict):
             raise ValueError("signed_approvals needs approval_key (e.g. approval_key: ${LASTGOOD_APPROVAL_KEY})")
         return self
 
-    def method_for(self, severity: str, age_seconds: float) -> tuple[Method, str]:
+    def method_for(self, severity: str, age_seconds: float, env: str) -> tuple[Method, str]:
         """The first matching row of the decision matrix; without a matrix, roll back."""
         for rule in self.decision:
-            if rule.severity == severity and (rule.within is None or age_seconds <= rule.within):
+            if (
+                rule.severity in (None, severity)
+                and (rule.environments is None or env in rule.environments)
+                and (rule.within is None or age_seconds <= rule.within)
+            ):
                 return rule.method, rule.reason or _describe(rule)
         return "rollback", "no decision rule matches: roll back"
 
@@ -117,4 +122,4 @@ class Policy(Strict):
 
 def _describe(rule: DecisionRule) -> str:
     within = f" within {rule.within:g}s of the deployment" if rule.within is not None else ""
-    return f"{rule.severity}{within}: {rule.method}"
+    return f"{rule.severity or 'any severity'}{within}: {rule.method}"

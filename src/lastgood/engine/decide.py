@@ -60,7 +60,7 @@ def decide(ctx: EnvContext, severity: str | None = None, automated: bool = False
     with ctx.ledger.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
     age = (ctx.clock.now() - live.recorded_at).total_seconds() if live else 0.0
-    method, reason = policy.method_for(chosen, age)
+    method, reason = policy.method_for(chosen, age, ctx.env)
     rule = policy.approval_for(chosen, ctx.env)
     needed = rule.count if rule else 0
     if automated and rule is not None and rule.automation:
