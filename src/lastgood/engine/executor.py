@@ -31,6 +31,7 @@ from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError, Refused
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
+from lastgood.redact import redact
 from lastgood.ledger.store import rollback_approvals
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 
@@ -270,9 +271,9 @@ class Executor:
                 transition(step, outcome.status, STEP_TRANSITIONS)
                 step.finished_at = now
                 step.attempts += outcome.attempts
-                step.detail = outcome.detail
-                step.error = outcome.error
-                step.output = outcome.output
+                step.detail = redact(outcome.detail)
+                step.error = redact(outcome.error)
+                step.output = redact(outcome.output)
                 store.add_event(
                     session,
                     self.ctx.app,
@@ -389,7 +390,7 @@ class Executor:
             if ok:
                 self._settle(session, rollback, target, left, now)
             else:
-                rollback.error = result.summary()
+                rollback.error = redact(result.summary())
                 store.add_event(
                     session, rollback.app, rollback.env, "rollback-failed", result.summary(), now, rollback_id
                 )

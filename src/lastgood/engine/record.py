@@ -7,6 +7,7 @@ from lastgood.engine.context import EnvContext, current_user
 from lastgood.errors import AwsError, BadInput
 from lastgood.kinds.base import State
 from lastgood.ledger import store
+from lastgood.redact import redact
 from lastgood.ledger.tables import ReleaseRow
 
 
@@ -35,6 +36,9 @@ def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
         if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
             raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
     states = read_states(ctx, ctx.components(), recording=True)
+    for name, (_kind, state) in states.items():
+        if redact(state) != state:
+            raise BadInput(f"{name}: its recorded state contains a secret value; lastgood never stores secrets")
     with ctx.ledger.session() as session:
         release = store.record_release(session, ctx.app, ctx.env, label, states, current_user(), ctx.clock.now())
         for warning in warnings_for(ctx, release):

@@ -1,0 +1,144 @@
+"""Drills (000: "drills every month"): make a deliberately bad change, let the guard catch it, roll back,
+verify, and record actual against target times, kept apart from real incidents."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from lastgood.engine.context import EnvContext
+from lastgood.engine.executor import Executor
+from lastgood.engine.planner import build_plan
+from lastgood.engine.record import record_release
+from lastgood.errors import BadInput, Refused, StepFailed
+from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.ledger import store
+from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
+from lastgood.sources.base import MetricSource
+
+
+@dataclass
+class DrillResult:
+    id: str
+    env: str
+    status: str  # passed | failed
+    detect_seconds: float | None
+    restore_seconds: float | None
+    targets: dict[str, Any]
+    notes: str
+    rollback_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_allowed(ctx: EnvContext) -> None:
+    if ctx.runbook.environment(ctx.env).protected and not ctx.runbook.policy.drills.allow_protected:
+        raise Refused(f"{ctx.env} is protected: drills run there only with policy.drills.allow_protected: true")
+    if not ctx.runbook.triggers_for(ctx.env):
+        raise BadInput(f"a drill needs the guard: the file has no triggers for {ctx.env}")
+
+
+def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
+    check_allowed(ctx)
+    drill_id = "drill-" + uuid.uuid4().hex[:8]
+    started = ctx.clock.now()
+    with ctx.ledger.session() as session:
+        session.add(
+            DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status="running", targets=_targets(ctx))
+        )
+        store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+    record_release(ctx, f"{drill_id}-good")
+    bad_change = _make_bad_change(ctx, drill_id)
+    changed_at = ctx.clock.now()
+    outcome = Guard(ctx, source).run(ctx.runbook.policy.drills.guard_for)
+    return _finish(ctx, drill_id, bad_change, changed_at, outcome)
+
+
+def _targets(ctx: EnvContext) -> dict[str, Any]:
+    targets = ctx.runbook.policy.targets
+    return {
+        "restore_seconds": targets.mean_time_to_restore,
+        "detect_seconds": targets.mean_time_to_detect,
+        "rto_seconds": ctx.runbook.environment(ctx.env).rto,
+    }
+
+
+def _make_bad_change(ctx: EnvContext, drill_id: str) -> str:
+    drills = ctx.runbook.policy.drills
+    if drills.command:
+        done = subprocess.run(shlex.split(drills.command), capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            raise StepFailed(f"the drill's bad change failed (exit {done.returncode}): {done.stderr[-500:]}")
+        record_release(ctx, f"{drill_id}-bad")
+        return f"command: {drills.command}"
+    bad = _bad_release(ctx, drills.redeploy)
+    plan = build_plan(ctx, to=bad.label)
+    executor = Executor(ctx)
+    result = executor.run(executor.create(plan, reason=f"{drill_id}: re-deploy bad release {bad.label}"))
+    _mark_drill(ctx, result.id)
+    if result.status != "succeeded":
+        raise StepFailed(f"re-deploying {bad.label} for the drill failed: {result.summary()}")
+    record_release(ctx, f"{drill_id}-bad")
+    return f"re-deployed release {bad.label}"
+
+
+def _bad_release(ctx: EnvContext, label: str | None) -> ReleaseRow:
+    with ctx.ledger.session() as session:
+        if label:
+            release = store.get_release(session, ctx.app, ctx.env, label)
+        else:
+            bad = [r for r in store.list_releases(session, ctx.app, ctx.env) if r.bad]
+            if not bad:
+                raise BadInput("no release is marked bad to re-deploy: set policy.drills.redeploy or drills.command")
+            release = bad[0]
+        release.components  # noqa: B018 - load before the session closes
+        return release
+
+
+def _mark_drill(ctx: EnvContext, rollback_id: str) -> None:
+    with ctx.ledger.session() as session:
+        row = session.get(RollbackRow, rollback_id)
+        if row is not None:
+            row.drill = True
+
+
+def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, outcome: GuardOutcome) -> DrillResult:
+    rollback = outcome.rollback
+    if rollback is not None:
+        _mark_drill(ctx, rollback.id)
+    detect = (outcome.detected_at - changed_at).total_seconds() if outcome.detected_at else None
+    restore = rollback.seconds if rollback is not None and rollback.status == "succeeded" else None
+    passed = outcome.status == "rolled-back"
+    notes = f"{bad_change}; guard: {outcome.status}: {outcome.message}"
+    now = ctx.clock.now()
+    with ctx.ledger.session() as session:
+        row = session.get(DrillRow, drill_id)
+        assert row is not None
+        row.status, row.finished_at, row.notes = ("passed" if passed else "failed"), now, notes
+        row.detect_seconds, row.restore_seconds = detect, restore
+        row.rollback_id = rollback.id if rollback else None
+        store.add_event(
+            session,
+            ctx.app,
+            ctx.env,
+            "drill-finished",
+            f"{drill_id}: {row.status} ({notes})",
+            now,
+            row.rollback_id,
+            {"detect_seconds": detect, "restore_seconds": restore},
+        )
+        targets = dict(row.targets)
+    return DrillResult(
+        drill_id,
+        ctx.env,
+        "passed" if passed else "failed",
+        detect,
+        restore,
+        targets,
+        notes,
+        rollback.id if rollback else None,
+    )
