@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lastgood.cli.common import (
     EnvArgument,
@@ -18,6 +19,7 @@ from lastgood.cli.common import (
     stdout,
 )
 from lastgood.config.durations import parse_duration
+from lastgood.engine.readiness import guard_check
 from lastgood.errors import BadInput
 from lastgood.guard.loop import Guard, GuardOutcome
 from lastgood.judge.base import TriggerVerdict
@@ -51,6 +53,9 @@ def register(app: typer.Typer) -> None:
 def guard(
     env: EnvArgument,
     for_: Annotated[str, typer.Option("--for", help="How long to watch, e.g. 30m")] = "30m",
+    force: Annotated[
+        bool, typer.Option("--force", help="Guard even when a rollback to the previous release is impossible")
+    ] = False,
     parallel: ParallelOption = 16,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -58,13 +63,16 @@ def guard(
     """Watch the file's triggers in CloudWatch; a rollback trigger that holds for its window rolls back.
 
     Exit codes: 0 the release stayed healthy, 1 it was judged bad (rolled back, or the rollback failed),
-    3 a trigger fired but there was no release to roll back to.
+    3 a trigger fired but there was no release to roll back to, or (without --force) rolling back to the
+    previous release is impossible (`lastgood readiness` says why), so nothing was watched.
     """
     try:
         duration = parse_duration(for_)
     except ValueError as error:
         raise BadInput(f"--for: {error}") from None
     ctx = open_env(file, env, parallel)
+    for warning in guard_check(ctx, force):
+        stderr.print(f"[yellow]warning[/]: {escape(warning)}")
     listener = ConsoleGuardListener() if output == OutputFormat.text else None
     if output == OutputFormat.text:
         stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers")

@@ -31,9 +31,9 @@ from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError, Refused
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
-from lastgood.redact import redact
 from lastgood.ledger.store import rollback_approvals
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
+from lastgood.redact import redact
 
 
 class Listener(Protocol):

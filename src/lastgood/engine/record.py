@@ -7,8 +7,8 @@ from lastgood.engine.context import EnvContext, current_user
 from lastgood.errors import AwsError, BadInput
 from lastgood.kinds.base import State
 from lastgood.ledger import store
-from lastgood.redact import redact
 from lastgood.ledger.tables import ReleaseRow
+from lastgood.redact import redact
 
 
 def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False) -> dict[str, tuple[str, State]]:

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
+from lastgood.config.durations import format_duration
 from lastgood.config.models import Component
 from lastgood.errors import AwsError, StepFailed
 from lastgood.kinds import _restore
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
 
 AVAILABLE = "available"
+SNAPSHOT_UNDER_WAY = frozenset({"creating", "copying", "pending"})
 RDS_ID_LENGTH = 63
 
 
@@ -298,6 +300,48 @@ class RdsRestoreKind(Kind[SpecT]):
         self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
         ctx.progress(f"restoring snapshot {name} into {copy}")
         return f"restoring snapshot {name} into {self.noun} {copy}"
+
+    # Readiness: is the recorded point still restorable?
+
+    def readiness(self, spec: SpecT, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        if not state.get("exists"):
+            return [ReadinessCheck("impossible", f"the release's endpoint {state['endpoint']} was no {self.noun}")]
+        if spec.restore_from == "snapshot":
+            return [self._snapshot_readiness(ctx, state)]
+        return [self._window_readiness(ctx, state)]
+
+    def _snapshot_readiness(self, ctx: KindContext, state: State) -> ReadinessCheck:
+        name = state.get("snapshot")
+        if not name:
+            return ReadinessCheck("impossible", f"no snapshot of {state[self.key]} was recorded with this release")
+        snapshot = self.snapshot_status(ctx, name)
+        if snapshot is None:
+            return ReadinessCheck("impossible", f"snapshot {name} no longer exists")
+        status = str(snapshot.get("Status"))
+        if status == AVAILABLE:
+            return ReadinessCheck("ok", f"snapshot {name} is available")
+        return ReadinessCheck(
+            "at-risk" if status in SNAPSHOT_UNDER_WAY else "impossible", f"snapshot {name} is {status}"
+        )
+
+    def _window_readiness(self, ctx: KindContext, state: State) -> ReadinessCheck:
+        source_id, at = state[self.key], _restore.parse_iso(state["recorded_at"])
+        source = self.describe_resource(ctx, source_id)
+        if source is None:
+            return ReadinessCheck("impossible", f"{self.noun} {source_id} no longer exists")
+        retention = int(source.get("BackupRetentionPeriod") or 0)
+        if not retention:
+            return ReadinessCheck("impossible", f"automated backups are off for {source_id}")
+        earliest = source.get("EarliestRestorableTime")
+        if earliest is not None and at < earliest:
+            return ReadinessCheck("impossible", f"{source_id}: {state['recorded_at']} is before {earliest.isoformat()}")
+        if source.get("LatestRestorableTime") is None:
+            return ReadinessCheck("at-risk", f"{source_id} reports no restorable time yet")
+        left = at + timedelta(days=retention) - ctx.now()
+        if left < timedelta(days=1):
+            remaining = format_duration(max(left.total_seconds(), 0))
+            return ReadinessCheck("at-risk", f"{source_id}: {state['recorded_at']} leaves the backups in {remaining}")
+        return ReadinessCheck("ok", f"{source_id}: the {retention}-day backup window covers {state['recorded_at']}")
 
     def iam_statements(self, spec: SpecT, scope: IamScope) -> list[IamStatement]:
         prefix = f"arn:{scope.partition}:rds:{scope.region}:{scope.account}"

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.models import Component
@@ -95,6 +95,18 @@ def state_hash(state: State) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
 
+ReadinessStatus = Literal["ok", "at-risk", "impossible"]
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """Whether a rollback to a recorded state is still possible: ok, at-risk (possible now, may soon not be),
+    impossible (what the rollback needs is gone)."""
+
+    status: ReadinessStatus
+    detail: str
+
+
 class Kind(ABC, Generic[SpecT]):
     """One kind of component. Subclasses are registered in lastgood.kinds.registry."""
 
@@ -155,6 +167,10 @@ class Kind(ABC, Generic[SpecT]):
     def warnings(self, spec: SpecT, state: State) -> list[str]:
         """Things to tell the user when a release is recorded (e.g. point-in-time recovery is off)."""
         return []
+
+    def readiness(self, spec: SpecT, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        """Whether rolling back to `state` is still possible (what it needs still exists). Reads only."""
+        return [ReadinessCheck("ok", "not checked for this kind")]
 
     # The emergency stop (`lastgood stop ENV`): kinds that can cut traffic override these three.
 

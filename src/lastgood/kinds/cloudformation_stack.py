@@ -31,6 +31,7 @@ from lastgood.kinds.base import (
     IamStatement,
     Kind,
     KindContext,
+    ReadinessCheck,
     State,
     value_hash,
 )
@@ -291,6 +292,23 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
             out.append(f"{spec.stack} was {state['status']} when recorded")
         return out
 
+    def readiness(self, spec: CloudFormationStackSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        problem = _template_problem(state)
+        if problem:
+            return [ReadinessCheck("impossible", f"{spec.stack}: {problem}")]
+        try:
+            stack = self._describe(spec, ctx)
+        except ResourceNotFound:
+            return [ReadinessCheck("impossible", f"stack {spec.stack} no longer exists")]
+        status = stack["StackStatus"]
+        if status not in SETTLED and not _busy(status) and status != "UPDATE_ROLLBACK_FAILED":
+            return [ReadinessCheck("impossible", f"stack {spec.stack} is {status}: it cannot be updated")]
+        present = {p["ParameterKey"] for p in stack.get("Parameters") or []}
+        lost = sorted(set(state["no_echo_parameters"]) - present)
+        if lost:
+            return [ReadinessCheck("impossible", f"{spec.stack}: NoEcho parameters {', '.join(lost)} are gone")]
+        return [ReadinessCheck("ok", f"stack {spec.stack} is {status}; template {_short(state)} is stored")]
+
     # rolling back
 
     def apply(self, spec: CloudFormationStackSpec, ctx: KindContext, target: State) -> ApplyResult:
@@ -526,6 +544,17 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
 
 def _short(state: State) -> str:
     return str(state["template_hash"]).removeprefix("sha256:")[:8]
+
+
+def _template_problem(state: State) -> str | None:
+    """Why the recorded template cannot be sent back with UpdateStack (None: it can)."""
+    body = state.get("template_body") or ""
+    if not body or template_hash(body) != state.get("template_hash"):
+        return "the recorded template is not stored in the ledger"
+    size = len(body.encode())
+    if size > MAX_TEMPLATE_BODY:
+        return f"the recorded template is {size} bytes; UpdateStack takes at most {MAX_TEMPLATE_BODY} inline"
+    return None
 
 
 def _lost_no_echo(current: State, target: State) -> list[str]:

@@ -21,6 +21,7 @@ when the state is read for a record or a plan, and when a check compares counts.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -28,10 +29,11 @@ from boto3.dynamodb.types import TypeSerializer
 from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
+from lastgood.config.durations import format_duration
 from lastgood.config.models import Component, Strict
 from lastgood.errors import AwsError, ResourceNotFound, StepFailed
 from lastgood.kinds import _restore
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
 
 
@@ -83,6 +85,7 @@ class DynamoDbTableSpec(Component):
 
 
 _SERIALIZER = TypeSerializer()
+PITR_DAYS = 35  # the recovery period when the table sets none
 
 
 def _attr(value: Any) -> dict[str, Any]:
@@ -192,6 +195,27 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         if spec.backup and not state.get("backup_arn"):
             out.append(f"backup: true, but no backup of {state['table']} was taken for this release")
         return out
+
+    def readiness(self, spec: DynamoDbTableSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        if not state.get("exists"):
+            return [ReadinessCheck("impossible", f"table {state['table']} did not exist at the release")]
+        if spec.restore_from == "backup":
+            return [_backup_readiness(ctx, state)]
+        try:
+            self._not_restorable(ctx, state["table"], state)
+        except StepFailed as error:
+            return [ReadinessCheck("impossible", str(error))]
+        days = int(_pitr(ctx, state["table"]).get("RecoveryPeriodInDays") or PITR_DAYS)
+        left = _restore.parse_iso(state["recorded_at"]) + timedelta(days=days) - ctx.now()
+        if left < timedelta(days=1):
+            return [
+                ReadinessCheck(
+                    "at-risk",
+                    f"{state['table']}: {state['recorded_at']} leaves the {days}-day point-in-time window "
+                    f"in {format_duration(max(left.total_seconds(), 0))}",
+                )
+            ]
+        return [ReadinessCheck("ok", f"{state['table']}: point-in-time recovery covers {state['recorded_at']}")]
 
     # Rolling back
 
@@ -385,6 +409,21 @@ def _describe(ctx: KindContext, table: str) -> dict[str, Any] | None:
             return dict(ctx.aws.client("dynamodb").describe_table(TableName=table)["Table"])
     except ResourceNotFound:
         return None
+
+
+def _backup_readiness(ctx: KindContext, state: State) -> ReadinessCheck:
+    arn = state.get("backup_arn")
+    if not arn:
+        return ReadinessCheck("impossible", f"no backup of {state['table']} was recorded with this release")
+    try:
+        with map_aws_errors(f"dynamodb:DescribeBackup {arn}"):
+            described = ctx.aws.client("dynamodb").describe_backup(BackupArn=arn)["BackupDescription"]
+    except ResourceNotFound:
+        return ReadinessCheck("impossible", f"backup {arn} no longer exists")
+    status = described["BackupDetails"]["BackupStatus"]
+    if status == "AVAILABLE":
+        return ReadinessCheck("ok", f"backup {arn} is AVAILABLE")
+    return ReadinessCheck("at-risk" if status == "CREATING" else "impossible", f"backup {arn} is {status}")
 
 
 def _tags(ctx: KindContext, arn: str) -> dict[str, str]:

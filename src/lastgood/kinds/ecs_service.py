@@ -13,7 +13,7 @@ from pydantic import Field
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import ResourceNotFound, StepFailed
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 
 
 class EcsServiceSpec(Component):
@@ -83,6 +83,13 @@ class EcsService(Kind[EcsServiceSpec]):
             status = ctx.aws.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"]
         if status != "ACTIVE":
             raise StepFailed(f"task definition {arn} is {status}: ECS will not deploy it; re-register it first")
+
+    def readiness(self, spec: EcsServiceSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        try:
+            self._check_task_definition(ctx, state["task_definition"])
+        except StepFailed as error:
+            return [ReadinessCheck("impossible", str(error))]
+        return [ReadinessCheck("ok", f"task definition {_revision(state)} is ACTIVE")]
 
     def plan(self, spec: EcsServiceSpec, current: State, target: State) -> Change | None:
         change = super().plan(spec, current, target)

@@ -18,8 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import Duration, format_duration
 from lastgood.config.models import Component, Strict
-from lastgood.errors import StepFailed
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.errors import ResourceNotFound, StepFailed
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 
 ALL_AT_ONCE = "AppConfig.AllAtOnce"
 _UNDONE = {"ROLLING_BACK", "ROLLED_BACK", "REVERTED"}
@@ -420,6 +420,21 @@ class FeatureFlag(Kind[FeatureFlagSpec]):
         if state.get("backend") == "appconfig" and state.get("version") is None:
             out.append("nothing is deployed to this AppConfig environment yet")
         return out
+
+    def readiness(self, spec: FeatureFlagSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        if spec.http is not None:
+            return [ReadinessCheck("ok", "HTTP flags: the recorded values are written back; nothing has to be kept")]
+        version = state.get("version")
+        if version is None:
+            return [ReadinessCheck("impossible", "nothing was deployed when the release was recorded")]
+        backend = AppConfigBackend(spec, ctx)
+        if not backend.ids.hosted:
+            return [ReadinessCheck("ok", f"configuration version {version} is stored outside AppConfig: not checked")]
+        try:
+            backend.content(version)
+        except ResourceNotFound:
+            return [ReadinessCheck("impossible", f"configuration version {version} no longer exists")]
+        return [ReadinessCheck("ok", f"configuration version {version} exists")]
 
     # The emergency stop: listed flags (default: all) turned off, their values saved to be put back.
 

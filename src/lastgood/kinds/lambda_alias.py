@@ -8,7 +8,8 @@ from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.errors import ResourceNotFound
+from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 
 
 class LambdaAliasSpec(Component):
@@ -57,6 +58,13 @@ class LambdaAlias(Kind[LambdaAliasSpec]):
     def action_name(self, current: State, target: State) -> str:
         return "update-alias"
 
+    def readiness(self, spec: LambdaAliasSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        versions = sorted({str(state["version"]), *state.get("weights", {})})
+        gone = [v for v in versions if not _version_exists(spec, ctx, v)]
+        if gone:
+            return [ReadinessCheck("impossible", f"{spec.function}: version {', '.join(gone)} no longer exists")]
+        return [ReadinessCheck("ok", f"{spec.function}: version {', '.join(versions)} exists")]
+
     def describe(self, state: State) -> str:
         return f"version {state['version']}" + (f" ({self._routing(state)})" if state.get("weights") else "")
 
@@ -75,8 +83,22 @@ class LambdaAlias(Kind[LambdaAliasSpec]):
         )
         return [
             IamStatement(
+                actions=("lambda:GetFunctionConfiguration",),
+                resources=(f"{base}:*",),
+                purpose="readiness: the recorded versions still exist",
+            ),
+            IamStatement(
                 actions=("lambda:GetAlias", "lambda:UpdateAlias"),
                 resources=(base, f"{base}:{spec.alias}"),
                 purpose=f"read and move alias {spec.alias}",
-            )
+            ),
         ]
+
+
+def _version_exists(spec: LambdaAliasSpec, ctx: KindContext, version: str) -> bool:
+    try:
+        with map_aws_errors(f"lambda:GetFunctionConfiguration {spec.function}:{version}"):
+            ctx.aws.client("lambda").get_function_configuration(FunctionName=spec.function, Qualifier=version)
+    except ResourceNotFound:
+        return False
+    return True

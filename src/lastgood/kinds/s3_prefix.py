@@ -16,17 +16,20 @@ CopyObject cannot copy them in one request.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import AwsError, BadInput, StepFailed
+from lastgood.errors import AwsError, BadInput, ResourceNotFound, StepFailed
 from lastgood.kinds import _restore
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 
 MAX_KEYS = 10_000
+READINESS_SAMPLE = 50  # keys whose recorded version readiness checks, spread over the prefix
 MAX_COPY_BYTES = 5 * 1024**3
 STAMP = "lastgood-restored-version"
 _CARRIED_HEADERS = (
@@ -160,6 +163,20 @@ class S3Prefix(Kind[S3PrefixSpec]):
             "deleted after this release cannot be restored"
         ]
 
+    def readiness(self, spec: S3PrefixSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        objects, where = state["objects"], f"s3://{spec.bucket}/{spec.prefix}"
+        keys = list(objects)
+        sample = keys[:: max(1, math.ceil(len(keys) / READINESS_SAMPLE))]
+        unversioned = [k for k in sample if objects[k]["version_id"] == "null"]
+        gone = [k for k in sample if k not in unversioned and _version_gone(spec, ctx, k, objects[k]["version_id"])]
+        if gone:
+            return [ReadinessCheck("impossible", f"{where}: the recorded versions of {_some(gone)} are gone")]
+        if unversioned or state.get("versioning") != "Enabled":
+            missing = f"; {_some(unversioned)} have no version id" if unversioned else ""
+            versioning = state.get("versioning") or "off"
+            return [ReadinessCheck("at-risk", f"{where}: versioning was {versioning} at the release{missing}")]
+        return [ReadinessCheck("ok", f"{where}: {len(sample)} of {len(keys)} recorded versions checked, all there")]
+
     # Rolling back
 
     def apply(self, spec: S3PrefixSpec, ctx: KindContext, target: State) -> ApplyResult:
@@ -267,6 +284,21 @@ class S3Prefix(Kind[S3PrefixSpec]):
                 purpose="SSE-KMS objects only; narrow to the bucket's key",
             ),
         ]
+
+
+def _version_gone(spec: S3PrefixSpec, ctx: KindContext, key: str, version_id: str) -> bool:
+    try:
+        with map_aws_errors(f"s3:HeadObject s3://{spec.bucket}/{key}?versionId={version_id}"):
+            ctx.aws.client("s3").head_object(Bucket=spec.bucket, Key=key, VersionId=version_id)
+    except AwsError as error:
+        cause = error.__cause__
+        status = (
+            cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(cause, ClientError) else 0
+        )
+        if isinstance(error, ResourceNotFound) or status == 404:
+            return True
+        raise
+    return False
 
 
 def _encryption_and_class(head: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pydantic import Field
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import StepFailed
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 
 
 class SecretSpec(Component):
@@ -53,16 +53,35 @@ class Secret(Kind[SecretSpec]):
 
     @staticmethod
     def _versions(spec: SecretSpec, ctx: KindContext) -> set[str]:
+        return set(Secret._version_stages(spec, ctx))
+
+    @staticmethod
+    def _version_stages(spec: SecretSpec, ctx: KindContext) -> dict[str, list[str]]:
+        """Every version id, deprecated ones included, with its staging labels."""
         client = ctx.aws.client("secretsmanager")
-        known: set[str] = set()
+        known: dict[str, list[str]] = {}
         kwargs: dict[str, Any] = {"SecretId": spec.secret, "IncludeDeprecated": True}
         with map_aws_errors(f"secretsmanager:ListSecretVersionIds {spec.secret}"):
             while True:
                 page = client.list_secret_version_ids(**kwargs)
-                known |= {v["VersionId"] for v in page["Versions"]}
+                known.update({v["VersionId"]: list(v.get("VersionStages") or []) for v in page["Versions"]})
                 if not page.get("NextToken"):
                     return known
                 kwargs["NextToken"] = page["NextToken"]
+
+    def readiness(self, spec: SecretSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        wanted = state["version_id"]
+        if wanted is None:
+            return [ReadinessCheck("impossible", f"{spec.secret}: no version held AWSCURRENT at the release")]
+        stages = self._version_stages(spec, ctx)
+        if wanted not in stages:
+            return [ReadinessCheck("impossible", f"{spec.secret}: version {_short(wanted)} no longer exists")]
+        if not stages[wanted]:
+            # A version without a staging label is deprecated, and Secrets Manager removes those over time.
+            return [
+                ReadinessCheck("at-risk", f"{spec.secret}: version {_short(wanted)} has no staging label (deprecated)")
+            ]
+        return [ReadinessCheck("ok", f"{spec.secret}: version {_short(wanted)} exists ({', '.join(stages[wanted])})")]
 
     def action_name(self, current: State, target: State) -> str:
         return "move-stage"

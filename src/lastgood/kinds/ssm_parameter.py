@@ -19,9 +19,13 @@ from lastgood.kinds.base import (
     IamStatement,
     Kind,
     KindContext,
+    ReadinessCheck,
     State,
     value_hash,
 )
+
+HISTORY_KEPT = 100  # SSM drops a parameter's oldest version when the 101st is written
+RISK_MARGIN = 10
 
 
 class SsmParameterSpec(Component):
@@ -130,6 +134,32 @@ class SsmParameter(Kind[SsmParameterSpec]):
 
     def action_name(self, current: State, target: State) -> str:
         return "put-parameter"
+
+    def readiness(self, spec: SsmParameterSpec, ctx: KindContext, state: State) -> list[ReadinessCheck]:
+        checks = [self._ready(ctx, name, recorded) for name, recorded in state["parameters"].items()]
+        return checks or [ReadinessCheck("ok", "no parameters were recorded")]
+
+    def _ready(self, ctx: KindContext, name: str, recorded: dict[str, Any]) -> ReadinessCheck:
+        """Impossible when the recorded version left the history; at risk when fewer than RISK_MARGIN more
+        writes would push it out (it has HISTORY_KEPT - RISK_MARGIN or more newer versions)."""
+        version = int(recorded["version"])
+        try:
+            entry = self._history_entry(ctx, name, version)
+        except StepFailed as error:
+            return ReadinessCheck("impossible", str(error))
+        if value_hash(entry["Value"]) != recorded["hash"]:
+            return ReadinessCheck(
+                "impossible", f"{name}: version {version} in the history no longer matches the release"
+            )
+        with map_aws_errors(f"ssm:GetParameter {name}"):
+            newer = int(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Version"]) - version
+        if newer >= HISTORY_KEPT - RISK_MARGIN:
+            return ReadinessCheck(
+                "at-risk",
+                f"{name}: {newer} versions written since version {version}; SSM keeps {HISTORY_KEPT}, "
+                f"so {HISTORY_KEPT - newer} more writes drop it",
+            )
+        return ReadinessCheck("ok", f"{name}: version {version} is in the history ({newer} newer)")
 
     def describe(self, state: State) -> str:
         params = state["parameters"]

@@ -1,0 +1,62 @@
+"""lastgood readiness."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lastgood.cli.common import (
+    EnvArgument,
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    ParallelOption,
+    emit,
+    open_env,
+    stdout,
+)
+from lastgood.engine.readiness import EnvReadiness, check_env
+
+_COLOURS = {"ok": "green", "at-risk": "yellow", "impossible": "red"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("readiness")(readiness)
+
+
+def readiness(
+    env: EnvArgument,
+    parallel: ParallelOption = 16,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Whether rolling back is still possible, for the live release and the one before it. Changes nothing.
+
+    Exit codes: 0 everything a rollback to the previous release needs is there; 1 something it needs is at risk
+    or gone, or there is no previous release to roll back to.
+    """
+    ctx = open_env(file, env, parallel)
+    result = check_env(ctx)
+    emit(output, result.to_dict(), lambda: render(result))
+    if not result.ready:
+        raise typer.Exit(1)
+
+
+def render(result: EnvReadiness) -> None:
+    table = Table(title=f"rollback readiness: {result.app}/{result.env}", title_justify="left")
+    for column in ("release", "component", "kind", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for release in result.releases:
+        for component in release.components:
+            for check in component.checks:
+                status = f"[{_COLOURS[check.status]}]{check.status}[/]"
+                where = escape(f"{release.label} ({release.role})")
+                table.add_row(where, escape(component.component), component.kind, status, escape(check.detail))
+    if result.releases:
+        stdout.print(table)
+    for release in result.releases:
+        colour = _COLOURS[release.status]
+        stdout.print(f"{escape(release.label)} ({release.role}): [{colour}]{release.status}[/]")
+    for note in result.notes:
+        stdout.print(f"[yellow]note[/]: {escape(note)}")
