@@ -10,7 +10,20 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
-from lastgood.cli import approve_cmd, audit_cmd, guard_cmd, iam_cmd, release_cmd, rollback_cmd, runbook_cmd, stop_cmd
+from lastgood.cli import (
+    approve_cmd,
+    audit_cmd,
+    drill_cmd,
+    guard_cmd,
+    iam_cmd,
+    kpis_cmd,
+    readiness_cmd,
+    release_cmd,
+    report_cmd,
+    rollback_cmd,
+    runbook_cmd,
+    stop_cmd,
+)
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
 
@@ -46,7 +59,11 @@ iam_cmd.register(app)
 guard_cmd.register(app)
 stop_cmd.register(app)
 audit_cmd.register(app)
+kpis_cmd.register(app)
 approve_cmd.register(app)
+drill_cmd.register(app)
+readiness_cmd.register(app)
+report_cmd.register(app)
 
 
 def _demo_commands() -> None:

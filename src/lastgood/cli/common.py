@@ -16,6 +16,7 @@ from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.engine.context import EnvContext
+from lastgood.engine.notifications import dispatcher_for
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.redact import RedactingStream, redact
 
@@ -59,13 +60,15 @@ def ledger_for(runbook: Runbook) -> Ledger:
 def open_env(file: Path | None, env: str, parallel: int = 16) -> EnvContext:
     runbook = open_runbook(file)
     environment = runbook.environment(env)
-    return EnvContext(
+    ctx = EnvContext(
         runbook=runbook,
         env=env,
         ledger=ledger_for(runbook),
         aws=AwsClients(environment.aws, max_pool_connections=parallel + 4),
         concurrency=parallel,
     )
+    ctx.dispatch = dispatcher_for(ctx)
+    return ctx
 
 
 def split_names(value: str | None) -> list[str] | None:

@@ -17,6 +17,7 @@ from lastgood.errors import BadInput
 from lastgood.kinds.base import Kind, KindContext
 from lastgood.kinds.registry import get_kind
 from lastgood.ledger.db import Ledger
+from lastgood.notify.dispatch import Dispatch, NopDispatcher
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,6 +35,7 @@ class EnvContext:
     aws: AwsClients
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 16
+    dispatch: Dispatch = field(default_factory=NopDispatcher)
 
     @property
     def app(self) -> str:

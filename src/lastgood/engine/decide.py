@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from lastgood.config.durations import format_duration
 from lastgood.config.policy import SEVERITIES
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, RollbackStatus, transition
+from lastgood.engine import notifications
 from lastgood.engine.context import EnvContext
 from lastgood.errors import BadInput
 from lastgood.ledger import store
@@ -111,7 +112,10 @@ def apply_decision(
             )
         else:
             row.approved_at = now
-        return row.status
+        status = row.status
+    if status == RollbackStatus.AWAITING_APPROVAL:
+        notifications.notify(ctx, "approval-needed", rollback_id)
+    return status
 
 
 def _count_requester(session: Session, row: RollbackRow, decision: Decision, roles: set[str], now: datetime) -> None:

@@ -26,6 +26,7 @@ from lastgood.domain.states import (
     StepStatus,
     transition,
 )
+from lastgood.engine import notifications
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError, Refused
@@ -187,6 +188,8 @@ class Executor:
         self._rollback_id = rollback_id
         started = self.ctx.clock.now()
         work = self._begin(rollback_id)
+        notifications.notify(self.ctx, "rollback-started", rollback_id)
+        notifications.start_updates(self.ctx, rollback_id)
         specs = {s.name: s for s in self.ctx.runbook.components_for(self.ctx.env)}
         done = set(work["done"])
         pending: dict[str, _Work] = {w.component: w for w in work["todo"]}
@@ -210,7 +213,10 @@ class Executor:
                         done.add(component)
                     else:
                         failed[component] = outcome.error or outcome.detail
-        return self._finish(rollback_id, done, failed, list(pending), started)
+        result = self._finish(rollback_id, done, failed, list(pending), started)
+        self.ctx.dispatch.stop_updates(rollback_id)
+        notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
+        return result
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
         room = max(1, self.ctx.concurrency) - running
@@ -286,6 +292,9 @@ class Executor:
                 )
         for component, outcome in outcomes.items():
             self.listener.step_finished(component, outcome.status, outcome.error or outcome.detail)
+            if outcome.status == StepStatus.FAILED:
+                failure = {"component": component, "error": outcome.error}
+                notifications.notify(self.ctx, "step-failed", rollback_id, step=failure)
 
     def _execute(self, spec: Component | None, work: _Work) -> StepOutcome:
         if spec is None:

@@ -1,0 +1,197 @@
+"""lastgood kpis [ENV] | rollback-review ID (--unnecessary | --necessary)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, ledger_for, open_runbook, stdout
+from lastgood.clock import utcnow
+from lastgood.config.durations import format_duration, parse_duration
+from lastgood.engine.context import current_user
+from lastgood.errors import BadInput, UnknownRollback
+from lastgood.kpis import Check, GroupKpis, KpiReport, Section, compute, format_rate, load_records
+from lastgood.ledger import store
+
+SinceOption = Annotated[
+    str, typer.Option("--since", help="How far back: a duration (90d, 12h) or a date (2026-01-31)", show_default=True)
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("kpis")(kpis)
+    app.command("rollback-review")(rollback_review)
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """A duration back from now ('90d', '12h') or an ISO date or time (UTC unless it says otherwise)."""
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadInput(
+            f"--since: expected a duration such as '90d' or a date such as '2026-01-31', got {value!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
+
+
+def kpis(
+    env: Annotated[str | None, typer.Argument(help="Environment name [default: every one]", metavar="ENV")] = None,
+    since: SinceOption = "90d",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Time to detect, decide and restore, success and false rollback rates, data-loss incidents, against the
+    file's targets (policy.targets); real incidents and drills apart, per environment and component kind."""
+    runbook = open_runbook(file)
+    if env is not None:
+        runbook.environment(env)
+    start = parse_since(since, utcnow())
+    with ledger_for(runbook).session() as session:
+        records = load_records(session, runbook.app, env, start)
+    report = compute(records, runbook.policy.targets, env, start)
+    emit(output, report.to_dict(), lambda: render_report(report))
+
+
+# --- rendering --------------------------------------------------------------------------------------------------
+
+
+def render_report(report: KpiReport) -> None:
+    scope = report.env or "every environment"
+    since = report.since.strftime("%Y-%m-%d %H:%M UTC") if report.since else "the beginning"
+    render_section(f"real incidents in {scope} since {since}", report.incidents)
+    render_section(f"drills in {scope} since {since}", report.drills)
+
+
+def render_section(title: str, section: Section) -> None:
+    """One row per figure; columns: the target, every rollback, then each environment and each kind."""
+    if not section.overall.rollbacks:
+        stdout.print(f"{title}: no rollbacks")
+        return
+    groups = {"all": section.overall}
+    groups |= {f"env {name}": group for name, group in section.by_env.items()}
+    groups |= {f"kind {name}": group for name, group in section.by_kind.items()}
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("target", style="dim", min_width=8)
+    for name in groups:
+        table.add_column(escape(name), overflow="fold")
+    for label, target, cell in ROWS:
+        table.add_row(label, target(section.overall.checks), *(cell(g) for g in groups.values()))
+    stdout.print(table)
+
+
+def _duration(value: float | None) -> str:
+    return "-" if value is None else format_duration(value)
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def judged(check: Check, text: str) -> str:
+    """A figure with its verdict against the target: green met, red missed."""
+    if check.status == "met":
+        return f"[green]{text} met[/]"
+    if check.status == "missed":
+        return f"[bold red]{text} missed[/]"
+    return text
+
+
+def _target(name: str, operator: str, fmt: Callable[[float | None], str]) -> Callable[[dict[str, Check]], str]:
+    return lambda checks: "-" if checks[name].target is None else f"{operator} {fmt(checks[name].target)}"
+
+
+def _none(checks: dict[str, Check]) -> str:
+    return ""
+
+
+def _rollbacks(g: GroupKpis) -> str:
+    return str(g.rollbacks) if g.ran == g.rollbacks else f"{g.rollbacks} ({g.ran} ran)"
+
+
+ROWS: list[tuple[str, Callable[[dict[str, Check]], str], Callable[[GroupKpis], str]]] = [
+    ("rollbacks", _none, _rollbacks),
+    (
+        "time to detect, mean",
+        _target("mean_time_to_detect", "<=", _duration),
+        lambda g: judged(g.checks["mean_time_to_detect"], _duration(g.time_to_detect.mean)),
+    ),
+    ("time to detect, p95", _none, lambda g: _duration(g.time_to_detect.p95)),
+    ("time to decide, mean", _none, lambda g: _duration(g.time_to_decide.mean)),
+    ("time to decide, p95", _none, lambda g: _duration(g.time_to_decide.p95)),
+    (
+        "time to restore, mean",
+        _target("mean_time_to_restore", "<=", _duration),
+        lambda g: judged(g.checks["mean_time_to_restore"], _duration(g.time_to_restore.mean)),
+    ),
+    ("time to restore, p95", _none, lambda g: _duration(g.time_to_restore.p95)),
+    (
+        "success rate",
+        _target("success_rate", ">=", format_rate),
+        lambda g: judged(g.checks["success_rate"], format_rate(g.success_rate)),
+    ),
+    ("  succeeded / finished", _none, lambda g: f"{g.succeeded} / {g.finished}"),
+    (
+        "false rollback rate",
+        _target("false_rollback_rate", "<=", format_rate),
+        lambda g: judged(g.checks["false_rollback_rate"], format_rate(g.false_rollback_rate)),
+    ),
+    ("  unnecessary / reviewed", _none, lambda g: f"{g.unnecessary} / {g.reviewed}"),
+    (
+        "data-loss incidents",
+        _target("data_loss_incidents", "<=", _count),
+        lambda g: judged(g.checks["data_loss_incidents"], str(g.data_loss_incidents)),
+    ),
+]
+
+
+# --- the review -------------------------------------------------------------------------------------------------
+
+
+def rollback_review(
+    rollback_id: Annotated[str, typer.Argument(help="The rollback id, e.g. rb-1a2b3c4d5e")],
+    unnecessary: Annotated[
+        bool | None,
+        typer.Option(
+            "--unnecessary/--necessary", help="Whether the rollback turned out unnecessary", show_default=False
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option("--note", help="Why; kept with the review and in the audit log")] = "",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Record whether a rollback was needed after all: the false rollback rate counts the unnecessary ones."""
+    if unnecessary is None:
+        raise BadInput("say whether the rollback was needed: --unnecessary or --necessary")
+    runbook = open_runbook(file)
+    with ledger_for(runbook).session() as session:
+        data = review(session, runbook.app, rollback_id, unnecessary, note)
+
+    def render() -> None:
+        verdict = "unnecessary" if unnecessary else "necessary"
+        stdout.print(f"rollback {data['id']} in {data['env']} reviewed by {data['reviewed_by']}: {verdict}")
+
+    emit(output, data, render)
+
+
+def review(session: Session, app: str, rollback_id: str, unnecessary: bool, note: str) -> dict[str, Any]:
+    row = store.get_rollback(session, rollback_id)
+    if row.app != app:
+        raise UnknownRollback(f"no rollback {rollback_id!r} in app {app!r} (it belongs to {row.app!r})")
+    previous, who = row.unnecessary, current_user()
+    row.unnecessary, row.review_note, row.reviewed_by = unnecessary, note or None, who
+    verdict = "unnecessary" if unnecessary else "necessary"
+    message = f"rollback {row.id} reviewed by {who}: {verdict}" + (f": {note}" if note else "")
+    details = {"unnecessary": unnecessary, "note": note, "previous": previous}
+    store.add_event(session, row.app, row.env, "rollback-reviewed", message, utcnow(), row.id, details, actor=who)
+    return {"id": row.id, "env": row.env, "reviewed_by": who, **details}

@@ -1,0 +1,100 @@
+"""Telling people about a rollback: facts from the ledger, messages through the environment's dispatcher.
+
+Sending never blocks or fails a rollback (the dispatcher queues and retries); what finally fails is written to
+the timeline as `notify-failed`, and each message handed over as `notify-sent`.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+from lastgood.engine.context import EnvContext
+from lastgood.ledger import store
+from lastgood.ledger.tables import ReleaseRow
+from lastgood.notify import Dispatch, Dispatcher, Message, NopDispatcher, build_notifiers, message_from_rollback
+
+
+def dispatcher_for(ctx: EnvContext) -> Dispatch:
+    settings = ctx.runbook.notifications
+    notifiers = build_notifiers(settings, ctx.aws)
+    if not notifiers:
+        return NopDispatcher()
+
+    def record_failure(notifier: str, message: Message, error: str) -> None:
+        with ctx.ledger.session() as session:
+            store.add_event(
+                session,
+                ctx.app,
+                ctx.env,
+                "notify-failed",
+                f"{notifier}: {message.event}: {error}",
+                ctx.clock.now(),
+                message.rollback_id,
+                {"notifier": notifier, "event": message.event},
+            )
+
+    dispatch = Dispatcher(notifiers, record_failure, settings.retries)
+    atexit.register(dispatch.close, 10.0)  # deliver what is queued before a CLI process exits
+    return dispatch
+
+
+def facts(ctx: EnvContext, rollback_id: str) -> dict[str, Any]:
+    with ctx.ledger.session() as session:
+        row = store.get_rollback(session, rollback_id)
+        labels = {
+            rid: (session.get(ReleaseRow, rid).label if rid is not None else None)  # type: ignore[union-attr]
+            for rid in (row.from_release_id, row.to_release_id)
+        }
+        steps = row.steps
+        done = [s.component for s in steps if s.status in ("succeeded", "unchanged")]
+        failed = {s.component: s.error or "" for s in steps if s.status == "failed"}
+        elapsed = (ctx.clock.now() - (row.started_at or row.created_at)).total_seconds()
+        return {
+            "id": row.id,
+            "app": row.app,
+            "env": row.env,
+            "reason": row.reason,
+            "severity": row.severity,
+            "method": row.method,
+            "requested_by": row.requested_by,
+            "drill": row.drill,
+            "from_release": labels[row.from_release_id],
+            "to_release": labels[row.to_release_id],
+            "approvals_needed": row.approvals_needed,
+            "approver_roles": row.approver_roles or [],
+            "steps_done": len(done),
+            "steps_total": len(steps),
+            "failed": failed,
+            "not_started": [s.component for s in steps if s.status == "pending"],
+            "error": row.error,
+            "elapsed_seconds": elapsed,
+            "trigger": row.trigger,
+        }
+
+
+def notify(ctx: EnvContext, event: str, rollback_id: str, **extra: Any) -> None:
+    if isinstance(ctx.dispatch, NopDispatcher):
+        return
+    message = message_from_rollback(event, {**facts(ctx, rollback_id), **extra})
+    ctx.dispatch.send(message)
+    channels = ", ".join(_channel_types(ctx))
+    with ctx.ledger.session() as session:
+        message_text = f"{event} to {channels}: {message.status}"
+        data = {"event": event, "channel": channels}
+        store.add_event(session, ctx.app, ctx.env, "notify-sent", message_text, ctx.clock.now(), rollback_id, data)
+
+
+def _channel_types(ctx: EnvContext) -> list[str]:
+    kinds = ("slack", "sns", "email", "webhook")
+    return [next(k for k in kinds if getattr(c, k) is not None) for c in ctx.runbook.notifications.channels]
+
+
+def start_updates(ctx: EnvContext, rollback_id: str) -> None:
+    if isinstance(ctx.dispatch, NopDispatcher):
+        return
+    ctx.dispatch.start_updates(
+        rollback_id,
+        lambda: message_from_rollback("status-update", facts(ctx, rollback_id)),
+        ctx.runbook.notifications.update_every,
+    )

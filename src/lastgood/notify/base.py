@@ -1,0 +1,94 @@
+"""The message every channel renders, and the interface every notifier implements (like flagger's Interface)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lastgood.errors import LastgoodError
+from lastgood.redact import redact
+
+# What the subject line says first, per event: the 004 runbook's "[URGENT]" for what needs people now.
+_TAGS = {
+    "rollback-started": "URGENT",
+    "approval-needed": "URGENT",
+    "rollback-failed": "URGENT",
+    "rollback-succeeded": "RESOLVED",
+}
+_TITLES = {
+    "rollback-started": "Rolling back",
+    "approval-needed": "Approval needed to roll back",
+    "step-succeeded": "Rollback step done",
+    "step-failed": "Rollback step failed",
+    "status-update": "Still rolling back",
+    "rollback-succeeded": "Rolled back",
+    "rollback-failed": "Rollback failed",
+}
+
+
+class NotifyError(LastgoodError):
+    """A notifier could not deliver a message (the dispatcher retries, then records it)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification, in the fields of the 004 runbook's communication template."""
+
+    event: str
+    app: str
+    env: str
+    rollback_id: str
+    issue: str
+    impact: str
+    action: str
+    eta: str
+    status: str
+    details: list[str] = field(default_factory=list)
+
+    def subject(self) -> str:
+        tag = _TAGS.get(self.event, "UPDATE")
+        title = _TITLES.get(self.event, self.event)
+        return f"[{tag}] {title} {self.app} {self.env} ({self.rollback_id}): {self.status}"
+
+    def fields(self) -> list[tuple[str, str]]:
+        return [
+            ("Issue", self.issue),
+            ("Impact", self.impact),
+            ("Action", self.action),
+            ("ETA", self.eta),
+            ("Status", self.status),
+        ]
+
+    def text(self) -> str:
+        """The template: Issue / Impact / Action / ETA / Status, then one line per detail."""
+        lines = [f"{label}: {value}" for label, value in self.fields()]
+        if self.details:
+            lines += ["", *(f"- {detail}" for detail in self.details)]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def redacted(self) -> Message:
+        """The same message with every registered secret masked (what leaves lastgood)."""
+        data = redact(self.as_dict())
+        return Message(**data)
+
+
+class Notifier(Protocol):
+    """One channel. `send` delivers one message or raises (NotifyError, an AwsError, OSError, ...)."""
+
+    name: str
+
+    def send(self, message: Message) -> None: ...
+
+
+class NopNotifier:
+    """Delivers nothing (no channels configured)."""
+
+    def __init__(self, name: str = "nop") -> None:
+        self.name = name
+
+    def send(self, message: Message) -> None:
+        return None

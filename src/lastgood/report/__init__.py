@@ -1,0 +1,50 @@
+"""The incident record of a rollback: timeline, trigger values, checklist and post-rollback actions.
+
+with ledger.session() as session:
+    report = build_report(session, "rb-1a2b3c4d5e")
+markdown = render_markdown(report)
+page = render_html(report)          # one self-contained file: inline CSS, the timeline as inline SVG
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from lastgood.report.actions import actions
+from lastgood.report.checklist import checklist
+from lastgood.report.html import render_html
+from lastgood.report.markdown import render_markdown
+from lastgood.report.model import ChecklistItem, Incident, IncidentReport, durations, load_incident, timeline
+
+__all__ = [
+    "ChecklistItem",
+    "Incident",
+    "IncidentReport",
+    "build_report",
+    "render_html",
+    "render_markdown",
+]
+
+
+def build_report(
+    session: Session,
+    rollback_id: str,
+    *,
+    restore_target_seconds: float | None = None,
+    generated_at: datetime | None = None,
+) -> IncidentReport:
+    """Read one rollback from the ledger and tick the runbooks' checklist by what it shows."""
+    incident = load_incident(session, rollback_id)
+    items = checklist(incident)
+    spans = durations(incident)
+    return IncidentReport(
+        incident=incident,
+        timeline=timeline(incident),
+        checklist=items,
+        actions=actions(incident, items, spans, restore_target_seconds),
+        durations=spans,
+        generated_at=generated_at or datetime.now(UTC),
+        restore_target_seconds=restore_target_seconds,
+    )
