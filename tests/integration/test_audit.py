@@ -105,3 +105,22 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
         connection.execute(text("UPDATE events SET data = '{\"i\": 99}' WHERE id = 2"))
     assert main(["audit", "verify", "-f", str(tmp_path / "lastgood.yaml")]) == 1
     assert "event 2" in capsys.readouterr().out
+
+
+def test_overrides_are_audited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lastgood.kinds.fake import FakeWorld, installed
+
+    (tmp_path / "lastgood.yaml").write_text(
+        "app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {protected: true}}\n"
+        "components: [{name: api, kind: fake}]\n"
+    )
+    file = str(tmp_path / "lastgood.yaml")
+    with installed(FakeWorld({"api": "v1"})) as world:
+        assert main(["release", "record", "prod", "--version", "v1", "-f", file]) == 0
+        world.set("api", "v2")
+        assert main(["release", "record", "prod", "--version", "v2", "-f", file]) == 0
+        assert main(["rollback", "prod", "--yes", "-f", file]) == 0
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.db'}")
+    with ledger.session() as session:
+        overrides = [e for e in store.events_since(session, "shop", "prod") if e.type == "override"]
+    assert len(overrides) == 1 and "protected" in overrides[0].message

@@ -100,3 +100,28 @@ notifications:
 
     assert wait_for(lambda: recorded().count("notify-failed") >= 2)  # started and succeeded, on slack
     assert recorded().count("notify-sent") >= 2
+
+
+def test_approval_needed_names_the_escalation_path(tmp_path: Path, world, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    (tmp_path / "lastgood.yaml").write_text(f"""
+app: shop
+state: sqlite:///state.db
+environments: {{prod: {{}}}}
+components: [{{name: api, kind: fake}}]
+policy:
+  approvals: [{{severity: high, roles: [lead], count: 2}}]
+  people: [{{name: erin, roles: [lead], email: erin@example.com, phone: "+1 555 0100"}}]
+  escalation: [{{after: 15m, contact: [lead]}}]
+notifications:
+  channels: [{{webhook: {{url: "{receiver}", secret: "${{HOOK_SECRET}}"}}}}]
+""")
+    monkeypatch.setenv("LASTGOOD_FILE", str(tmp_path / "lastgood.yaml"))
+    assert main(["release", "record", "prod", "--version", "v1"]) == 0
+    world.set("api", "v2")
+    assert main(["release", "record", "prod", "--version", "v2"]) == 0
+    assert main(["rollback", "prod", "--severity", "high"]) == 3  # awaits approval
+    assert wait_for(lambda: any(json.loads(b)["event"] == "approval-needed" for _h, b in Receiver.received))
+    body = next(json.loads(b) for _h, b in Receiver.received if json.loads(b)["event"] == "approval-needed")
+    text = json.dumps(body)
+    assert "escalate after 15m: erin (erin@example.com, +1 555 0100)" in text

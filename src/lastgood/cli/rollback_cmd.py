@@ -194,6 +194,7 @@ def rollback(
         confirm(ctx, planned, yes, allow_destructive)
     executor = Executor(ctx)
     rollback_id = executor.create(planned, reason)
+    record_overrides(ctx, rollback_id, yes, allow_destructive and bool(planned.destructive_steps))
     status = apply_decision(ctx, rollback_id, decision, roles, None)
     if status == RollbackStatus.DECLINED:
         raise Refused(f"decision: fix forward, no rollback ({decision.reason}); recorded as {rollback_id}")
@@ -212,6 +213,18 @@ def rollback(
     if output == OutputFormat.text:
         stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
     finish(execute(executor, rollback_id, len(planned.steps), output), output)
+
+
+def record_overrides(ctx: EnvContext, rollback_id: str, yes: bool, destructive: bool) -> None:
+    """Skipped safeguards go into the audit log."""
+    overrides = []
+    if yes and ctx.runbook.environment(ctx.env).protected:
+        overrides.append("--yes skipped the typed confirmation of a protected environment")
+    if destructive:
+        overrides.append("--allow-destructive ran steps the plan marks destructive")
+    with ctx.ledger.session() as session:
+        for text in overrides:
+            store.add_event(session, ctx.app, ctx.env, "override", text, ctx.clock.now(), rollback_id)
 
 
 def warn_unfinished(ctx: EnvContext) -> None:

@@ -114,7 +114,7 @@ def apply_decision(
             row.approved_at = now
         status = row.status
     if status == RollbackStatus.AWAITING_APPROVAL:
-        notifications.notify(ctx, "approval-needed", rollback_id)
+        notifications.notify(ctx, "approval-needed", rollback_id, notifications.escalation_lines(ctx))
     return status
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 from typing import Any
 
+from lastgood.config.durations import format_duration
 from lastgood.engine.context import EnvContext
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -73,10 +74,10 @@ def facts(ctx: EnvContext, rollback_id: str) -> dict[str, Any]:
         }
 
 
-def notify(ctx: EnvContext, event: str, rollback_id: str, **extra: Any) -> None:
+def notify(ctx: EnvContext, event: str, rollback_id: str, details: list[str] | None = None, **extra: Any) -> None:
     if isinstance(ctx.dispatch, NopDispatcher):
         return
-    message = message_from_rollback(event, {**facts(ctx, rollback_id), **extra})
+    message = message_from_rollback(event, {**facts(ctx, rollback_id), **extra}, details=details or ())
     ctx.dispatch.send(message)
     channels = ", ".join(_channel_types(ctx))
     with ctx.ledger.session() as session:
@@ -88,6 +89,17 @@ def notify(ctx: EnvContext, event: str, rollback_id: str, **extra: Any) -> None:
 def _channel_types(ctx: EnvContext) -> list[str]:
     kinds = ("slack", "sns", "email", "webhook")
     return [next(k for k in kinds if getattr(c, k) is not None) for c in ctx.runbook.notifications.channels]
+
+
+def escalation_lines(ctx: EnvContext) -> list[str]:
+    """The file's escalation path, with each contact's roles resolved to people and their addresses."""
+    policy = ctx.runbook.policy
+    lines = []
+    for step in policy.escalation:
+        people = [p for p in policy.people if p.name in step.contact or set(p.roles) & set(step.contact)]
+        reach = [f"{p.name} ({', '.join(x for x in (p.email, p.slack, p.phone) if x) or 'no contact'})" for p in people]
+        lines.append(f"escalate after {format_duration(step.after)}: {', '.join(reach) or ', '.join(step.contact)}")
+    return lines
 
 
 def start_updates(ctx: EnvContext, rollback_id: str) -> None:
