@@ -44,6 +44,7 @@ TABLES = {
     "audit_head",
     "approvals",
     "drills",
+    "deployments",
 }
 
 NESTED: State = {

@@ -13,6 +13,7 @@ from lastgood import __version__
 from lastgood.cli import (
     approve_cmd,
     audit_cmd,
+    deploy_cmd,
     drill_cmd,
     guard_cmd,
     iam_cmd,
@@ -64,6 +65,7 @@ approve_cmd.register(app)
 drill_cmd.register(app)
 readiness_cmd.register(app)
 report_cmd.register(app)
+deploy_cmd.register(app)
 
 
 def _demo_commands() -> None:

@@ -203,3 +203,32 @@ class EmergencyStopRow(Base):
     released_at: Mapped[datetime | None]
     released_by: Mapped[str | None] = mapped_column(String(256))
     saved: Mapped[dict[str, Any]]
+
+
+class DeploymentRow(Base):
+    """`lastgood deploy`: a progressive shift of one component, and a person's promote/abort request for it."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_app_env", "app", "env"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    component: Mapped[str] = mapped_column(String(256))
+    from_version: Mapped[str] = mapped_column(String(128))
+    to_version: Mapped[str] = mapped_column(String(128))
+    release_label: Mapped[str] = mapped_column(String(256))
+    previous_release: Mapped[str | None] = mapped_column(String(256))
+    steps: Mapped[list[Any]]  # percentages, e.g. [10, 50, 100]
+    current_step: Mapped[int] = mapped_column(default=-1)  # index into steps; -1 before the first shift
+    weight: Mapped[float] = mapped_column(Float, default=0.0)  # the share of traffic on to_version now
+    pause_seconds: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(32))  # running | promoted | aborted | failed
+    requested: Mapped[str | None] = mapped_column(String(16))  # promote | abort, by a person from elsewhere
+    requested_by: Mapped[str | None] = mapped_column(String(256))
+    started_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    rollback_id: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    decisions: Mapped[list[Any]]  # one per judged step: the verdicts and their values

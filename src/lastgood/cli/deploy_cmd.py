@@ -1,0 +1,245 @@
+"""lastgood deploy | promote | abort: progressive delivery of a lambda-alias, judged by the guard at each step."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lastgood.cli.common import (
+    EnvArgument,
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    open_env,
+    stderr,
+    stdout,
+)
+from lastgood.config.durations import format_duration, parse_duration
+from lastgood.engine.context import EnvContext
+from lastgood.engine.deploy import (
+    PROMOTED,
+    RUNNING,
+    Deployer,
+    DeployResult,
+    get_deployment,
+    parse_steps,
+    request,
+    result_of,
+    running_deployment,
+)
+from lastgood.errors import BadInput, Refused
+from lastgood.judge.base import TriggerVerdict
+from lastgood.ledger.tables import DeploymentRow
+from lastgood.sources.cloudwatch import CloudWatchSource
+
+_COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
+_DECISION_COLOURS = {"healthy": "green", "fired": "red", "unjudgeable": "magenta"}
+
+ComponentOption = Annotated[
+    str | None, typer.Option("--component", "-c", help="The component [default: the only one deploying]")
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Act from this process (when the `deploy` process is gone) instead of asking it"),
+]
+WaitOption = Annotated[str, typer.Option("--wait", help="How long to wait for the `deploy` process to act")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+    app.command("promote")(promote)
+    app.command("abort")(abort)
+
+
+class ConsoleDeployListener:
+    """Prints each shift, each trigger's state when it changes, and each step's decision."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+
+    def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
+        self._last.clear()
+        stderr.print(
+            f"[bold]step {step + 1}/{len(deployment.steps)}[/]: {percent:g}% of {deployment.component} "
+            f"on version {deployment.to_version}"
+        )
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        for v in verdicts:
+            line = f"{v.state}:{v.breaching_periods}"
+            if self._last.get(v.trigger) != line:
+                self._last[v.trigger] = line
+                stderr.print(f"  [{_COLOURS[v.state]}]{v.state:<9}[/] {v.trigger} ({v.action}): {escape(v.detail)}")
+
+    def judged(self, decision: dict[str, Any]) -> None:
+        colour = _DECISION_COLOURS.get(decision["decision"], "yellow")
+        stderr.print(f"  decision at {decision['percent']:g}%: [{colour}]{decision['decision']}[/]")
+
+    def message(self, text: str) -> None:
+        stderr.print(escape(text))
+
+
+class StepListener:
+    def step_started(self, component: str) -> None:
+        stderr.print(f"  rolling back {component}")
+
+    def step_progress(self, component: str, message: str) -> None:
+        stderr.print(f"  [dim]{component}: {escape(message)}[/]")
+
+    def step_finished(self, component: str, status: str, detail: str) -> None:
+        colour = "green" if status in ("succeeded", "unchanged") else "red"
+        stderr.print(f"  [{colour}]{status}[/] {component}: {escape(detail)}")
+
+
+def _duration(option: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise BadInput(f"{option}: {error}") from None
+
+
+def _confirm(ctx: EnvContext, component: str, version: str, steps: list[float], yes: bool) -> None:
+    if yes:
+        return
+    environment = ctx.runbook.environment(ctx.env)
+    phrase = environment.phrase(ctx.env) if environment.protected else "yes"
+    shown = ",".join(f"{s:g}" for s in steps)
+    stderr.print(f"Deploy version {version} of {component} to {ctx.env} in steps {shown}%? type '{phrase}': ", end="")
+    answer = sys.stdin.readline()
+    if not answer:
+        raise Refused("no confirmation (stdin closed); pass --yes to deploy without a prompt. Nothing was changed.")
+    if answer.strip() != phrase:
+        raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+
+
+def deploy(
+    env: EnvArgument,
+    component: Annotated[str, typer.Option("--component", "-c", help="The lambda-alias component to shift")],
+    version: Annotated[str, typer.Option("--version", help="The function version to shift traffic to")],
+    steps: Annotated[str, typer.Option("--steps", help="Percentages of traffic, in order")] = "10,50,100",
+    pause: Annotated[str, typer.Option("--pause", help="How long each step is watched, e.g. 5m")] = "5m",
+    release: Annotated[str | None, typer.Option("--release", help="The release label [default: the version]")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Shift a lambda-alias to VERSION step by step; the file's triggers judge each step.
+
+    The release is recorded first. A rollback trigger that fires aborts: the alias goes back to the old version
+    (a verified rollback) and the release is marked bad. `lastgood promote ENV` / `lastgood abort ENV` act on a
+    running deployment from anywhere. Exit codes: 0 promoted, 1 aborted or failed.
+    """
+    shares = parse_steps(steps)
+    pause_seconds = _duration("--pause", pause)
+    ctx = open_env(file, env)
+    _confirm(ctx, component, version, shares, yes)
+    text = output == OutputFormat.text
+    deployer = Deployer(
+        ctx,
+        CloudWatchSource(ctx.aws),
+        listener=ConsoleDeployListener() if text else None,
+        rollback_listener=StepListener() if text else None,
+    )
+    row = deployer.start(component, version, shares, pause_seconds, release)
+    if text:
+        stderr.print(
+            f"deployment {row.id}: {component} version {row.from_version} -> {version}, release {row.release_label} "
+            f"recorded; {len(deployer.guard.triggers)} triggers; pause {format_duration(pause_seconds)}\n"
+            f"  promote now: lastgood promote {env} -c {component}    abort: lastgood abort {env} -c {component}"
+        )
+    result = deployer.run(row.id)
+    emit(output, result.to_dict(), lambda: render(result))
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _act(
+    env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat
+) -> DeployResult:
+    ctx = open_env(file, env)
+    row = running_deployment(ctx, component)
+    deployer = Deployer(
+        ctx, CloudWatchSource(ctx.aws), rollback_listener=StepListener() if output == OutputFormat.text else None
+    )
+    if force:
+        return deployer.promote_now(row.id) if what == "promote" else deployer.abort_now(row.id)
+    request(ctx, row.id, what)
+    if output == OutputFormat.text:
+        stderr.print(f"{what} requested for deployment {row.id}; waiting for its `deploy` process")
+    deadline = time.monotonic() + _duration("--wait", wait)
+    while time.monotonic() < deadline:
+        current = get_deployment(ctx, row.id)
+        if current.status != RUNNING:
+            return result_of(current)
+        time.sleep(0.5)
+    current = get_deployment(ctx, row.id)
+    if current.status != RUNNING:
+        return result_of(current)
+    raise Refused(
+        f"the `deploy` process of {row.id} has not acted on the {what} request within {wait} (the request stands); "
+        f"if that process is gone, run: lastgood {what} {env} -c {row.component} --force"
+    )
+
+
+def promote(
+    env: EnvArgument,
+    component: ComponentOption = None,
+    force: ForceOption = False,
+    wait: WaitOption = "2m",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Promote the running deployment now: all traffic to the new version, its release live."""
+    result = _act(env, component, "promote", force, wait, file, output)
+    emit(output, result.to_dict(), lambda: render(result))
+    if result.status != PROMOTED:
+        raise typer.Exit(1)
+
+
+def abort(
+    env: EnvArgument,
+    component: ComponentOption = None,
+    force: ForceOption = False,
+    wait: WaitOption = "2m",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Abort the running deployment: the alias back on the old version with no extra weight, the release bad."""
+    result = _act(env, component, "abort", force, wait, file, output)
+    emit(output, result.to_dict(), lambda: render(result))
+    if result.status != "aborted":
+        raise typer.Exit(1)
+
+
+def render(result: DeployResult) -> None:
+    if result.decisions:
+        table = Table(title=f"deployment {result.id}: decisions", title_justify="left")
+        for column in ("step", "traffic", "decision", "trigger", "state", "values", "detail"):
+            table.add_column(column, overflow="fold")
+        for decision in result.decisions:
+            colour = _DECISION_COLOURS.get(decision["decision"], "yellow")
+            verdicts = decision["verdicts"] or [{"trigger": "-", "state": "-", "values": [], "detail": "no triggers"}]
+            for index, verdict in enumerate(verdicts):
+                values = ", ".join("-" if v is None else f"{v:.3g}" for v in verdict["values"])
+                table.add_row(
+                    str(decision["step"] + 1) if index == 0 else "",
+                    f"{decision['percent']:g}%" if index == 0 else "",
+                    f"[{colour}]{decision['decision']}[/]" if index == 0 else "",
+                    verdict["trigger"],
+                    f"[{_COLOURS.get(verdict['state'], 'white')}]{verdict['state']}[/]",
+                    values,
+                    escape(verdict["detail"]),
+                )
+        stdout.print(table)
+    colour = "green" if result.status == PROMOTED else "red"
+    stdout.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
+    if result.rollback is not None:
+        stdout.print(
+            f"rollback {result.rollback.id}: {result.rollback.status} (timeline: lastgood show {result.rollback.id})"
+        )

@@ -1,0 +1,550 @@
+"""Progressive delivery: shift a lambda-alias to a new version step by step, judged by the guard at each step.
+
+`Deployer.start` records the release (the deploying component at its new version, every other component as it
+is) before the first shift, so that any rollback, this deployment's abort or a guard's, returns to the release
+that was live before. `Deployer.run` then, for each step, moves that share of traffic to the new version and
+evaluates the file's triggers every period for the pause. A rollback trigger that fires aborts: the alias goes
+back to the old version with no extra weight through the planner and the executor (so the abort is a recorded,
+verified rollback) and the release is marked bad. Every step healthy: the alias points at the new version.
+
+The deployment is a row in the ledger; `request` (from `lastgood promote` / `lastgood abort`, any process) sets
+a flag that the running deployment reads at each poll. `promote_now` / `abort_now` act directly, for a
+deployment whose process is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from lastgood.engine.context import EnvContext, current_user
+from lastgood.engine.executor import Executor, Listener, RollbackResult
+from lastgood.engine.planner import build_plan
+from lastgood.engine.record import read_states
+from lastgood.errors import BadInput, LastgoodError, Refused
+from lastgood.guard.loop import Guard
+from lastgood.judge.base import TriggerVerdict
+from lastgood.kinds.base import State
+from lastgood.ledger import store
+from lastgood.ledger.tables import DeploymentRow
+from lastgood.redact import redact
+from lastgood.sources.base import MetricSource
+
+RUNNING, PROMOTED, ABORTED, FAILED = "running", "promoted", "aborted", "failed"
+DEPLOYABLE_KINDS = ("lambda-alias",)
+
+
+class DeployListener(Protocol):
+    def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None: ...
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None: ...
+    def judged(self, decision: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class QuietDeployListener:
+    def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
+        pass
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        pass
+
+    def judged(self, decision: dict[str, Any]) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+class _GuardAdapter:
+    """Hands the guard's verdicts to the deployment's listener."""
+
+    def __init__(self, listener: DeployListener) -> None:
+        self.listener = listener
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        self.listener.evaluated(verdicts)
+
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        pass
+
+
+@dataclass
+class DeployResult:
+    id: str
+    env: str
+    component: str
+    status: str
+    from_version: str
+    to_version: str
+    release: str
+    previous_release: str | None
+    steps: list[float]
+    current_step: int
+    weight: float
+    message: str
+    rollback: RollbackResult | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == PROMOTED else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "env": self.env,
+            "component": self.component,
+            "status": self.status,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "release": self.release,
+            "previous_release": self.previous_release,
+            "steps": self.steps,
+            "current_step": self.current_step,
+            "weight": self.weight,
+            "message": self.message,
+            "rollback": self.rollback.to_dict() if self.rollback else None,
+            "decisions": self.decisions,
+        }
+
+
+def parse_steps(text: str) -> list[float]:
+    """'10,50,100' -> [10.0, 50.0, 100.0]: increasing percentages that end at 100."""
+    try:
+        steps = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadInput(f"--steps: {text!r} is not a comma-separated list of percentages, e.g. 10,50,100") from None
+    if not steps or any(not 0 < s <= 100 for s in steps):
+        raise BadInput(f"--steps: each step is a percentage in (0, 100], got {text!r}")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise BadInput(f"--steps: the percentages must increase, got {text!r}")
+    if steps[-1] != 100:
+        steps.append(100.0)
+    return steps
+
+
+def new_deployment_id() -> str:
+    return "dp-" + uuid.uuid4().hex[:10]
+
+
+def alias_target(from_version: str, to_version: str, percent: float) -> State:
+    """The alias at a step: the old version with `percent` extra weight on the new one; at 100, the new one."""
+    if percent >= 100:
+        return {"version": to_version, "weights": {}}
+    if percent <= 0:
+        return {"version": from_version, "weights": {}}
+    return {"version": from_version, "weights": {to_version: round(percent / 100, 6)}}
+
+
+def result_of(row: DeploymentRow, rollback: RollbackResult | None = None) -> DeployResult:
+    return DeployResult(
+        id=row.id,
+        env=row.env,
+        component=row.component,
+        status=row.status,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        release=row.release_label,
+        previous_release=row.previous_release,
+        steps=[float(s) for s in row.steps],
+        current_step=row.current_step,
+        weight=row.weight,
+        message=row.message,
+        rollback=rollback,
+        decisions=list(row.decisions),
+    )
+
+
+def running_deployment(ctx: EnvContext, component: str | None = None) -> DeploymentRow:
+    """The one running deployment in the environment (of `component`, when given)."""
+    with ctx.ledger.session() as session:
+        query = select(DeploymentRow).filter_by(app=ctx.app, env=ctx.env, status=RUNNING)
+        if component is not None:
+            query = query.filter_by(component=component)
+        rows = list(session.scalars(query.order_by(DeploymentRow.created_at.desc())))
+    if not rows:
+        what = f" of {component}" if component else ""
+        raise Refused(f"no deployment{what} is running in {ctx.env}")
+    if len(rows) > 1:
+        names = ", ".join(f"{r.id} ({r.component})" for r in rows)
+        raise BadInput(f"more than one deployment is running in {ctx.env}: {names}; name one with --component")
+    return rows[0]
+
+
+def list_deployments(ctx: EnvContext, limit: int = 20) -> list[DeploymentRow]:
+    with ctx.ledger.session() as session:
+        query = select(DeploymentRow).filter_by(app=ctx.app, env=ctx.env)
+        return list(session.scalars(query.order_by(DeploymentRow.created_at.desc()).limit(limit)))
+
+
+def request(ctx: EnvContext, deployment_id: str, what: str, by: str | None = None) -> DeploymentRow:
+    """A person asks the running deployment to promote now or abort; it acts at its next poll."""
+    assert what in ("promote", "abort")
+    who = by or current_user()
+    with ctx.ledger.session() as session:
+        row = session.get(DeploymentRow, deployment_id)
+        if row is None:
+            raise Refused(f"no deployment {deployment_id!r}")
+        if row.status != RUNNING:
+            raise Refused(f"deployment {row.id} is {row.status}; nothing to {what}")
+        row.requested, row.requested_by, row.updated_at = what, who, ctx.clock.now()
+        store.add_event(
+            session,
+            ctx.app,
+            ctx.env,
+            f"deploy-{what}-requested",
+            f"deployment {row.id} ({row.component} -> version {row.to_version}): {what} requested by {who}",
+            ctx.clock.now(),
+            data={"deployment": row.id},
+            actor=who,
+        )
+        return row
+
+
+def get_deployment(ctx: EnvContext, deployment_id: str) -> DeploymentRow:
+    with ctx.ledger.session() as session:
+        row = session.get(DeploymentRow, deployment_id)
+    if row is None:
+        raise Refused(f"no deployment {deployment_id!r}")
+    return row
+
+
+class Deployer:
+    def __init__(
+        self,
+        ctx: EnvContext,
+        source: MetricSource,
+        listener: DeployListener | None = None,
+        rollback_listener: Listener | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.source = source
+        self.listener: DeployListener = listener or QuietDeployListener()
+        self.rollback_listener = rollback_listener
+        self.guard = Guard(ctx, source, listener=_GuardAdapter(self.listener))
+
+    # -- starting ---------------------------------------------------------------------------------------------
+
+    def start(
+        self, component: str, version: str, steps: list[float], pause: float, label: str | None = None
+    ) -> DeploymentRow:
+        """Check, record the release, and write the deployment row. Shifts nothing yet."""
+        spec = self.ctx.components([component])[0]
+        if spec.kind not in DEPLOYABLE_KINDS:
+            raise BadInput(
+                f"--component: {component} is a {spec.kind}; deploy shifts {', '.join(DEPLOYABLE_KINDS)} components"
+            )
+        label = label or version
+        with self.ctx.ledger.session() as session:
+            busy = session.scalars(
+                select(DeploymentRow).filter_by(app=self.ctx.app, env=self.ctx.env, component=component, status=RUNNING)
+            ).first()
+            if busy is not None:
+                raise Refused(
+                    f"deployment {busy.id} of {component} is already running in {self.ctx.env} "
+                    f"(promote it: lastgood promote {self.ctx.env}, or abort it: lastgood abort {self.ctx.env})"
+                )
+            if label in {r.label for r in store.list_releases(session, self.ctx.app, self.ctx.env)}:
+                raise BadInput(f"release {label!r} already exists in {self.ctx.env}; use --release with a new label")
+        current = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
+        if current.get("weights"):
+            raise Refused(
+                f"{component} already routes extra weight ({current['weights']}); finish or undo that shift first"
+            )
+        from_version = str(current["version"])
+        if from_version == version:
+            raise BadInput(f"{component} is already on version {version}")
+        self._check_version_exists(spec, version)
+        previous = self._ensure_previous_release(label)
+        now = self.ctx.clock.now()
+        states = read_states(self.ctx, self.ctx.components(), recording=True)
+        states[component] = (spec.kind, {"version": version, "weights": {}})
+        if redact(states) != states:
+            raise BadInput("a recorded state contains a secret value; lastgood never stores secrets")
+        row = DeploymentRow(
+            id=new_deployment_id(),
+            app=self.ctx.app,
+            env=self.ctx.env,
+            component=component,
+            from_version=from_version,
+            to_version=version,
+            release_label=label,
+            previous_release=previous,
+            steps=steps,
+            current_step=-1,
+            weight=0.0,
+            pause_seconds=pause,
+            status=RUNNING,
+            started_by=current_user(),
+            created_at=now,
+            updated_at=now,
+            message="",
+            decisions=[],
+        )
+        with self.ctx.ledger.session() as session:
+            store.record_release(session, self.ctx.app, self.ctx.env, label, states, current_user(), now)
+            session.add(row)
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-started",
+                f"deployment {row.id}: {component} version {from_version} -> {version} in steps "
+                f"{','.join(f'{s:g}' for s in steps)}% (release {label}; back to {previous} on abort)",
+                now,
+                data=self._data(row),
+            )
+        return row
+
+    def _check_version_exists(self, spec: Any, version: str) -> None:
+        from lastgood.kinds.lambda_alias import _version_exists
+
+        if not _version_exists(spec, self.ctx.kind_context, version):
+            raise BadInput(f"--version: {spec.function} has no version {version!r} (publish it first)")
+
+    def _ensure_previous_release(self, label: str) -> str:
+        """The release to go back to; when none is recorded, the live state is recorded first as one."""
+        with self.ctx.ledger.session() as session:
+            live = store.live_release(session, self.ctx.app, self.ctx.env)
+        if live is not None and not live.bad:
+            return live.label
+        from lastgood.engine.record import record_release
+
+        before = f"{label}-before"
+        self.listener.message(
+            f"no good live release recorded in {self.ctx.env}: recording the current state as {before}"
+        )
+        return record_release(self.ctx, before).label
+
+    # -- running ----------------------------------------------------------------------------------------------
+
+    def run(self, deployment_id: str) -> DeployResult:
+        row = get_deployment(self.ctx, deployment_id)
+        steps = [float(s) for s in row.steps]
+        longest = max((t.for_ + t.period for t in self.guard.triggers), default=0.0)
+        judged_for = max(row.pause_seconds, longest)
+        if self.guard.triggers and judged_for > row.pause_seconds:
+            self.listener.message(
+                f"each step is judged for {judged_for:g}s, not {row.pause_seconds:g}s: "
+                "every trigger needs one full window of data after the shift"
+            )
+        try:
+            for index in range(row.current_step + 1, len(steps)):
+                percent = steps[index]
+                if percent >= 100:
+                    return self._promote(row.id, "all steps healthy")
+                self._shift(row.id, index, percent)
+                outcome = self._watch(row.id, index, percent, judged_for)
+                if outcome == "elsewhere":
+                    return result_of(get_deployment(self.ctx, row.id))
+                if outcome == "promote":
+                    return self._promote(row.id, f"promoted by {get_deployment(self.ctx, row.id).requested_by}")
+                if outcome == "abort":
+                    who = get_deployment(self.ctx, row.id).requested_by
+                    return self._abort(row.id, f"aborted by {who}", requested_by=who)
+                if outcome != "healthy":
+                    return self._abort(row.id, outcome, requested_by="lastgood-deploy")
+            return self._promote(row.id, "all steps healthy")
+        except LastgoodError as error:
+            # The alias may be part-way: leave the row running so that `lastgood abort --force` can finish it.
+            self._update(row.id, message=f"stopped by an error: {error}")
+            raise
+
+    def _shift(self, deployment_id: str, index: int, percent: float) -> None:
+        row = get_deployment(self.ctx, deployment_id)
+        self._apply(row, percent)
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            stored = session.get(DeploymentRow, deployment_id)
+            assert stored is not None
+            stored.current_step, stored.weight, stored.updated_at = index, percent / 100, now
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-step",
+                f"deployment {row.id}: {percent:g}% of {row.component} on version {row.to_version}",
+                now,
+                data={**self._data(stored), "step": index, "percent": percent},
+            )
+            row = stored
+        self.listener.shifted(row, index, percent)
+
+    def _watch(self, deployment_id: str, index: int, percent: float, judged_for: float) -> str:
+        """Evaluate every period for the pause: 'healthy', 'promote', 'abort' (a person), or why it failed."""
+        deadline = self.ctx.clock.now().timestamp() + judged_for
+        interval = self.guard.interval
+        while True:
+            now_row = get_deployment(self.ctx, deployment_id)
+            if now_row.status != RUNNING:
+                return "elsewhere"  # `lastgood promote/abort --force` finished it from another process
+            if now_row.requested in ("promote", "abort"):
+                return now_row.requested
+            verdicts = self.guard.evaluate() if self.guard.triggers else []
+            fired = next((v for v in verdicts if v.fires_rollback), None)
+            remaining = deadline - self.ctx.clock.now().timestamp()
+            if fired is not None:
+                reason = f"trigger {fired.trigger} ({fired.severity}) fired at {percent:g}%: {fired.detail}"
+                self._decide(deployment_id, index, percent, "fired", verdicts, reason)
+                return reason
+            if remaining <= 0:
+                broken = [v for v in verdicts if v.action == "rollback" and v.state == "error"]
+                if broken:
+                    reason = f"cannot judge the step at {percent:g}%: " + "; ".join(
+                        f"{v.trigger}: {v.detail}" for v in broken
+                    )
+                    self._decide(deployment_id, index, percent, "unjudgeable", verdicts, reason)
+                    return reason
+                self._decide(deployment_id, index, percent, "healthy", verdicts, f"healthy at {percent:g}%")
+                return "healthy"
+            self.ctx.clock.sleep(min(interval, remaining))
+
+    def _decide(
+        self, deployment_id: str, index: int, percent: float, verdict: str, verdicts: list[TriggerVerdict], why: str
+    ) -> None:
+        now = self.ctx.clock.now()
+        decision = {
+            "step": index,
+            "percent": percent,
+            "at": now.isoformat(),
+            "decision": verdict,
+            "reason": why,
+            "verdicts": [v.to_dict() for v in verdicts],
+        }
+        with self.ctx.ledger.session() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            assert row is not None
+            row.decisions = [*row.decisions, redact(decision)]
+            row.updated_at = now
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-judged",
+                f"deployment {row.id} at {percent:g}%: {verdict} ({why})",
+                now,
+                data={**self._data(row), **decision},
+            )
+        self.listener.judged(decision)
+
+    # -- finishing --------------------------------------------------------------------------------------------
+
+    def _promote(self, deployment_id: str, why: str) -> DeployResult:
+        row = get_deployment(self.ctx, deployment_id)
+        if row.status != RUNNING:
+            return result_of(row)
+        self._apply(row, 100.0)
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            stored = session.get(DeploymentRow, deployment_id)
+            assert stored is not None
+            release = store.get_release(session, self.ctx.app, self.ctx.env, stored.release_label)
+            store.set_live(session, self.ctx.app, self.ctx.env, release.id)
+            stored.status, stored.weight, stored.finished_at, stored.updated_at = PROMOTED, 1.0, now, now
+            stored.current_step = len(stored.steps) - 1
+            stored.message = (
+                f"{stored.component} is on version {stored.to_version}: {why}; release {release.label} is live"
+            )
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-promoted",
+                f"deployment {stored.id}: {stored.message}",
+                now,
+                data=self._data(stored),
+            )
+            row = stored
+        self.listener.message(row.message)
+        return result_of(row)
+
+    def _abort(self, deployment_id: str, why: str, requested_by: str | None) -> DeployResult:
+        """Back to the previous release's state for this component, as a verified rollback; the release is bad."""
+        row = get_deployment(self.ctx, deployment_id)
+        if row.status != RUNNING:
+            return result_of(row)
+        self.listener.message(f"aborting {row.id}: {why}")
+        rollback: RollbackResult | None = None
+        if row.previous_release is None:
+            self._apply(row, 0.0)
+        else:
+            plan = build_plan(self.ctx, to=row.previous_release, only=[row.component])
+            if plan.steps:
+                executor = Executor(self.ctx, self.rollback_listener)
+                rollback_id = executor.create(
+                    plan, reason=f"deployment {row.id} aborted: {why}", requested_by=requested_by or "lastgood-deploy"
+                )
+                rollback = executor.run(rollback_id)
+        now = self.ctx.clock.now()
+        ok = rollback is None or rollback.status == "succeeded"
+        with self.ctx.ledger.session() as session:
+            stored = session.get(DeploymentRow, deployment_id)
+            assert stored is not None
+            stored.status = ABORTED if ok else FAILED
+            stored.finished_at, stored.updated_at = now, now
+            stored.rollback_id = rollback.id if rollback else None
+            stored.weight = 0.0 if ok else stored.weight
+            if ok:
+                stored.message = f"{stored.component} is back on version {stored.from_version}: {why}"
+                release = store.get_release(session, self.ctx.app, self.ctx.env, stored.release_label)
+                if stored.previous_release is not None:
+                    previous = store.get_release(session, self.ctx.app, self.ctx.env, stored.previous_release)
+                    store.set_live(session, self.ctx.app, self.ctx.env, previous.id)
+                if not release.bad:
+                    store.mark_bad(session, release, f"deployment {stored.id} aborted: {why}", now)
+            else:
+                assert rollback is not None
+                stored.message = f"the abort's rollback failed ({why}): {rollback.summary()}"
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-aborted" if ok else "deploy-failed",
+                f"deployment {stored.id}: {stored.message}",
+                now,
+                stored.rollback_id,
+                data=self._data(stored),
+            )
+            row = stored
+        self.listener.message(row.message)
+        return result_of(row, rollback)
+
+    def promote_now(self, deployment_id: str) -> DeployResult:
+        """For a deployment whose process is gone: jump to 100% from here."""
+        row = request(self.ctx, deployment_id, "promote")
+        return self._promote(row.id, f"promoted by {row.requested_by} (directly)")
+
+    def abort_now(self, deployment_id: str) -> DeployResult:
+        """For a deployment whose process is gone: go back from here."""
+        row = request(self.ctx, deployment_id, "abort")
+        return self._abort(row.id, f"aborted by {row.requested_by} (directly)", row.requested_by)
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _apply(self, row: DeploymentRow, percent: float) -> None:
+        spec = self.ctx.components([row.component])[0]
+        target = alias_target(row.from_version, row.to_version, percent)
+        self.ctx.kind_of(spec).apply(spec, self.ctx.kind_context, target)
+
+    @staticmethod
+    def _data(row: DeploymentRow) -> dict[str, Any]:
+        return {
+            "deployment": row.id,
+            "component": row.component,
+            "from_version": row.from_version,
+            "to_version": row.to_version,
+            "release": row.release_label,
+            "weight": row.weight,
+        }
+
+    def _update(self, deployment_id: str, **values: Any) -> None:
+        with self.ctx.ledger.session() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            if row is not None:
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.updated_at = self.ctx.clock.now()
