@@ -125,3 +125,150 @@ def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missi
     bad_release(aws, ctx)
     outcome = Guard(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
     assert outcome.status == "healthy" and outcome.evaluations == 11
+
+
+# --- metric math, baselines, sources by type ------------------------------------------------------------------------
+
+
+def test_metric_math_against_moto(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
+    """moto evaluates only an expression that names one metric id (moto/cloudwatch/metric_data_expression_parser.py),
+    so this checks the wire shapes and id mapping end to end; arithmetic is pinned with Stubber below."""
+    from lastgood.config.models import MetricMath
+
+    put_minutes(aws, "f", [(0, 100, 1), (1, 200, 2)])
+    math = MetricMath(
+        expression="m1",
+        metrics={
+            "m1": MetricQuery(namespace="AWS/Lambda", metric="Invocations", dimensions={"FunctionName": "f"}),
+            "m2": MetricQuery(namespace="AWS/Lambda", metric="Errors", dimensions={"FunctionName": "f"}),
+        },
+    )
+    plain = MetricQuery(namespace="AWS/Lambda", metric="Errors", dimensions={"FunctionName": "f"})
+    requests = [SeriesRequest("math", math, 60), SeriesRequest("plain", plain, 60), SeriesRequest("again", math, 60)]
+    got = CloudWatchSource(aws).fetch(requests, START, START + timedelta(minutes=5))
+    assert got["math"].points == {START: 100.0, START + timedelta(minutes=1): 200.0}
+    assert got["again"].points == got["math"].points  # the same ids (m1) in two requests do not collide
+    assert got["plain"].points == {START: 1.0, START + timedelta(minutes=1): 2.0}
+
+
+def test_metric_math_request_shapes_with_stubber() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from lastgood.config.models import MetricMath
+
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    errors = MetricQuery(namespace="AWS/Lambda", metric="Errors", dimensions={"FunctionName": "f"})
+    calls = MetricQuery(namespace="AWS/Lambda", metric="Invocations", dimensions={"FunctionName": "f"})
+    math = MetricMath(expression="100 * m1 / m2", metrics={"m1": errors, "m2": calls})
+
+    def stat(query_id: str, metric: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": "f"}],
+                },
+                "Period": 60,
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
+    end = START + timedelta(minutes=2)
+    expected = {
+        "MetricDataQueries": [
+            {"Id": "q0", "Expression": "100 * q0_m1 / q0_m2", "ReturnData": True},
+            stat("q0_m1", "Errors"),
+            stat("q0_m2", "Invocations"),
+            {"Id": "q1", "Expression": "100 * q1_m1 / q1_m2", "ReturnData": True},
+            stat("q1_m1", "Errors"),
+            stat("q1_m2", "Invocations"),
+        ],
+        "StartTime": START,
+        "EndTime": end,
+    }
+    response = {
+        "MetricDataResults": [
+            {"Id": "q0", "Label": "q0", "Timestamps": [START], "Values": [2.5], "StatusCode": "Complete"},
+            {
+                "Id": "q1",
+                "Label": "q1",
+                "Timestamps": [],
+                "Values": [],
+                "StatusCode": "InternalError",
+                "Messages": [{"Code": "DivisionByZero", "Value": "division by zero"}],
+            },
+        ]
+    }
+    stubber = Stubber(client)
+    stubber.add_response("get_metric_data", response, expected)
+
+    class Clients:
+        def client(self, service: str) -> object:
+            return client
+
+    with stubber:
+        got = CloudWatchSource(Clients()).fetch(  # type: ignore[arg-type]
+            [SeriesRequest("rate", math, 60), SeriesRequest("broken", math, 60)], START, end
+        )
+    stubber.assert_no_pending_responses()
+    assert got["rate"].points == {START: 2.5} and got["rate"].status == "ok"
+    assert got["broken"].status == "error" and "division by zero" in (got["broken"].error or "")
+
+
+BASELINE_TRIGGER = """
+  - name: api-errors-vs-baseline
+    cloudwatch: {namespace: AWS/Lambda, metric: Errors, dimensions: {FunctionName: shop-api-{env}}}
+    when: "> 5x baseline"
+    baseline: 10m
+    for: 3m
+    period: 1m
+    severity: critical
+    action: rollback
+"""
+
+
+def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path, aws: AwsClients) -> None:
+    (shop_dir / "lastgood.yaml").write_text((shop_dir / "lastgood.yaml").read_text() + BASELINE_TRIGGER)
+    ctx = context(shop_dir, FakeClock(START))
+    bad_release(aws, ctx)  # v2 is recorded at START: the baseline is START-10m .. START
+    # Before: 2 errors a minute. After: 20 a minute, 2% of 1000 calls, so the "> 5%" trigger stays quiet.
+    put_minutes(aws, "shop-api-prod", [(m, 1000, 2) for m in range(-10, 0)] + [(m, 1000, 20) for m in range(10)])
+    outcome = Guard(ctx).run(duration=10 * 60)  # no source given: sources/registry.py builds CloudWatch's
+    assert outcome.status == "rolled-back", outcome.message
+    assert outcome.fired is not None and outcome.fired.trigger == "api-errors-vs-baseline"
+    assert "baseline 2" in outcome.fired.detail
+    assert outcome.detected_at == START + timedelta(minutes=3)  # minutes 0, 1, 2 complete
+
+
+def test_guard_builds_one_source_per_type(shop_dir: Path, aws: AwsClients) -> None:
+    from lastgood.sources.http_probe import ProbeSource
+    from lastgood.sources.prometheus import PrometheusSource
+
+    extra = """
+  - name: prom
+    prometheus: {url: "http://127.0.0.1:9", query: "sum(up)"}
+    when: "> 1"
+  - name: probe
+    probe: {url: "http://127.0.0.1:9/", rate: 1}
+    when: "> 50%"
+    period: 2s
+    for: 2s
+"""
+    (shop_dir / "lastgood.yaml").write_text((shop_dir / "lastgood.yaml").read_text() + extra)
+    ctx = context(shop_dir, FakeClock(START))
+    guard = Guard(ctx, CloudWatchSource(aws))
+    try:
+        assert sorted(guard.sources) == ["cloudwatch", "probe", "prometheus"]
+        assert isinstance(guard.sources["prometheus"], PrometheusSource)
+        assert isinstance(guard.sources["probe"], ProbeSource)
+        states = {v.trigger: v.state for v in guard.evaluate()}
+        assert states["prom"] == "error"  # nothing listens on port 9: an error verdict, not an exception
+        assert states["probe"] == "no-data"  # the fake clock's periods are long before the probe started
+    finally:
+        from lastgood.sources.registry import close_sources
+
+        close_sources(guard.sources)

@@ -23,7 +23,6 @@ from lastgood.engine.readiness import guard_check
 from lastgood.errors import BadInput
 from lastgood.guard.loop import Guard, GuardOutcome
 from lastgood.judge.base import TriggerVerdict
-from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
 
@@ -60,7 +59,7 @@ def guard(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Watch the file's triggers in CloudWatch; a rollback trigger that holds for its window rolls back.
+    """Watch the file's triggers (CloudWatch, Prometheus, probes); a rollback trigger that holds rolls back.
 
     Exit codes: 0 the release stayed healthy, 1 it was judged bad (rolled back, or the rollback failed),
     3 a trigger fired but there was no release to roll back to, or (without --force) rolling back to the
@@ -76,7 +75,7 @@ def guard(
     listener = ConsoleGuardListener() if output == OutputFormat.text else None
     if output == OutputFormat.text:
         stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers")
-    outcome = Guard(ctx, CloudWatchSource(ctx.aws), listener=listener).run(duration)
+    outcome = Guard(ctx, listener=listener).run(duration)
     emit(output, outcome.to_dict(), lambda: render(outcome))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)

@@ -48,43 +48,75 @@ Duration = Annotated[
 ]
 
 Operator = Literal[">", ">=", "<", "<="]
-_CONDITION = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(%?)\s*$")
+ConditionKind = Literal["threshold", "baseline", "present"]
+_CONDITION = re.compile(
+    r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(?:(%)|x\s*baseline|per\s+((?:\d+(?:\.\d+)?[smhd])+))?\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class Condition:
+    """`> 5%`, `>= 100`; `> 5 per 5m` (a count per window); `> 5x baseline`; `present` (any value > 0)."""
+
     operator: Operator
     threshold: float
     percent: bool
+    kind: ConditionKind = "threshold"
+    window: float | None = None  # `per 5m`: the period, and the statistic is a Sum
 
-    def holds(self, value: float) -> bool:
+    def holds(self, value: float, baseline: float | None = None) -> bool:
+        """Whether `value` breaches; a `baseline` condition compares it with threshold x baseline."""
+        if self.kind == "present":
+            return value > 0
+        limit = self.threshold * baseline if self.kind == "baseline" and baseline is not None else self.threshold
         match self.operator:
             case ">":
-                return value > self.threshold
+                return value > limit
             case ">=":
-                return value >= self.threshold
+                return value >= limit
             case "<":
-                return value < self.threshold
+                return value < limit
             case "<=":
-                return value <= self.threshold
+                return value <= limit
 
     def __str__(self) -> str:
+        if self.kind == "present":
+            return "present"
+        if self.kind == "baseline":
+            return f"{self.operator} {self.threshold:g}x baseline"
+        if self.window is not None:
+            return f"{self.operator} {self.threshold:g} per {format_duration(self.window)}"
         return f"{self.operator} {self.threshold:g}{'%' if self.percent else ''}"
 
 
 def parse_condition(value: Any) -> Condition:
     if isinstance(value, Condition):
         return value
-    match = _CONDITION.match(str(value))
+    text = str(value)
+    if text.strip().lower() == "present":
+        return Condition(operator=">", threshold=0.0, percent=False, kind="present")
+    match = _CONDITION.match(text)
     if not match:
         raise ValueError(f"expected a condition such as '> 5%' or '>= 100', got {value!r}")
-    op, number, pct = match.groups()
-    return Condition(operator=op, threshold=float(number), percent=bool(pct))  # type: ignore[arg-type]
+    op, number, pct, window = match.groups()
+    if "baseline" in text.lower():
+        return Condition(operator=op, threshold=float(number), percent=False, kind="baseline")  # type: ignore[arg-type]
+    return Condition(
+        operator=op,  # type: ignore[arg-type]
+        threshold=float(number),
+        percent=bool(pct),
+        window=parse_duration(window) if window else None,
+    )
 
+
+_CONDITION_PATTERN = (
+    "^\\s*((>=|<=|>|<)\\s*-?\\d+(\\.\\d+)?\\s*(%|[xX]\\s*baseline|per\\s+(\\d+(\\.\\d+)?[smhd])+)?|present)\\s*$"
+)
 
 ConditionField = Annotated[
     Condition,
     BeforeValidator(parse_condition),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": "^\\s*(>=|<=|>|<)\\s*-?\\d+(\\.\\d+)?\\s*%?\\s*$"}),
+    WithJsonSchema({"type": "string", "pattern": _CONDITION_PATTERN}),
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from lastgood.config.durations import ConditionField, Duration
+from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
@@ -60,14 +61,82 @@ class MetricQuery(Strict):
     dimensions: dict[str, str] = Field(default_factory=dict)
 
 
+class MetricMath(Strict):
+    """CloudWatch metric math: `expression` over the `metrics`, named by id (e.g. `m1 / m2 * 100`)."""
+
+    expression: str
+    metrics: dict[str, MetricQuery] = Field(description="The metrics the expression names, by id (m1, m2, ...).")
+
+    @field_validator("metrics")
+    @classmethod
+    def _ids(cls, value: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
+        if not value:
+            raise ValueError("metric math needs at least one metric")
+        bad = [key for key in value if not re.fullmatch(r"[a-z][a-zA-Z0-9_]*", key)]
+        if bad:
+            raise ValueError(f"metric ids must start with a lowercase letter, then letters, digits or _: {bad}")
+        return value
+
+
+class PrometheusQuery(Strict):
+    url: str | None = Field(
+        default=None, description="The Prometheus server, e.g. http://prometheus:9090 (under `per`: the trigger's)."
+    )
+    query: str = Field(description="PromQL; one series per step (aggregate with sum(...) etc.).")
+
+
+class ProbeQuery(Strict):
+    """lastgood calls `url` itself, `rate` times a second, and measures the answers."""
+
+    url: str
+    rate: float = Field(default=1.0, gt=0, description="Requests per second ('5', '5/s' or '30/m').")
+    timeout: Duration = 5.0
+    expect_status: list[int] = Field(default_factory=lambda: [200], description="Statuses that count as success.")
+    measure: Literal["error-rate", "p50", "p90", "p99"] = Field(
+        default="error-rate",
+        description="error-rate: % of calls failing (timeouts and unexpected statuses); pNN: latency in ms.",
+    )
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if isinstance(value, str) and "/" in value:
+            number, _, unit = value.partition("/")
+            per = {"s": 1.0, "m": 60.0}.get(unit.strip().lower())
+            if per is None:
+                raise ValueError(f"expected a rate such as '5/s' or '30/m', got {value!r}")
+            return float(number) / per
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | str) else value
+
+
+SourceType = Literal["cloudwatch", "prometheus", "probe"]
+SOURCE_TYPES: tuple[SourceType, ...] = ("cloudwatch", "prometheus", "probe")
+
+
 class Trigger(Strict):
     name: str
-    cloudwatch: MetricQuery
-    per: MetricQuery | None = Field(
+    cloudwatch: MetricQuery | MetricMath | None = Field(
+        default=None, description="A CloudWatch metric, or metric math: {expression, metrics: {m1: ..., m2: ...}}."
+    )
+    prometheus: PrometheusQuery | None = Field(default=None, description="A PromQL query over query_range.")
+    probe: ProbeQuery | None = Field(default=None, description="lastgood calls an endpoint and measures it.")
+    per: MetricQuery | PrometheusQuery | None = Field(
         default=None, description="Divide by this metric (a rate); with a '%' condition the ratio is x100."
     )
     when: ConditionField
     for_: Duration = Field(default=60.0, alias="for")
+    within: Duration | None = Field(
+        default=None, description="M of N: 'for' worth of breaching periods among the last 'within' (e.g. 3m of 5m)."
+    )
+    baseline: Duration | None = Field(
+        default=None,
+        description="With 'when: > Nx baseline': the window before the live release's recording time [1h].",
+    )
     period: Duration = 60.0
     severity: Literal["critical", "high", "medium", "low"] = "high"
     action: Literal["rollback", "alert"] = "alert"
@@ -79,24 +148,111 @@ class Trigger(Strict):
         description="Whether a period with no data counts as breaching (default: it does not).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _count_window(cls, data: Any) -> Any:
+        """`when: "> 5 per 5m"` sets the period (and `for`, unless given) to the window."""
+        if not isinstance(data, dict) or "when" not in data:
+            return data
+        try:
+            condition = parse_condition(data["when"])
+        except ValueError:
+            return data  # the field reports it
+        if condition.window is not None:
+            data = dict(data)
+            if "period" in data and parse_duration(data["period"]) != condition.window:
+                raise ValueError(f"'when: {condition}' sets the period; remove 'period' or make it match")
+            data["period"] = condition.window
+            if "for" not in data and "for_" not in data:
+                data["for"] = condition.window
+        return data
+
     @field_validator("period")
     @classmethod
-    def _cloudwatch_period(cls, value: float) -> float:
-        if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
-            raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
+    def _cloudwatch_period(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("cloudwatch") is not None or not any(info.data.get(k) for k in ("prometheus", "probe")):
+            if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
+                raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
+        elif value <= 0:
+            raise ValueError("the period must be positive")
         return value
 
     @model_validator(mode="after")
     def _window_covers_period(self) -> Trigger:
+        given = [name for name in SOURCE_TYPES if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) or "none"
+            raise ValueError(f"a trigger names exactly one source: cloudwatch, prometheus or probe (found: {found})")
+        if self.prometheus is not None and not self.prometheus.url:
+            raise ValueError("prometheus needs 'url'")
+        if self.per is not None:
+            expected = {"cloudwatch": MetricQuery, "prometheus": PrometheusQuery}.get(self.source_type)
+            if expected is None or not isinstance(self.per, expected):
+                shape = {"cloudwatch": "a CloudWatch metric", "prometheus": "{query: ...}"}.get(self.source_type)
+                raise ValueError(
+                    f"'per' must be {shape} for a {self.source_type} trigger"
+                    if shape
+                    else f"'per' does not apply to a {self.source_type} trigger"
+                )
+        when = self.when
+        if when.window is not None:
+            if self.per is not None:
+                raise ValueError(f"'when: {when}' is a count; it takes no 'per'")
+            if self.probe is not None:
+                raise ValueError(f"'when: {when}' counts CloudWatch or Prometheus values, not probe measures")
+            stats = (
+                [self.cloudwatch.stat]
+                if isinstance(self.cloudwatch, MetricQuery)
+                else [m.stat for m in self.cloudwatch.metrics.values()]
+                if isinstance(self.cloudwatch, MetricMath)
+                else []
+            )
+            if any(stat != "Sum" for stat in stats):
+                raise ValueError(f"'when: {when}' counts with the Sum statistic; remove 'stat'")
+        if when.kind == "present" and self.per is not None:
+            raise ValueError("'when: present' takes no 'per'")
+        if when.kind == "baseline":
+            if self.probe is not None:
+                raise ValueError("a probe has no history before the guard starts: it cannot use a baseline")
+        elif self.baseline is not None:
+            raise ValueError("'baseline' needs a condition such as '> 5x baseline'")
         if self.for_ < self.period:
             raise ValueError(f"'for' ({self.for_:g}s) is shorter than 'period' ({self.period:g}s)")
         if self.for_ % self.period:
             raise ValueError(f"'for' ({self.for_:g}s) must be a whole number of periods ({self.period:g}s)")
+        if self.within is not None:
+            if self.within < self.for_:
+                raise ValueError(f"'within' ({self.within:g}s) is shorter than 'for' ({self.for_:g}s)")
+            if self.within % self.period:
+                raise ValueError(f"'within' ({self.within:g}s) must be a whole number of periods ({self.period:g}s)")
+        if self.baseline_window % self.period or self.baseline_window < self.period:
+            raise ValueError(f"'baseline' ({self.baseline_window:g}s) must be a whole number of periods")
         return self
 
     @property
+    def source_type(self) -> SourceType:
+        return "prometheus" if self.prometheus is not None else "probe" if self.probe is not None else "cloudwatch"
+
+    @property
+    def query(self) -> MetricQuery | MetricMath | PrometheusQuery | ProbeQuery:
+        """The one source query this trigger names."""
+        query = self.cloudwatch or self.prometheus or self.probe
+        assert query is not None  # the validator requires exactly one
+        return query
+
+    @property
     def periods_required(self) -> int:
+        """Breaching periods needed to fire: consecutive ones, or (with 'within') among the last periods_window."""
         return int(self.for_ // self.period)
+
+    @property
+    def periods_window(self) -> int:
+        """How many recent periods are judged: 'within' (M of N), else 'for'."""
+        return int((self.within or self.for_) // self.period)
+
+    @property
+    def baseline_window(self) -> float:
+        return self.baseline if self.baseline is not None else 3600.0
 
 
 class Runbook(Strict):

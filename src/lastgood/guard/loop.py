@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from lastgood.config.models import Trigger
@@ -16,7 +17,8 @@ from lastgood.errors import Refused
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.ledger import store
-from lastgood.sources.base import MetricSource
+from lastgood.sources.base import MetricSource, Series, SeriesRequest
+from lastgood.sources.registry import close_sources, sources_for
 
 
 class GuardListener(Protocol):
@@ -75,18 +77,23 @@ class Guard:
     def __init__(
         self,
         ctx: EnvContext,
-        source: MetricSource,
+        source: MetricSource | Mapping[str, MetricSource] | None = None,
         judge: Judge | None = None,
         listener: GuardListener | None = None,
         rollback_listener: Listener | None = None,
     ) -> None:
+        """`source`: one source for the CloudWatch triggers (tests, drills), or sources by type; the sources
+        the triggers need beyond those are built by sources/registry.py."""
         self.ctx = ctx
-        self.source = source
         self.judge = judge or ThresholdJudge()
         self.listener = listener or QuietGuardListener()
         self.rollback_listener = rollback_listener
         self.triggers = ctx.runbook.triggers_for(ctx.env)
+        given = source if isinstance(source, Mapping) else {"cloudwatch": source} if source is not None else {}
+        self.sources = sources_for(self.triggers, ctx.aws, given)
+        self._built = {kind: s for kind, s in self.sources.items() if kind not in given}  # closed after run
         self._alerting: set[str] = set()
+        self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
 
     @property
     def interval(self) -> float:
@@ -94,22 +101,53 @@ class Guard:
 
     def evaluate(self) -> list[TriggerVerdict]:
         now = self.ctx.clock.now()
-        by_period: dict[float, list[Trigger]] = {}
+        groups: dict[tuple[str, float], list[Trigger]] = {}
         for trigger in self.triggers:
-            by_period.setdefault(trigger.period, []).append(trigger)
+            groups.setdefault((trigger.source_type, trigger.period), []).append(trigger)
+        recorded = self._live_recorded_at() if any(t.when.kind == "baseline" for t in self.triggers) else None
         verdicts = []
-        for period, triggers in by_period.items():
+        for (source_type, period), triggers in groups.items():
             end = window_end(now, period)
-            longest = max(t.for_ for t in triggers)
+            longest = max(t.within or t.for_ for t in triggers)
             requests = [r for t in triggers for r in self.judge.requests(t)]
-            series = self.source.fetch(requests, datetime.fromtimestamp(end.timestamp() - longest, UTC), end)
-            verdicts += [self.judge.judge(t, series, end) for t in triggers]
+            live = [r for r in requests if r.window == "live"]
+            source = self.sources[source_type]
+            series = source.fetch(live, datetime.fromtimestamp(end.timestamp() - longest, UTC), end)
+            baseline_end = window_end(recorded, period) if recorded is not None else None
+            baseline = [r for r in requests if r.window == "baseline"]
+            if baseline and baseline_end is not None:
+                span = max(t.baseline_window for t in triggers if t.when.kind == "baseline")
+                series.update(self._baseline(source_type, baseline, baseline_end, span))
+            verdicts += [self.judge.judge(t, series, end, baseline_end) for t in triggers]
         self.listener.evaluated(verdicts)
         return verdicts
+
+    def _live_recorded_at(self) -> datetime | None:
+        with self.ctx.ledger.session() as session:
+            release = store.live_release(session, self.ctx.app, self.ctx.env)
+            return release.recorded_at if release is not None else None
+
+    def _baseline(
+        self, source_type: str, requests: list[SeriesRequest], end: datetime, span: float
+    ) -> dict[str, Series]:
+        """The window before the live release was recorded: fetched once (it does not change), unless it failed."""
+        key = (source_type, requests[0].period, end)
+        if key not in self._baselines:
+            series = self.sources[source_type].fetch(requests, end - timedelta(seconds=span), end)
+            if any(s.status == "error" for s in series.values()):
+                return series
+            self._baselines[key] = series
+        return self._baselines[key]
 
     def run(self, duration: float) -> GuardOutcome:
         if not self.triggers:
             return GuardOutcome(self.ctx.env, "healthy", 0, message="the file has no triggers; nothing to watch")
+        try:
+            return self._run(duration)
+        finally:
+            close_sources(self._built)
+
+    def _run(self, duration: float) -> GuardOutcome:
         deadline = self.ctx.clock.now().timestamp() + duration
         outcome = GuardOutcome(self.ctx.env, "healthy", 0)
         while True:

@@ -43,6 +43,12 @@ class TriggerVerdict:
 
 
 class Judge(Protocol):
-    def requests(self, trigger: Trigger) -> list[SeriesRequest]: ...
+    def requests(self, trigger: Trigger) -> list[SeriesRequest]:
+        """The series to fetch; those with window="baseline" cover the window before `baseline_end`."""
+        ...
 
-    def judge(self, trigger: Trigger, series: dict[str, Series], window_end: datetime) -> TriggerVerdict: ...
+    def judge(
+        self, trigger: Trigger, series: dict[str, Series], window_end: datetime, baseline_end: datetime | None = None
+    ) -> TriggerVerdict:
+        """`baseline_end`: when the live release was recorded (for `> Nx baseline`), aligned to the period."""
+        ...

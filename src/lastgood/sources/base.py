@@ -6,16 +6,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from lastgood.config.models import MetricQuery
+from lastgood.config.models import MetricMath, MetricQuery, ProbeQuery, PrometheusQuery
 
 SeriesStatus = Literal["ok", "no-data", "error"]
+Query = MetricQuery | MetricMath | PrometheusQuery | ProbeQuery
 
 
 @dataclass(frozen=True)
 class SeriesRequest:
     id: str
-    query: MetricQuery
+    query: Query
     period: float
+    window: Literal["live", "baseline"] = "live"  # baseline: the window before the live release was recorded
 
 
 @dataclass

@@ -1,12 +1,14 @@
-"""CloudWatch: GetMetricData, up to 500 series per call, paginated."""
+"""CloudWatch: GetMetricData, up to 500 series per call, paginated; metric math as Expression queries."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
+from lastgood.config.models import MetricMath, MetricQuery
 from lastgood.errors import AwsError
 from lastgood.sources.base import Series, SeriesRequest
 
@@ -21,8 +23,7 @@ class CloudWatchSource:
 
     def fetch(self, requests: list[SeriesRequest], start: datetime, end: datetime) -> dict[str, Series]:
         out: dict[str, Series] = {}
-        for offset in range(0, len(requests), MAX_QUERIES_PER_CALL):
-            batch = requests[offset : offset + MAX_QUERIES_PER_CALL]
+        for batch in _batches(requests):
             try:
                 out.update(self._fetch_batch(batch, start, end))
             except AwsError as error:
@@ -32,7 +33,7 @@ class CloudWatchSource:
     def _fetch_batch(self, batch: list[SeriesRequest], start: datetime, end: datetime) -> dict[str, Series]:
         # Query ids must match ^[a-z][a-zA-Z0-9_]*$, so ours are positional and mapped back.
         ids = {f"q{i}": request.id for i, request in enumerate(batch)}
-        queries = [_query(f"q{i}", request) for i, request in enumerate(batch)]
+        queries = [q for i, request in enumerate(batch) for q in _queries(f"q{i}", request)]
         series = {request.id: Series(request.id) for request in batch}
         kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
         client = self.aws.client("cloudwatch")
@@ -40,20 +41,57 @@ class CloudWatchSource:
             with map_aws_errors("cloudwatch:GetMetricData"):
                 page = client.get_metric_data(**kwargs)
             for result in page["MetricDataResults"]:
+                if result["Id"] not in ids:
+                    continue
                 target = series[ids[result["Id"]]]
+                if result.get("StatusCode") == "InternalError":
+                    target.status = "error"
+                    messages = "; ".join(m.get("Value", "") for m in result.get("Messages", []))
+                    target.error = f"CloudWatch could not compute it: {messages or 'InternalError'}"
                 for timestamp, value in zip(result["Timestamps"], result["Values"], strict=True):
                     target.points[timestamp.astimezone(UTC)] = float(value)
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
         for item in series.values():
-            if not item.points:
+            if not item.points and item.status == "ok":
                 item.status = "no-data"
         return series
 
 
-def _query(query_id: str, request: SeriesRequest) -> dict[str, Any]:
-    metric = request.query
+def _size(request: SeriesRequest) -> int:
+    return 1 + len(request.query.metrics) if isinstance(request.query, MetricMath) else 1
+
+
+def _batches(requests: list[SeriesRequest]) -> list[list[SeriesRequest]]:
+    """Requests packed so that no call carries more than 500 queries (metric math counts its metrics too)."""
+    batches: list[list[SeriesRequest]] = [[]]
+    size = 0
+    for request in requests:
+        if batches[-1] and size + _size(request) > MAX_QUERIES_PER_CALL:
+            batches.append([])
+            size = 0
+        batches[-1].append(request)
+        size += _size(request)
+    return [batch for batch in batches if batch]
+
+
+def _queries(query_id: str, request: SeriesRequest) -> list[dict[str, Any]]:
+    """One MetricStat query, or the Expression plus its metrics (ReturnData false), ids prefixed per request."""
+    query = request.query
+    if isinstance(query, MetricQuery):
+        return [_metric_stat(query_id, query, request.period, True)]
+    if not isinstance(query, MetricMath):
+        raise TypeError(f"CloudWatch cannot fetch {type(query).__name__}")
+    # Ids must be unique across the whole call: m1 of each trigger becomes q<i>_m1, in the expression too.
+    names = {key: f"{query_id}_{key}" for key in query.metrics}
+    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")\b")
+    expression = pattern.sub(lambda match: names[match.group(1)], query.expression)
+    out = [{"Id": query_id, "Expression": expression, "ReturnData": True}]
+    return out + [_metric_stat(names[key], metric, request.period, False) for key, metric in query.metrics.items()]
+
+
+def _metric_stat(query_id: str, metric: MetricQuery, period: float, return_data: bool) -> dict[str, Any]:
     return {
         "Id": query_id,
         "MetricStat": {
@@ -62,8 +100,8 @@ def _query(query_id: str, request: SeriesRequest) -> dict[str, Any]:
                 "MetricName": metric.metric,
                 "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(metric.dimensions.items())],
             },
-            "Period": int(request.period),
+            "Period": int(period),
             "Stat": metric.stat,
         },
-        "ReturnData": True,
+        "ReturnData": return_data,
     }

@@ -1,0 +1,201 @@
+"""The Prometheus source against a real Prometheus server (Debian's package) that scrapes an exporter we serve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lastgood.config.models import PrometheusQuery, Trigger
+from lastgood.guard.loop import window_end
+from lastgood.judge.threshold import ThresholdJudge
+from lastgood.sources.base import SeriesRequest
+from lastgood.sources.prometheus import PrometheusSource
+
+ERRORS = 'sum(increase(app_requests_total{code="500"}[3s]))'
+TOTAL = "sum(increase(app_requests_total[3s]))"
+
+
+class Exporter(BaseHTTPRequestHandler):
+    """Each scrape: 9 more 200s, 1 more 500 (10% errors); latencies 0.05s (8 of 10) and 0.3s (2 of 10)."""
+
+    scrapes = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        with Exporter.lock:
+            Exporter.scrapes += 1
+            n = Exporter.scrapes
+        body = (
+            "# TYPE app_requests_total counter\n"
+            f'app_requests_total{{code="200"}} {9 * n}\n'
+            f'app_requests_total{{code="500"}} {n}\n'
+            "# TYPE app_latency_seconds histogram\n"
+            f'app_latency_seconds_bucket{{le="0.1"}} {8 * n}\n'
+            f'app_latency_seconds_bucket{{le="0.5"}} {10 * n}\n'
+            f'app_latency_seconds_bucket{{le="+Inf"}} {10 * n}\n'
+            f"app_latency_seconds_sum {n * (8 * 0.05 + 2 * 0.3):.2f}\n"
+            f"app_latency_seconds_count {10 * n}\n"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    if binary is None:
+        pytest.fail("the prometheus binary is missing: run ./dev/setup (it installs Debian's prometheus package)")
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    folder = tmp_path_factory.mktemp("prometheus")
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: app\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{exporter.server_address[1]}']}}]\n"
+    )
+    port = free_port()
+    log = (folder / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        query = urllib.parse.urlencode({"query": 'count_over_time(app_requests_total{code="500"}[1m])'})
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"prometheus exited with {process.returncode}: {(folder / 'prometheus.log').read_text()}")
+            try:
+                targets = get_json(f"{url}/api/v1/targets")["data"]["activeTargets"]
+                result = get_json(f"{url}/api/v1/query?{query}")["data"]["result"]
+                # The target is up, with enough scrapes for 3s windows over 5s ending 2s ago.
+                if targets and targets[0]["health"] == "up" and result and float(result[0]["value"][1]) >= 10:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"prometheus did not scrape the exporter within 60s: {(folder / 'prometheus.log').read_text()}"
+                )
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        exporter.shutdown()
+        log.close()
+
+
+def last_seconds(seconds: int) -> tuple[datetime, datetime]:
+    end = window_end(datetime.now(UTC), 1) - timedelta(seconds=2)  # the last scrapes may not be stored yet
+    return end - timedelta(seconds=seconds), end
+
+
+def fetch(url: str, queries: dict[str, str], seconds: int = 5) -> dict:  # type: ignore[type-arg]
+    start, end = last_seconds(seconds)
+    requests = [SeriesRequest(key, PrometheusQuery(url=url, query=q), 1.0) for key, q in queries.items()]
+    return {"start": start, "end": end, "series": PrometheusSource().fetch(requests, start, end)}
+
+
+def test_query_range_gives_one_point_per_period_keyed_by_its_start(prometheus: str) -> None:
+    got = fetch(prometheus, {"errors": ERRORS, "rate": f"{ERRORS} / {TOTAL} * 100"})
+    errors, rate = got["series"]["errors"], got["series"]["rate"]
+    assert errors.status == "ok" and rate.status == "ok", (errors, rate)
+    expected_keys = {got["start"] + timedelta(seconds=i) for i in range(5)}
+    assert set(rate.points) == expected_keys
+    assert all(v == pytest.approx(10.0) for v in rate.points.values())  # 1 in 10 scraped requests failed
+    assert all(v > 0 for v in errors.points.values())
+
+
+def test_histogram_quantile(prometheus: str) -> None:
+    query = "histogram_quantile(0.9, sum by (le) (increase(app_latency_seconds_bucket[3s])))"
+    series = fetch(prometheus, {"p90": query})["series"]["p90"]
+    assert series.status == "ok"
+    assert all(0.1 < v <= 0.5 for v in series.points.values())  # the 90th percentile is in the 0.1..0.5 bucket
+
+
+def test_a_trigger_with_per_fires_through_the_judge(prometheus: str) -> None:
+    def verdict(when: str) -> str:
+        trigger = Trigger.model_validate(
+            {
+                "name": "api",
+                "prometheus": {"url": prometheus, "query": ERRORS},
+                "per": {"query": TOTAL},
+                "when": when,
+                "period": "1s",
+                "for": "3s",
+                "action": "rollback",
+            }
+        )
+        judge = ThresholdJudge()
+        start, end = last_seconds(3)
+        series = PrometheusSource().fetch(judge.requests(trigger), start, end)
+        return judge.judge(trigger, series, end).state
+
+    assert verdict("> 5%") == "firing"
+    assert verdict("> 20%") == "ok"
+
+
+def test_empty_result_is_no_data(prometheus: str) -> None:
+    assert fetch(prometheus, {"x": "sum(app_nothing_total)"})["series"]["x"].status == "no-data"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("app_requests_total", "aggregate it"),  # two series: ambiguous, never silently one of them
+        ("sum(", "bad_data"),
+    ],
+)
+def test_bad_queries_are_error_series(prometheus: str, query: str, message: str) -> None:
+    series = fetch(prometheus, {"x": query})["series"]["x"]
+    assert series.status == "error" and message in (series.error or "")
+
+
+def test_unreachable_server_is_an_error_not_an_exception() -> None:
+    start, end = last_seconds(5)
+    request = SeriesRequest("x", PrometheusQuery(url=f"http://127.0.0.1:{free_port()}", query="up"), 1.0)
+    series = PrometheusSource(timeout=2).fetch([request], start, end)["x"]
+    assert series.status == "error" and series.error
