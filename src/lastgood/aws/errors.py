@@ -60,6 +60,13 @@ _NOT_FOUND = {
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 
 
+def _is_not_found(code: str, message: str) -> bool:
+    if code in _NOT_FOUND or code.endswith(("NotFoundException", "NotFoundFault", "DoesNotExistException")):
+        return True
+    # CloudFormation says "Stack with id X does not exist" as a ValidationError.
+    return code == "ValidationError" and "does not exist" in message
+
+
 def translate(error: Exception, what: str) -> AwsError:
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -68,7 +75,7 @@ def translate(error: Exception, what: str) -> AwsError:
         text = f"{what}: {code}: {message}"
         if code in _THROTTLING or status >= 500:
             return TransientAwsError(text)
-        if code in _NOT_FOUND:
+        if _is_not_found(code, message):
             return ResourceNotFound(text)
         if code in _DENIED:
             return AccessDenied(text)

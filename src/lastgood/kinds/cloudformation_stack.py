@@ -12,7 +12,6 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import takewhile
@@ -160,18 +159,6 @@ def _names(ids: list[str], limit: int = 10) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-@contextmanager
-def _calling(what: str) -> Iterator[None]:
-    """map_aws_errors, plus CloudFormation's 'Stack ... does not exist' (a ValidationError) as ResourceNotFound."""
-    try:
-        with map_aws_errors(what):
-            yield
-    except AwsError as error:
-        if "does not exist" in str(error) and not isinstance(error, ResourceNotFound):
-            raise ResourceNotFound(str(error)) from error
-        raise
-
-
 class CloudFormationStack(Kind[CloudFormationStackSpec]):
     name = "cloudformation-stack"
     spec_model = CloudFormationStackSpec
@@ -191,12 +178,12 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
         return self._state(self._describe(spec, ctx), self._template(spec, ctx))
 
     def _describe(self, spec: CloudFormationStackSpec, ctx: KindContext) -> dict[str, Any]:
-        with _calling(f"cloudformation:DescribeStacks {spec.stack}"):
+        with map_aws_errors(f"cloudformation:DescribeStacks {spec.stack}"):
             stacks = ctx.aws.client("cloudformation").describe_stacks(StackName=spec.stack)["Stacks"]
         return dict(stacks[0])
 
     def _template(self, spec: CloudFormationStackSpec, ctx: KindContext) -> str:
-        with _calling(f"cloudformation:GetTemplate {spec.stack}"):
+        with map_aws_errors(f"cloudformation:GetTemplate {spec.stack}"):
             body = ctx.aws.client("cloudformation").get_template(StackName=spec.stack, TemplateStage="Original")
         template = body["TemplateBody"]
         return template if isinstance(template, str) else json.dumps(template, indent=2)
@@ -349,7 +336,7 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
         parameters += [{"ParameterKey": key, "UsePreviousValue": True} for key in sorted(target["no_echo_parameters"])]
         events = self._newest_events(spec, ctx)
         try:
-            with _calling(f"cloudformation:UpdateStack {spec.stack}"):
+            with map_aws_errors(f"cloudformation:UpdateStack {spec.stack}"):
                 ctx.aws.client("cloudformation").update_stack(
                     StackName=spec.stack,
                     TemplateBody=body,
@@ -377,7 +364,7 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
             self._start(spec, ctx, "update" if ours else "wait", events)
             return ApplyResult("an update to the recorded template is already in progress")
         try:
-            with _calling(f"cloudformation:CancelUpdateStack {spec.stack}"):
+            with map_aws_errors(f"cloudformation:CancelUpdateStack {spec.stack}"):
                 ctx.aws.client("cloudformation").cancel_update_stack(
                     StackName=spec.stack, ClientRequestToken=request_token("cancel", ctx.token, _generation(stack))
                 )
@@ -390,7 +377,7 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
 
     def _continue_rollback(self, spec: CloudFormationStackSpec, ctx: KindContext, stack: dict[str, Any]) -> ApplyResult:
         events = self._newest_events(spec, ctx)
-        with _calling(f"cloudformation:ContinueUpdateRollback {spec.stack}"):
+        with map_aws_errors(f"cloudformation:ContinueUpdateRollback {spec.stack}"):
             ctx.aws.client("cloudformation").continue_update_rollback(
                 StackName=spec.stack,
                 ResourcesToSkip=list(spec.skip_resources),
@@ -466,7 +453,7 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
         """Stack events, newest first, fetched a page at a time as they are consumed."""
         kwargs: dict[str, Any] = {"StackName": spec.stack}
         for _ in range(EVENT_PAGES):
-            with _calling(f"cloudformation:DescribeStackEvents {spec.stack}"):
+            with map_aws_errors(f"cloudformation:DescribeStackEvents {spec.stack}"):
                 page = ctx.aws.client("cloudformation").describe_stack_events(**kwargs)
             yield from page.get("StackEvents") or []
             if not page.get("NextToken"):
@@ -474,7 +461,7 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
             kwargs["NextToken"] = page["NextToken"]
 
     def _newest_events(self, spec: CloudFormationStackSpec, ctx: KindContext) -> list[dict[str, Any]]:
-        with _calling(f"cloudformation:DescribeStackEvents {spec.stack}"):
+        with map_aws_errors(f"cloudformation:DescribeStackEvents {spec.stack}"):
             page = ctx.aws.client("cloudformation").describe_stack_events(StackName=spec.stack)
         return list(page.get("StackEvents") or [])
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -18,7 +16,7 @@ from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import AwsError, ResourceNotFound, StepFailed
+from lastgood.errors import AwsError, StepFailed
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State, value_hash
 
 # "Baking" too: a blue/green deployment in its bake time still holds the group.
@@ -48,18 +46,6 @@ class _Run:
     action: str = ""  # create | stop | wait
     created: str | None = None
     reported: dict[str, str] = field(default_factory=dict)  # deployment id -> the last progress line
-
-
-@contextmanager
-def _calling(what: str) -> Iterator[None]:
-    """map_aws_errors, plus CodeDeploy's ...DoesNotExistException as ResourceNotFound."""
-    try:
-        with map_aws_errors(what):
-            yield
-    except AwsError as error:
-        if "DoesNotExistException" in str(error) and not isinstance(error, ResourceNotFound):
-            raise ResourceNotFound(str(error)) from error
-        raise
 
 
 def revision_label(revision: dict[str, Any] | None) -> str:
@@ -110,7 +96,7 @@ class CodeDeploy(Kind[CodeDeploySpec]):
 
     def _last_successful(self, spec: CodeDeploySpec, ctx: KindContext) -> dict[str, Any] | None:
         client = ctx.aws.client("codedeploy")
-        with _calling(f"codedeploy:GetDeploymentGroup {_group(spec)}"):
+        with map_aws_errors(f"codedeploy:GetDeploymentGroup {_group(spec)}"):
             group = client.get_deployment_group(
                 applicationName=spec.application, deploymentGroupName=spec.deployment_group
             )["deploymentGroupInfo"]
@@ -119,7 +105,7 @@ class CodeDeploy(Kind[CodeDeploySpec]):
 
     @staticmethod
     def _deployment(ctx: KindContext, deployment_id: str) -> dict[str, Any]:
-        with _calling(f"codedeploy:GetDeployment {deployment_id}"):
+        with map_aws_errors(f"codedeploy:GetDeployment {deployment_id}"):
             return dict(ctx.aws.client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
 
     def _in_flight(self, spec: CodeDeploySpec, ctx: KindContext) -> list[str]:
@@ -129,7 +115,7 @@ class CodeDeploy(Kind[CodeDeploySpec]):
             "includeOnlyStatuses": IN_FLIGHT,
         }
         found: list[str] = []
-        with _calling(f"codedeploy:ListDeployments {_group(spec)}"):
+        with map_aws_errors(f"codedeploy:ListDeployments {_group(spec)}"):
             while True:
                 page = ctx.aws.client("codedeploy").list_deployments(**kwargs)
                 found += page.get("deployments") or []
@@ -141,7 +127,7 @@ class CodeDeploy(Kind[CodeDeploySpec]):
     def _deployments(spec: CodeDeploySpec, ctx: KindContext, ids: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(ids), BATCH):
-            with _calling(f"codedeploy:BatchGetDeployments {_group(spec)}"):
+            with map_aws_errors(f"codedeploy:BatchGetDeployments {_group(spec)}"):
                 page = ctx.aws.client("codedeploy").batch_get_deployments(deploymentIds=ids[start : start + BATCH])
             found += page.get("deploymentsInfo") or []
         return found
@@ -211,14 +197,14 @@ class CodeDeploy(Kind[CodeDeploySpec]):
     @staticmethod
     def _stop(ctx: KindContext, deployment_id: str) -> None:
         try:
-            with _calling(f"codedeploy:StopDeployment {deployment_id}"):
+            with map_aws_errors(f"codedeploy:StopDeployment {deployment_id}"):
                 ctx.aws.client("codedeploy").stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
         except AwsError as error:
             if "DeploymentAlreadyCompletedException" not in str(error):
                 raise
 
     def _create(self, spec: CodeDeploySpec, ctx: KindContext, target: State) -> ApplyResult:
-        with _calling(f"codedeploy:CreateDeployment {_group(spec)}"):
+        with map_aws_errors(f"codedeploy:CreateDeployment {_group(spec)}"):
             created = ctx.aws.client("codedeploy").create_deployment(
                 applicationName=spec.application,
                 deploymentGroupName=spec.deployment_group,
