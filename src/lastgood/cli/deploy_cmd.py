@@ -196,10 +196,7 @@ def promote(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Promote the running deployment now: all traffic to the new version, its release live."""
-    result = _act(env, component, "promote", force, wait, file, output)
-    emit(output, result.to_dict(), lambda: render(result))
-    if result.status != PROMOTED:
-        raise typer.Exit(1)
+    _act_and_report(env, component, "promote", force, wait, file, output, PROMOTED)
 
 
 def abort(
@@ -211,9 +208,15 @@ def abort(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Abort the running deployment: the alias back on the old version with no extra weight, the release bad."""
-    result = _act(env, component, "abort", force, wait, file, output)
+    _act_and_report(env, component, "abort", force, wait, file, output, "aborted")
+
+
+def _act_and_report(
+    env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat, ok: str
+) -> None:
+    result = _act(env, component, what, force, wait, file, output)
     emit(output, result.to_dict(), lambda: render(result))
-    if result.status != "aborted":
+    if result.status != ok:
         raise typer.Exit(1)
 
 
