@@ -47,6 +47,7 @@ _NOT_FOUND = {
     "NoSuchHostedZone",
     "NoSuchBucket",
     "NoSuchKey",
+    "NoSuchVersion",
     "StackNotFound",
     "DBInstanceNotFound",
     "DBClusterNotFoundFault",
@@ -75,7 +76,7 @@ def translate(error: Exception, what: str) -> AwsError:
         text = f"{what}: {code}: {message}"
         if code in _THROTTLING or status >= 500:
             return TransientAwsError(text)
-        if _is_not_found(code, message):
+        if _is_not_found(code, message) or status == 404:  # HeadObject answers a bare 404
             return ResourceNotFound(text)
         if code in _DENIED:
             return AccessDenied(text)

@@ -14,13 +14,12 @@ from abc import abstractmethod
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
-from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import format_duration
 from lastgood.config.models import Component
-from lastgood.errors import AwsError, StepFailed
+from lastgood.errors import ResourceNotFound, StepFailed
 from lastgood.kinds import _restore
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
@@ -373,23 +372,10 @@ class RdsRestoreKind(Kind[SpecT]):
         ]
 
 
-_NOT_FOUND = {
-    "DBInstanceNotFound",
-    "DBInstanceNotFoundFault",
-    "DBClusterNotFoundFault",
-    "DBSnapshotNotFound",
-    "DBSnapshotNotFoundFault",
-    "DBClusterSnapshotNotFoundFault",
-}
-
-
 def describe_or_none(what: str, call: Any, **kwargs: Any) -> Any:
-    """Run a Describe call; a missing resource is None (RDS names its not-found errors per resource type)."""
+    """Run a Describe call; a missing resource is None."""
     try:
         with map_aws_errors(what):
             return call(**kwargs)
-    except AwsError as error:
-        cause = error.__cause__
-        if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _NOT_FOUND:
-            return None
-        raise
+    except ResourceNotFound:
+        return None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
@@ -290,14 +289,8 @@ def _version_gone(spec: S3PrefixSpec, ctx: KindContext, key: str, version_id: st
     try:
         with map_aws_errors(f"s3:HeadObject s3://{spec.bucket}/{key}?versionId={version_id}"):
             ctx.aws.client("s3").head_object(Bucket=spec.bucket, Key=key, VersionId=version_id)
-    except AwsError as error:
-        cause = error.__cause__
-        status = (
-            cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(cause, ClientError) else 0
-        )
-        if isinstance(error, ResourceNotFound) or status == 404:
-            return True
-        raise
+    except ResourceNotFound:
+        return True
     return False
 
 
