@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import mannwhitneyu
 
-from lastgood.judge.sequential import log_lr_increment, logsumexp, ratio_grid
+from lastgood.judge.sequential import RatioTestBatch, logsumexp
 
 Z99 = float(ndtri(0.99))
 QUANTILES = (0.5, 0.9, 0.99)
@@ -204,33 +204,23 @@ def judge_kayenta(tr: Traces, every: int = 5, confidence: float = 0.98) -> np.nd
     return fired
 
 
-def judge_lastgood(tr: Traces, alpha: float, r0: float, warmup: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rejected (R, T), the errors metric's log e-value at the end (R,))."""
+def judge_lastgood(tr: Traces, alpha: float, r0: float, warmup: int, dispersion: bool = True) -> np.ndarray:
+    """Rejected (R, T): lastgood's own test (`RatioTestBatch`), one stream per run and metric, as CanaryJudge."""
     R, T = tr.req_c.shape
     a_metric = alpha / 2
-    log_thr = math.log(1 / a_metric)
-    thetas, logw = ratio_grid(r0, 100.0, 64)
-    cum_e = np.zeros((R, thetas.size))
-    cum_l = np.zeros((R, len(QUANTILES), thetas.size))
+    errors = RatioTestBatch((R,), a_metric, r0, warmup, dispersion=dispersion)
+    latency = RatioTestBatch((R, len(QUANTILES)), a_metric, r0, warmup, dispersion=dispersion)
     rejected = np.zeros((R, T), dtype=bool)
-    done = np.zeros(R, dtype=bool)
     total = tr.req_c + tr.req_b
-    share = np.where(total > 0, tr.req_c / np.maximum(total, 1), 0.5)
+    share = np.where(total > 0, tr.req_c / np.maximum(total, 1), 0.0)
     for j in range(T):
-        if j >= warmup:
-            ok = (tr.req_c[:, j] > 0) & (tr.req_b[:, j] > 0)
-            s = share[:, j]
-            cum_e += np.where(ok[:, None], log_lr_increment(tr.err_c[:, j], tr.err_b[:, j], s, thetas, r0), 0.0)
-            cum_l += np.where(
-                ok[:, None, None],
-                log_lr_increment(tr.slow_c[:, :, j], tr.slow_b[:, :, j], s[:, None], thetas, r0),
-                0.0,
-            )
-            stat_e = logsumexp(cum_e + logw)
-            stat_l = logsumexp(logsumexp(cum_l + logw), axis=-1) - math.log(len(QUANTILES))
-            done |= (stat_e >= log_thr) | (stat_l >= log_thr)
-        rejected[:, j] = done
-    return rejected, logsumexp(cum_e + logw)
+        errors.update(tr.err_c[:, j], tr.err_b[:, j], share[:, j])
+        latency.update(tr.slow_c[:, :, j], tr.slow_b[:, :, j], share[:, j, None])
+        stat_l = logsumexp(latency.log_statistic(), axis=-1) - math.log(len(QUANTILES))  # the average e-value
+        rejected[:, j] = errors.rejected | (stat_l >= latency.log_threshold)
+        if j:
+            rejected[:, j] |= rejected[:, j - 1]
+    return rejected
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -291,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--r0", type=float, default=1.0)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--no-dispersion", action="store_true", help="plain binomial test (no overdispersion tempering)")
     ap.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -301,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         tr = simulate(rng, runs, T, effect)
         fixed = judge_fixed(tr)
         kay = judge_kayenta(tr)
-        lg, _ = judge_lastgood(tr, args.alpha, args.r0, args.warmup)
+        lg = judge_lastgood(tr, args.alpha, args.r0, args.warmup, not args.no_dispersion)
         return {"traces": tr, "fixed": fixed, "kayenta": kay, "lastgood": lg}
 
     results: dict[str, Any] = {"config": vars(args), "good": {}, "errors": {}, "latency": {}}

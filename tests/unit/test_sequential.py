@@ -14,7 +14,9 @@ import pytest
 
 from lastgood.judge.canary import CanaryInterval, CanaryJudge
 from lastgood.judge.sequential import (
+    RatioTestBatch,
     SequentialRatioTest,
+    dispersion_estimate,
     histogram_threshold,
     log_lr_increment,
     logsumexp,
@@ -85,7 +87,7 @@ def test_power_at_big_effects(ratio: float, within: int, power: float) -> None:
 
 def test_class_matches_vectorised_path_and_estimates() -> None:
     rng = np.random.default_rng(5)
-    test = SequentialRatioTest(alpha=0.05)
+    test = SequentialRatioTest(alpha=0.05, dispersion=False)
     thetas, logw = ratio_grid(1.0)
     cum = np.zeros(thetas.size)
     for _ in range(20):
@@ -131,6 +133,71 @@ def test_no_information_no_evidence() -> None:
     assert test.log_statistic == pytest.approx(0.0) and test.ratio() is None
 
 
+# ---- overdispersion: arms noisier than Poisson ----
+
+
+def gamma_noisy_arms(
+    rng: np.random.Generator, runs: int, intervals: int, events: float, share: float, cv: float, ratio: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each arm's rate wobbles on its own, interval to interval (gamma noise with this CV), as real versions do."""
+    k = 1 / cv**2
+    a = rng.poisson(events * share * ratio * rng.gamma(k, 1 / k, (intervals, runs))).astype(float)
+    b = rng.poisson(events * (1 - share) * rng.gamma(k, 1 / k, (intervals, runs))).astype(float)
+    return a, b
+
+
+def first_rejection(a: np.ndarray, b: np.ndarray, share: float, dispersion: bool, warmup: int = 2) -> np.ndarray:
+    test = RatioTestBatch((a.shape[1],), alpha=0.05, warmup=warmup, dispersion=dispersion)
+    first = np.full(a.shape[1], np.inf)
+    for t in range(a.shape[0]):
+        test.update(a[t], b[t], share)
+        first = np.where(np.isinf(first) & test.rejected, t + 1, first)
+    return first
+
+
+def test_dispersion_estimate_recovers_beta_binomial_rho() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    n, p, rho = 400, 0.3, 0.02
+    ab = (1 - rho) / rho  # beta-binomial: rho = 1 / (alpha + beta + 1)
+    a = stats.betabinom.rvs(n, p * ab, (1 - p) * ab, size=(300, 50), random_state=rng).astype(float)
+    share = p / (p + (1 - p))  # theta = 1 at this share
+    estimates = dispersion_estimate(a, n - a, np.full(a.shape, share))
+    assert np.median(estimates) == pytest.approx(rho, rel=0.15)
+    plain = rng.binomial(n, p, (300, 50)).astype(float)
+    assert np.median(dispersion_estimate(plain, n - plain, np.full(plain.shape, share))) < 0.002
+
+
+@pytest.mark.parametrize(("cv", "naive_at_least", "tempered_at_most"), [(0.1, 0.04, 0.02), (0.2, 0.3, 0.1)])
+def test_overdispersed_arms_keep_the_false_alarm_rate(
+    cv: float, naive_at_least: float, tempered_at_most: float
+) -> None:
+    """300 events a minute, each arm's rate wobbling 10% / 20% a minute. The plain binomial test reads the wobble
+    as evidence; the tempered one stays near alpha (approximately: rho is estimated from the first minutes)."""
+    rng = np.random.default_rng(12)
+    a, b = gamma_noisy_arms(rng, 1000, 60, events=300.0, share=0.3, cv=cv)
+    naive = np.isfinite(first_rejection(a, b, 0.3, dispersion=False)).mean()
+    tempered = np.isfinite(first_rejection(a, b, 0.3, dispersion=True)).mean()
+    assert naive >= naive_at_least
+    assert tempered <= tempered_at_most
+
+
+def test_overdispersion_still_finds_a_real_difference() -> None:
+    rng = np.random.default_rng(13)
+    a, b = gamma_noisy_arms(rng, 500, 30, events=300.0, share=0.3, cv=0.2, ratio=1.5)
+    assert (first_rejection(a, b, 0.3, dispersion=True) <= 20).mean() > 0.9
+
+
+def test_sparse_counts_keep_the_binomial_power() -> None:
+    rng = np.random.default_rng(14)
+    a, b = gamma_noisy_arms(rng, 2000, 60, events=3.0, share=0.2, cv=0.1, ratio=3.0)
+    plain = np.isfinite(first_rejection(a, b, 0.2, dispersion=False)).mean()
+    tempered = np.isfinite(first_rejection(a, b, 0.2, dispersion=True)).mean()
+    assert tempered > 0.8
+    assert tempered >= plain - 0.02
+
+
 # ---- oracle: numerical integration of the same mixture over scipy.stats.binom likelihoods ----
 
 
@@ -163,8 +230,8 @@ def test_statistic_matches_numerical_integration_oracle(seed: int, ratio: float,
         s = float(rng.uniform(0.05, 0.5))
         data.append((int(rng.poisson(15 * s * ratio)), int(rng.poisson(15 * (1 - s))), s))
     oracle = oracle_log_mixture(data, r0)
-    fine = SequentialRatioTest(r0=r0, points=4000)
-    default = SequentialRatioTest(r0=r0)
+    fine = SequentialRatioTest(r0=r0, points=4000, dispersion=False)
+    default = SequentialRatioTest(r0=r0, dispersion=False)
     for a, b, s in data:
         fine.update(a, b, s)
         default.update(a, b, s)

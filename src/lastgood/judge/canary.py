@@ -1,5 +1,6 @@
 """The canary judge: canary versus baseline, both live, one sequential test per metric (see `sequential`).
 
+Each stream allows for arms noisier than Poisson (see `RatioTestBatch`): the evidence shows the dispersion used.
 Metrics: `errors` (error counts) and `latency` (counts of requests slower than thresholds from the baseline,
 one stream per threshold, e.g. p50/p90/p99, averaged into one e-value). alpha is split evenly across metrics
 (Bonferroni), so the chance of any false rollback over the whole canary is <= alpha. The absolute rules remain
@@ -82,6 +83,7 @@ class CanaryJudge:
         errors: bool = True,
         max_ratio: float = 100.0,
         latency_r0: float | None = None,
+        dispersion: bool = True,
     ) -> None:
         self.metrics: dict[str, dict[str, SequentialRatioTest]] = {}
         count = int(errors) + int(bool(latency_thresholds))
@@ -90,11 +92,14 @@ class CanaryJudge:
         self.alpha = alpha
         self.alpha_metric = alpha / count
         if errors:
-            self.metrics["errors"] = {"errors": SequentialRatioTest(self.alpha_metric, r0, warmup, max_ratio)}
+            self.metrics["errors"] = {
+                "errors": SequentialRatioTest(self.alpha_metric, r0, warmup, max_ratio, dispersion=dispersion)
+            }
         if latency_thresholds:
             lr0 = r0 if latency_r0 is None else latency_r0
             self.metrics["latency"] = {
-                label: SequentialRatioTest(self.alpha_metric, lr0, warmup, max_ratio) for label in latency_thresholds
+                label: SequentialRatioTest(self.alpha_metric, lr0, warmup, max_ratio, dispersion=dispersion)
+                for label in latency_thresholds
             }
         self.rejected: str | None = None
 
@@ -136,6 +141,7 @@ class CanaryJudge:
                     "canary_events": s.canary_events,
                     "baseline_events": s.baseline_events,
                     "intervals": s.intervals,
+                    "dispersion": s.dispersion,
                 }
             evidence[metric] = {"log_statistic": stat, "log_threshold": self.log_threshold, "streams": streams}
             if best is None or stat > best[0]:

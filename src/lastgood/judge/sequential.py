@@ -99,62 +99,164 @@ class TestState:
     baseline_events: float
     ratio: float | None
     interval: tuple[float, float]
+    dispersion: float  # rho: the extra-binomial correlation the test allowed for (0 = plain binomial)
 
 
 # Two-sided grid for the estimate and confidence sequence: 1/1000 .. 1000.
 _EST_GRID = np.exp(np.linspace(math.log(1e-3), math.log(1e3), 481))
 _EST_LOGW = np.full(_EST_GRID.size, -math.log(_EST_GRID.size))
 
+# How many recent intervals the dispersion estimate looks at: enough for a stable estimate, bounded work.
+DISPERSION_WINDOW = 120
+DISPERSION_UPPER = 0.25  # standard errors added to the estimate (see RatioTestBatch)
 
-class SequentialRatioTest:
-    """One stream of (canary_events, baseline_events, canary_share) per interval.
 
-    The first `warmup` intervals are discarded, not accumulated: a canary's first minutes carry cold starts that
-    are not what the release is judged on, and a fresh start after the warm-up keeps the martingale exact.
-    Once rejected, the test stays rejected (Ville bounds the chance of ever crossing).
+def dispersion_estimate(canary: FloatArray, baseline: FloatArray, share: FloatArray, upper: float = 0.0) -> FloatArray:
+    """rho in Var(a | n) = n p (1 - p) (1 + (n - 1) rho), by moments, from past intervals (axis 0).
+
+    p comes from the Mantel-Haenszel ratio of the same intervals, so a real difference between the arms is not
+    mistaken for noise. Intervals with few events carry little weight (the weights are n (n - 1) p (1 - p)), so
+    sparse error counts keep the plain binomial and its power.
+    """
+    theta = (np.sum(canary * (1 - share), axis=0) + 0.5) / (np.sum(baseline * share, axis=0) + 0.5)
+    p = canary_probability(share, theta)
+    n = canary + baseline
+    binomial = n * p * (1 - p)
+    excess = np.sum((canary - n * p) ** 2 - binomial, axis=0)
+    weight = np.maximum(np.sum(binomial * np.maximum(n - 1, 0), axis=0), 1e-12)
+    rho = np.clip(excess / weight, 0.0, 1.0)
+    if upper:
+        # Var((a - np)^2) ~ 2 Var(a)^2: a few intervals give a loose estimate, so take its upper side.
+        spread = np.sqrt(np.sum(2 * (binomial * (1 + np.maximum(n - 1, 0) * rho)) ** 2, axis=0)) / weight
+        rho = np.clip(rho + upper * spread, 0.0, 1.0)
+    return np.asarray(rho, dtype=np.float64)
+
+
+class RatioTestBatch:
+    """The sequential test for many independent streams at once (arrays of one `shape`), e.g. every run of a
+    benchmark or every stream of a judge. `SequentialRatioTest` is the one-stream view with estimates.
+
+    Overdispersion. Real arms are noisier than Poisson: each version's rate wobbles minute to minute on its own
+    (a cold container, one slow host), so given n the canary's count varies more than binomially, by a factor
+    1 + (n - 1) rho. Each interval's log-LR is tempered by the inverse of that factor, with rho estimated from
+    earlier intervals only (warm-up ones included), so the weight is predictable. Tempering by lambda <= 1 keeps
+    the binomial supermartingale (E[X^lambda] <= E[X]^lambda <= 1), and with lambda ~ 1/factor the increment's
+    variance matches the noisier arms, so noise is not read as evidence. Sparse error counts (n small) keep
+    lambda ~ 1: no power is lost where the binomial is right.
     """
 
-    __test__ = False  # not a pytest class
-
     def __init__(
-        self, alpha: float = 0.05, r0: float = 1.0, warmup: int = 0, max_ratio: float = 100.0, points: int = 64
+        self,
+        shape: tuple[int, ...] = (),
+        alpha: float = 0.05,
+        r0: float = 1.0,
+        warmup: int = 0,
+        max_ratio: float = 100.0,
+        points: int = 64,
+        dispersion: bool = True,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if warmup < 0:
             raise ValueError("warmup must be >= 0")
-        self.alpha = alpha
-        self.r0 = r0
-        self.warmup = warmup
+        self.alpha, self.r0, self.warmup, self.dispersion = alpha, r0, warmup, dispersion
         self.thetas, self.log_weights = ratio_grid(r0, max_ratio, points)
-        self.cumulative = np.zeros(self.thetas.size)
-        self.estimate_loglik = np.zeros(_EST_GRID.size)
+        self.cumulative = np.zeros((*shape, self.thetas.size))
+        self.rejected = np.zeros(shape, dtype=bool)
+        self.used = np.zeros(shape, dtype=np.int64)
         self.seen = 0
-        self.used = 0
-        self.canary_events = 0.0
-        self.baseline_events = 0.0
-        self.rejected = False
+        self._history: list[tuple[FloatArray, FloatArray, FloatArray]] = []
 
     @property
     def log_threshold(self) -> float:
         return math.log(1.0 / self.alpha)
 
+    def log_statistic(self) -> FloatArray:
+        return mixture_log_statistic(self.cumulative, self.log_weights)
+
+    def rho(self) -> FloatArray:
+        """The dispersion allowed for in the next interval (0 until there is history)."""
+        if not self.dispersion or not self._history:
+            return np.zeros(self.rejected.shape)
+        a, b, s = (np.stack(parts) for parts in zip(*self._history[-DISPERSION_WINDOW:], strict=True))
+        return dispersion_estimate(a, b, s, DISPERSION_UPPER)
+
+    def update(self, canary: ArrayLike, baseline: ArrayLike, share: ArrayLike) -> FloatArray:
+        """Add one interval to every stream; returns the tempered log-LR increments that were added (per theta)."""
+        a = np.broadcast_to(np.asarray(canary, dtype=np.float64), self.rejected.shape)
+        b = np.broadcast_to(np.asarray(baseline, dtype=np.float64), self.rejected.shape)
+        s = np.broadcast_to(np.asarray(share, dtype=np.float64), self.rejected.shape)
+        if np.any(a < 0) or np.any(b < 0) or np.any((s < 0) | (s > 1)):
+            raise ValueError("counts must be >= 0 and the share in [0, 1]")
+        informative = (s > 0) & (s < 1) & (a + b > 0)
+        self.seen += 1
+        weight = 1.0 / (1.0 + np.maximum(a + b - 1, 0) * self.rho())
+        added = np.zeros(self.cumulative.shape)
+        if self.seen > self.warmup:
+            increment = log_lr_increment(a, b, s, self.thetas, self.r0)
+            added = np.where(informative[..., None], weight[..., None] * increment, 0.0)
+            self.cumulative += added
+            self.used += informative
+            self.rejected |= self.log_statistic() >= self.log_threshold
+        self._history.append(
+            (np.where(informative, a, 0.0), np.where(informative, b, 0.0), np.where(informative, s, 0.5))
+        )
+        return np.asarray(added, dtype=np.float64)
+
+
+class SequentialRatioTest:
+    """One stream of (canary_events, baseline_events, canary_share) per interval, with estimates.
+
+    The first `warmup` intervals are not accumulated (a canary's first minutes carry cold starts that are not
+    what the release is judged on; a fresh start after the warm-up keeps the martingale exact), but they do
+    inform the dispersion estimate. Once rejected, the test stays rejected (Ville bounds the chance of ever
+    crossing).
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        r0: float = 1.0,
+        warmup: int = 0,
+        max_ratio: float = 100.0,
+        points: int = 64,
+        dispersion: bool = True,
+    ) -> None:
+        self.batch = RatioTestBatch((), alpha, r0, warmup, max_ratio, points, dispersion)
+        self.alpha, self.r0, self.warmup = alpha, r0, warmup
+        self.estimate_loglik = np.zeros(_EST_GRID.size)
+        self.canary_events = 0.0
+        self.baseline_events = 0.0
+        self.last_rho = 0.0
+
+    @property
+    def thetas(self) -> FloatArray:
+        return self.batch.thetas
+
+    @property
+    def log_threshold(self) -> float:
+        return self.batch.log_threshold
+
     @property
     def log_statistic(self) -> float:
-        return float(mixture_log_statistic(self.cumulative, self.log_weights))
+        return float(self.batch.log_statistic())
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.batch.rejected)
 
     def update(self, canary_events: float, baseline_events: float, canary_share: float) -> TestState:
-        if canary_events < 0 or baseline_events < 0 or not 0 <= canary_share <= 1:
-            raise ValueError("counts must be >= 0 and the share in [0, 1]")
-        self.seen += 1
-        if self.seen > self.warmup and 0 < canary_share < 1 and canary_events + baseline_events > 0:
-            self.used += 1
+        rho = float(self.batch.rho())
+        used_before = int(self.batch.used)
+        self.batch.update(canary_events, baseline_events, canary_share)
+        if int(self.batch.used) > used_before:
+            self.last_rho = rho
+            weight = 1.0 / (1.0 + max(canary_events + baseline_events - 1, 0) * rho)
             self.canary_events += canary_events
             self.baseline_events += baseline_events
-            self.cumulative += log_lr_increment(canary_events, baseline_events, canary_share, self.thetas, self.r0)
-            self.estimate_loglik += log_likelihood(canary_events, baseline_events, canary_share, _EST_GRID)
-            if self.log_statistic >= self.log_threshold:
-                self.rejected = True
+            self.estimate_loglik += weight * log_likelihood(canary_events, baseline_events, canary_share, _EST_GRID)
         return self.state()
 
     def ratio(self) -> float | None:
@@ -176,11 +278,12 @@ class SequentialRatioTest:
             log_statistic=self.log_statistic,
             log_threshold=self.log_threshold,
             rejected=self.rejected,
-            intervals=self.used,
+            intervals=int(self.batch.used),
             canary_events=self.canary_events,
             baseline_events=self.baseline_events,
             ratio=self.ratio(),
             interval=self.confidence_interval(),
+            dispersion=self.last_rho,
         )
 
 
