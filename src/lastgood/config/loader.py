@@ -20,7 +20,14 @@ DEFAULT_FILE = "lastgood.yaml"
 
 # "{env}" inside a YAML flow collection ([/shop/{env}/api/]) is not valid YAML, yet it is the natural way to
 # write a path; the placeholders are swapped for same-length tokens that YAML reads as plain text, and back.
-_PLACEHOLDERS = {"{env}": "\u27e8env\u27e9", "{app}": "\u27e8app\u27e9"}
+_PLACEHOLDERS = {
+    "{env}": "\u27e8env\u27e9",
+    "{app}": "\u27e8app\u27e9",
+    # the canary block's, replaced when a deployment is judged
+    "{version}": "\u27e8version\u27e9",
+    "{function}": "\u27e8function\u27e9",
+    "{alias}": "\u27e8alias\u27e9",
+}
 
 
 def load_runbook(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Runbook:

@@ -255,6 +255,136 @@ class Trigger(Strict):
         return self.baseline if self.baseline is not None else 3600.0
 
 
+LatencyLabel = Literal["p50", "p90", "p99"]
+DEFAULT_LATENCY: tuple[LatencyLabel, ...] = ("p50", "p90", "p99")
+# Replaced when a deployment is judged, not when the file is loaded: the version judged (the canary's or the
+# baseline's), and the deploying lambda-alias component's function and alias.
+JUDGING_PLACEHOLDERS = ("{version}", "{function}", "{alias}")
+
+
+def _names_version(text: str, what: str) -> None:
+    if "{version}" not in text:
+        raise ValueError(f"{what} a {{version}} placeholder: the metric is fetched once for each version")
+
+
+class CanaryCloudWatch(Strict):
+    """Per-version CloudWatch metrics; Lambda publishes them for an alias with FunctionName, Resource
+    (function:alias) and ExecutedVersion."""
+
+    requests: MetricQuery = Field(description="Requests per version (Sum), e.g. AWS/Lambda Invocations.")
+    errors: MetricQuery = Field(description="Errors per version (Sum), e.g. AWS/Lambda Errors.")
+    latency: MetricQuery | None = Field(
+        default=None,
+        description="A latency metric per version (e.g. AWS/Lambda Duration); its stat is ignored: lastgood asks "
+        "for percentiles of the baseline, then the percentile rank PR(:threshold) of each version.",
+    )
+
+    @field_validator("requests", "errors", "latency")
+    @classmethod
+    def _per_version(cls, value: MetricQuery | None, info: ValidationInfo) -> MetricQuery | None:
+        if value is None:
+            return value
+        if info.field_name != "latency" and value.stat != "Sum":
+            raise ValueError(f"counts use the Sum statistic, not {value.stat!r}; remove 'stat'")
+        _names_version(" ".join(value.dimensions.values()), "its dimensions need")
+        return value
+
+
+class CanaryPrometheus(Strict):
+    """Per-version PromQL queries, one series each per period (`increase(...[period])`)."""
+
+    url: str = Field(description="The Prometheus server, e.g. http://prometheus:9090.")
+    requests: str = Field(description="Requests of one version in one period, e.g. sum(increase(...[1m])).")
+    errors: str = Field(description="Errors of one version in one period; add 'or vector(0)' when none is none.")
+    latency_buckets: str | None = Field(
+        default=None,
+        description="Histogram bucket increments of one version in one period, one series per 'le': "
+        "sum by (le) (increase(..._bucket{...}[1m])).",
+    )
+
+    @field_validator("requests", "errors", "latency_buckets")
+    @classmethod
+    def _per_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            _names_version(value, "the query needs")
+        return value
+
+
+class Canary(Strict):
+    """The canary judge: the new version against the old one, both live behind the alias, every period."""
+
+    cloudwatch: CanaryCloudWatch | None = None
+    prometheus: CanaryPrometheus | None = None
+    alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="The chance of a false rollback per deployment, split across metrics."
+    )
+    tolerated_ratio: float = Field(
+        default=1.0, gt=0, description="R0: the canary may be this many times worse before it counts as bad."
+    )
+    period: Duration = Field(default=60.0, description="The judging interval.")
+    warmup: Duration = Field(default=120.0, description="Discarded at the start of the judgement (whole periods).")
+    latency: list[LatencyLabel] | None = Field(
+        default=None,
+        description="Latency thresholds taken from the baseline's previous period; [] judges errors only "
+        "[default: p50, p90, p99 when a latency metric is given].",
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("cloudwatch") is not None:
+            if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
+                raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
+        elif value <= 0:
+            raise ValueError("the period must be positive")
+        return value
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, value: float, info: ValidationInfo) -> float:
+        period = info.data.get("period")
+        if value < 0 or (period and value % period):
+            raise ValueError(f"{value:g}s is not a whole number of periods ({period:g}s)")
+        return value
+
+    @field_validator("latency")
+    @classmethod
+    def _latency(cls, value: list[LatencyLabel] | None, info: ValidationInfo) -> list[LatencyLabel] | None:
+        cloudwatch, prometheus = info.data.get("cloudwatch"), info.data.get("prometheus")
+        if value and cloudwatch is not None and cloudwatch.latency is None:
+            raise ValueError("judging latency needs the per-version metric cloudwatch.latency (or latency: [])")
+        if value and prometheus is not None and prometheus.latency_buckets is None:
+            raise ValueError("judging latency needs the per-version query prometheus.latency_buckets (or latency: [])")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Canary:
+        given = [name for name in ("cloudwatch", "prometheus") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"name exactly one source: cloudwatch or prometheus (found: {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def has_latency_metric(self) -> bool:
+        if self.cloudwatch is not None:
+            return self.cloudwatch.latency is not None
+        return self.prometheus is not None and self.prometheus.latency_buckets is not None
+
+    @property
+    def latency_thresholds(self) -> tuple[LatencyLabel, ...]:
+        if self.latency is not None:
+            return tuple(self.latency)
+        return DEFAULT_LATENCY if self.has_latency_metric else ()
+
+    @property
+    def warmup_intervals(self) -> int:
+        return int(self.warmup // self.period)
+
+    @property
+    def source_type(self) -> SourceType:
+        return "cloudwatch" if self.cloudwatch is not None else "prometheus"
+
+
 class Runbook(Strict):
     app: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     state: str | None = Field(default=None, description="SQLAlchemy URL of the ledger; LASTGOOD_STATE overrides.")
@@ -263,6 +393,9 @@ class Runbook(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy, description="Decisions, approvals, people, targets, drills.")
     notifications: Notifications = Field(default_factory=Notifications, description="Slack, SNS, email, webhooks.")
+    canary: Canary | None = Field(
+        default=None, description="Judge `lastgood deploy`'s canary against the baseline version, per version."
+    )
 
     _base_dir: Path | None = PrivateAttr(default=None)
 
@@ -297,6 +430,13 @@ class Runbook(Strict):
             for t in self.triggers
             if t.environments is None or env in t.environments
         ]
+
+    def canary_for(self, env: str) -> Canary | None:
+        """The canary block with {env} and {app} substituted; {version}, {function}, {alias} stay for judging."""
+        self.environment(env)
+        if self.canary is None:
+            return None
+        return Canary.model_validate(substitute_env(self.canary.model_dump(by_alias=True), env, self.app))
 
     @property
     def base_dir(self) -> Path:

@@ -36,6 +36,34 @@ class PrometheusSource:
         return {series.id: series for series in results}
 
     def _fetch_one(self, request: SeriesRequest, start: datetime, end: datetime) -> Series:
+        body = self._query_range(request, start, end)
+        return body if isinstance(body, Series) else _series(request, body)
+
+    def fetch_by_label(
+        self, request: SeriesRequest, label: str, start: datetime, end: datetime
+    ) -> dict[str, Series] | Series:
+        """A query that returns one series per value of `label` (e.g. histogram buckets `sum by (le)`): the
+        series by that value, or one error / no-data Series."""
+        body = self._query_range(request, start, end)
+        if isinstance(body, Series):
+            return body
+        result = _matrix(request, body)
+        if isinstance(result, Series):
+            return result
+        out: dict[str, Series] = {}
+        for item in result:
+            value = (item.get("metric") or {}).get(label)
+            if value is None:
+                return Series(
+                    request.id, status="error", error=f"a series has no label {label!r}; use sum by ({label})"
+                )
+            series = _points(Series(f"{request.id}|{value}"), request, item)
+            if series.status == "error":
+                return Series(request.id, status="error", error=series.error)
+            out[str(value)] = series
+        return out
+
+    def _query_range(self, request: SeriesRequest, start: datetime, end: datetime) -> dict[str, Any] | Series:
         query = request.query
         if not isinstance(query, PrometheusQuery) or not query.url:
             return Series(request.id, status="error", error=f"not a Prometheus query: {query!r}")
@@ -46,10 +74,9 @@ class PrometheusSource:
         params["step"] = f"{request.period:g}"
         url = query.url.rstrip("/") + "/api/v1/query_range?" + urllib.parse.urlencode(params)
         try:
-            body = self._get(url)
+            return self._get(url)
         except PrometheusError as error:
             return Series(request.id, status="error", error=f"prometheus {query.url}: {error}")
-        return _series(request, body)
 
     def _get(self, url: str) -> dict[str, Any]:
         try:
@@ -79,7 +106,8 @@ def _json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _series(request: SeriesRequest, body: dict[str, Any]) -> Series:
+def _matrix(request: SeriesRequest, body: dict[str, Any]) -> list[dict[str, Any]] | Series:
+    """The result's series, or an error / no-data Series."""
     if body.get("status") != "success":
         return Series(request.id, status="error", error=f"{body.get('errorType', 'error')}: {body.get('error', '')}")
     data = body.get("data") or {}
@@ -88,6 +116,13 @@ def _series(request: SeriesRequest, body: dict[str, Any]) -> Series:
     result: list[dict[str, Any]] = data.get("result") or []
     if not result:
         return Series(request.id, status="no-data")
+    return result
+
+
+def _series(request: SeriesRequest, body: dict[str, Any]) -> Series:
+    result = _matrix(request, body)
+    if isinstance(result, Series):
+        return result
     if len(result) > 1:
         labels = ", ".join(json.dumps(r.get("metric", {}), sort_keys=True) for r in result[:3])
         return Series(
@@ -95,12 +130,15 @@ def _series(request: SeriesRequest, body: dict[str, Any]) -> Series:
             status="error",
             error=f"the query returned {len(result)} series ({labels}...); aggregate it, e.g. sum(...)",
         )
-    series = Series(request.id)
-    for stamp, value in result[0].get("values") or []:
+    return _points(Series(request.id), request, result[0])
+
+
+def _points(series: Series, request: SeriesRequest, item: dict[str, Any]) -> Series:
+    for stamp, value in item.get("values") or []:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            return Series(request.id, status="error", error=f"not a number: {value!r}")
+            return Series(series.id, status="error", error=f"not a number: {value!r}")
         if math.isnan(number):  # e.g. 0/0 where there was no traffic: no data for that period
             continue
         series.points[datetime.fromtimestamp(round(float(stamp) - request.period, 3), UTC)] = number

@@ -1,0 +1,258 @@
+"""The canary feed: every period, the canary's and the baseline's series -> one `CanaryInterval` for the judge.
+
+Each version's requests and errors are fetched with the file's `canary:` queries, `{version}` (and `{function}`,
+`{alias}`) replaced. A period is read once it is complete; a period whose counts are missing is waited for for
+`settle` periods (data arrive late), then reported as missing: it is never counted as healthy, and never fed to
+the judge. Each period is fed once, in order.
+
+Latency is judged as counts of requests slower than thresholds taken from the baseline's *previous* period (so
+the thresholds do not depend on the data they test): with CloudWatch, the baseline's p50/p90/p99 of that period,
+then each version's percentile rank `PR(:threshold)` and `SampleCount` in this period; with Prometheus, the
+histogram buckets (`sum by (le)`) of both versions. A period without a threshold is judged on errors only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from lastgood.config.models import Canary, MetricQuery, PrometheusQuery
+from lastgood.judge.canary import CanaryInterval
+from lastgood.judge.sequential import (
+    histogram_threshold,
+    slow_count_from_percentile_rank,
+    slow_counts,
+)
+from lastgood.sources.base import MetricSource, Series, SeriesRequest
+from lastgood.sources.prometheus import PrometheusSource
+
+Role = Literal["canary", "baseline"]
+ROLES: tuple[Role, Role] = ("canary", "baseline")
+COUNTS = ("requests", "errors")
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+@dataclass(frozen=True)
+class CanaryReading:
+    """One period: its interval for the judge, or what was missing (then `interval` is None)."""
+
+    start: datetime
+    interval: CanaryInterval | None
+    missing: tuple[str, ...] = ()
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # latency label -> threshold used (ms, s...)
+    notes: tuple[str, ...] = ()  # e.g. no latency threshold for this period
+
+    def to_dict(self) -> dict[str, Any]:
+        interval = self.interval
+        return {
+            "start": self.start.isoformat(),
+            "complete": interval is not None,
+            "missing": list(self.missing),
+            "canary_requests": interval.canary_requests if interval else None,
+            "baseline_requests": interval.baseline_requests if interval else None,
+            "canary_errors": interval.canary_errors if interval else None,
+            "baseline_errors": interval.baseline_errors if interval else None,
+            "canary_slow": dict(interval.canary_slow) if interval else {},
+            "baseline_slow": dict(interval.baseline_slow) if interval else {},
+            "share": interval.canary_share if interval else None,
+            "thresholds": dict(self.thresholds),
+            "notes": list(self.notes),
+        }
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+class CanaryFeed:
+    def __init__(
+        self,
+        canary: Canary,
+        canary_version: str,
+        baseline_version: str,
+        source: MetricSource,
+        since: datetime,
+        placeholders: Mapping[str, str] | None = None,
+        settle: int = 2,
+    ) -> None:
+        """`source`: a CloudWatch or Prometheus source as the block names; periods starting at or after `since`
+        are read; `placeholders`: e.g. {"function": ..., "alias": ...} of the deploying component."""
+        self.canary = canary
+        self.versions: dict[Role, str] = {"canary": canary_version, "baseline": baseline_version}
+        self.source = source
+        self.period = canary.period
+        self.placeholders = dict(placeholders or {})
+        self.settle = settle
+        stamp = math.ceil(since.timestamp() / self.period) * self.period
+        self.next_start = datetime.fromtimestamp(stamp, UTC)
+        self.labels = canary.latency_thresholds
+
+    # -- the queries, per version -----------------------------------------------------------------------------
+
+    def query(self, what: str, role: Role, stat: str | None = None) -> MetricQuery | PrometheusQuery:
+        values = {**self.placeholders, "version": self.versions[role]}
+        if self.canary.cloudwatch is not None:
+            metric = getattr(self.canary.cloudwatch, what)
+            assert isinstance(metric, MetricQuery)
+            dimensions = {k: fill(v, values) for k, v in metric.dimensions.items()}
+            return metric.model_copy(update={"dimensions": dimensions, "stat": stat or metric.stat})
+        prometheus = self.canary.prometheus
+        assert prometheus is not None
+        text = getattr(prometheus, "latency_buckets" if what == "latency" else what)
+        return PrometheusQuery(url=prometheus.url, query=fill(str(text), values))
+
+    def _request(self, id_: str, query: MetricQuery | PrometheusQuery) -> SeriesRequest:
+        return SeriesRequest(id_, query, self.period)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def poll(self, now: datetime) -> list[CanaryReading]:
+        """The periods completed since the last poll, in order, each once (a missing one after `settle`)."""
+        end = now.timestamp() // self.period * self.period
+        first = self.next_start.timestamp()
+        if first + self.period > end:
+            return []
+        starts = [
+            datetime.fromtimestamp(first + k * self.period, UTC) for k in range(int((end - first) // self.period))
+        ]
+        window = (starts[0] - timedelta(seconds=self.period), datetime.fromtimestamp(end, UTC))
+        requests = [self._request(f"{w}|{r}", self.query(w, r)) for w in COUNTS for r in ROLES]
+        series = self.source.fetch(requests, *window)
+        latency: _Latency | None = None
+        readings = []
+        for start in starts:
+            missing = [
+                _missing(f"{role} {what}", series.get(f"{what}|{role}"), start) for what in COUNTS for role in ROLES
+            ]
+            gaps = tuple(m for m in missing if m)
+            if gaps and end - start.timestamp() < (self.settle + 1) * self.period:
+                break  # not settled yet: read it again at the next poll
+            self.next_start = start + timedelta(seconds=self.period)
+            if gaps:
+                readings.append(CanaryReading(start, None, gaps))
+                continue
+            counts = {key: s.points[start] for key, s in series.items()}
+            if self.labels and latency is None:
+                latency = self._latency_source(window)
+            readings.append(self._reading(start, counts, latency))
+        return readings
+
+    def _reading(self, start: datetime, counts: Mapping[str, float], latency: _Latency | None) -> CanaryReading:
+        c_requests, b_requests = counts["requests|canary"], counts["requests|baseline"]
+        total = c_requests + b_requests
+        canary_slow: dict[str, float] = {}
+        baseline_slow: dict[str, float] = {}
+        thresholds: dict[str, float] = {}
+        notes: list[str] = []
+        if latency is not None:
+            for label in self.labels:
+                slow = latency.slow(label, start)
+                if isinstance(slow, str):
+                    notes.append(f"latency {label}: {slow}")
+                    continue
+                canary_slow[label], baseline_slow[label], thresholds[label] = slow
+        interval = CanaryInterval(
+            canary_requests=c_requests,
+            baseline_requests=b_requests,
+            canary_errors=counts["errors|canary"],
+            baseline_errors=counts["errors|baseline"],
+            canary_slow=canary_slow,
+            baseline_slow=baseline_slow,
+            share=c_requests / total if total > 0 else None,
+        )
+        return CanaryReading(start, interval, (), thresholds, tuple(notes))
+
+    def _latency_source(self, window: tuple[datetime, datetime]) -> _Latency:
+        if self.canary.cloudwatch is not None:
+            return _CloudWatchLatency(self, window)
+        return _PrometheusLatency(self, window)
+
+
+class _Latency(Protocol):
+    def slow(self, label: str, start: datetime) -> tuple[float, float, float] | str:
+        """(canary slow, baseline slow, threshold) in the period starting at `start`, or why there is none."""
+        ...
+
+
+class _CloudWatchLatency:
+    """The baseline's percentiles per period, then PR(:threshold) and SampleCount of each version."""
+
+    def __init__(self, feed: CanaryFeed, window: tuple[datetime, datetime]) -> None:
+        self.feed, self.window = feed, window
+        requests = [feed._request(f"pct|{label}", feed.query("latency", "baseline", label)) for label in feed.labels]
+        requests += [feed._request(f"n|{r}", feed.query("latency", r, "SampleCount")) for r in ROLES]
+        self.series = feed.source.fetch(requests, *window)
+        self.ranks: dict[tuple[str, datetime], dict[str, Series]] = {}
+
+    def slow(self, label: str, start: datetime) -> tuple[float, float, float] | str:
+        previous = start - timedelta(seconds=self.feed.period)
+        threshold = _point(self.series.get(f"pct|{label}"), previous)
+        if threshold is None:
+            return "no baseline percentile in the previous period"
+        key = (label, start)
+        if key not in self.ranks:
+            stat = f"PR(:{threshold:g})"
+            requests = [self.feed._request(f"pr|{r}", self.feed.query("latency", r, stat)) for r in ROLES]
+            self.ranks[key] = self.feed.source.fetch(requests, start, start + timedelta(seconds=self.feed.period))
+        out = []
+        for role in ROLES:
+            count = _point(self.series.get(f"n|{role}"), start)
+            rank = _point(self.ranks[key].get(f"pr|{role}"), start)
+            if count is None or rank is None:
+                return f"no {role} sample count or percentile rank"
+            out.append(slow_count_from_percentile_rank(count, rank))
+        return out[0], out[1], threshold
+
+
+class _PrometheusLatency:
+    """Histogram bucket increments of each version: the threshold from the baseline's previous period."""
+
+    def __init__(self, feed: CanaryFeed, window: tuple[datetime, datetime]) -> None:
+        self.feed = feed
+        self.buckets: dict[Role, dict[str, Series] | Series] = {}
+        source = feed.source
+        for role in ROLES:
+            request = feed._request(f"buckets|{role}", feed.query("latency", role))
+            if isinstance(source, PrometheusSource):
+                self.buckets[role] = source.fetch_by_label(request, "le", *window)
+            else:
+                self.buckets[role] = Series(request.id, status="error", error="histograms need a Prometheus source")
+
+    def histogram(self, role: Role, start: datetime) -> dict[float, float] | str:
+        buckets = self.buckets[role]
+        if isinstance(buckets, Series):
+            return f"{role} buckets: {buckets.error or buckets.status}"
+        hist = {float(le): s.points[start] for le, s in buckets.items() if start in s.points}
+        return hist if hist else f"no {role} buckets"
+
+    def slow(self, label: str, start: datetime) -> tuple[float, float, float] | str:
+        previous = self.histogram("baseline", start - timedelta(seconds=self.feed.period))
+        canary, baseline = self.histogram("canary", start), self.histogram("baseline", start)
+        for hist in (previous, canary, baseline):
+            if isinstance(hist, str):
+                return hist
+        assert isinstance(previous, dict) and isinstance(canary, dict) and isinstance(baseline, dict)
+        if not any(math.isfinite(le) for le in previous) or max(previous.values(), default=0) <= 0:
+            return "no baseline requests in the previous period"
+        threshold = histogram_threshold(previous, QUANTILES[label])
+        c, b, bound = slow_counts(canary, baseline, threshold)
+        return c, b, bound
+
+
+def _point(series: Series | None, at: datetime) -> float | None:
+    return None if series is None else series.points.get(at)
+
+
+def _missing(name: str, series: Series | None, at: datetime) -> str:
+    if series is None:
+        return f"{name}: not fetched"
+    if at in series.points:
+        return ""
+    if series.status == "error":
+        return f"{name}: {series.error}"
+    return f"{name}: no data"
