@@ -39,7 +39,14 @@ from lastgood.ledger.tables import DeploymentRow
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
-_DECISION_COLOURS = {"healthy": "green", "fired": "red", "unjudgeable": "magenta"}
+_DECISION_COLOURS = {
+    "healthy": "green",
+    "fired": "red",
+    "canary-rollback": "red",
+    "unjudgeable": "magenta",
+    "not-the-cause": "yellow",
+}
+_CANARY_COLOURS = {"continue": "green", "rollback": "red", "not-the-cause": "yellow", "warming-up": "dim"}
 
 ComponentOption = Annotated[
     str | None, typer.Option("--component", "-c", help="The component [default: the only one deploying]")
@@ -62,6 +69,7 @@ class ConsoleDeployListener:
 
     def __init__(self) -> None:
         self._last: dict[str, str] = {}
+        self._canary_seen = 0
 
     def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
         self._last.clear()
@@ -80,6 +88,14 @@ class ConsoleDeployListener:
     def judged(self, decision: dict[str, Any]) -> None:
         colour = _DECISION_COLOURS.get(decision["decision"], "yellow")
         stderr.print(f"  decision at {decision['percent']:g}%: [{colour}]{decision['decision']}[/]")
+
+    def canary(self, state: dict[str, Any]) -> None:
+        """One line per period judged (the judge's state, e-value against its threshold, ratio)."""
+        seen = state["periods_judged"] + state["periods_missing"]
+        if seen != self._canary_seen:
+            self._canary_seen = seen
+            colour = _CANARY_COLOURS.get(state["state"], "white")
+            stderr.print(f"  [{colour}]canary {state['state']:<9}[/] {escape(state['detail'])}")
 
     def message(self, text: str) -> None:
         stderr.print(escape(text))
@@ -132,7 +148,10 @@ def deploy(
     """Shift a lambda-alias to VERSION step by step; the file's triggers judge each step.
 
     The release is recorded first. A rollback trigger that fires aborts: the alias goes back to the old version
-    (a verified rollback) and the release is marked bad. `lastgood promote ENV` / `lastgood abort ENV` act on a
+    (a verified rollback) and the release is marked bad. With a `canary:` block in the file, the canary judge
+    compares the new version with the old one every period: it aborts when the new one is worse, and a rollback
+    trigger that fires while both versions are equally bad is an alert, not an abort. `lastgood promote ENV` /
+    `lastgood abort ENV` act on a
     running deployment from anywhere. Exit codes: 0 promoted, 1 aborted or failed.
     """
     shares = parse_steps(steps)
@@ -240,6 +259,14 @@ def render(result: DeployResult) -> None:
                     escape(verdict["detail"]),
                 )
         stdout.print(table)
+        for decision in result.decisions:
+            if decision.get("canary"):
+                canary = decision["canary"]
+                colour = _CANARY_COLOURS.get(canary["state"], "white")
+                stdout.print(
+                    f"canary judge at {decision['percent']:g}% (version {canary['canary_version']} against "
+                    f"{canary['baseline_version']}): [{colour}]{canary['state']}[/] {escape(canary['detail'])}"
+                )
     colour = "green" if result.status == PROMOTED else "red"
     stdout.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
     if result.rollback is not None:

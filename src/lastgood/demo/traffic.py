@@ -1,11 +1,14 @@
 """A traffic simulator: each second, Poisson requests split by the alias weights, errors by each version's rate,
-written to CloudWatch as AWS/Lambda Invocations and Errors, as Lambda itself would."""
+written to CloudWatch as AWS/Lambda Invocations and Errors, as Lambda itself would: for the whole function
+(FunctionName) and per version served through the alias (FunctionName, Resource `function:alias`,
+ExecutedVersion), which is what the canary judge reads."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -47,38 +50,54 @@ class TrafficSimulator:
     def tick(self, at: datetime) -> None:
         data = []
         for function in self.functions:
-            requests, errors = self._one_second(function)
-            dimensions = [{"Name": "FunctionName", "Value": function.name}]
-            data += [
-                {
-                    "MetricName": "Invocations",
-                    "Dimensions": dimensions,
-                    "Timestamp": at,
-                    "Value": requests,
-                    "Unit": "Count",
-                    "StorageResolution": 1,
-                },
-                {
-                    "MetricName": "Errors",
-                    "Dimensions": dimensions,
-                    "Timestamp": at,
-                    "Value": errors,
-                    "Unit": "Count",
-                    "StorageResolution": 1,
-                },
-            ]
+            by_version = self._one_second(function)
+            total = float(sum(served for served, _ in by_version.values()))
+            errors = float(sum(failed for _, failed in by_version.values()))
+            data += _counts([{"Name": "FunctionName", "Value": function.name}], at, total, errors)
+            for version, (served, failed) in by_version.items():
+                if served == 0:
+                    continue  # Lambda publishes nothing for a version that served nothing
+                dimensions = [
+                    {"Name": "FunctionName", "Value": function.name},
+                    {"Name": "Resource", "Value": f"{function.name}:{ALIAS}"},
+                    {"Name": "ExecutedVersion", "Value": version},
+                ]
+                data += _counts(dimensions, at, float(served), float(failed))
         self.aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=data)
 
-    def _one_second(self, function: FunctionTraffic) -> tuple[float, float]:
-        alias = self.aws.client("lambda").get_alias(FunctionName=function.name, Name="live")
+    def _one_second(self, function: FunctionTraffic) -> dict[str, tuple[int, int]]:
+        """Requests and errors per version served this second."""
+        alias = self.aws.client("lambda").get_alias(FunctionName=function.name, Name=ALIAS)
         weights = {
             str(k): float(v) for k, v in (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}).items()
         }
-        shares = {alias["FunctionVersion"]: 1.0 - sum(weights.values()), **weights}
-        total = int(self.random.poisson(function.requests_per_second))
-        errors = 0
+        shares = {str(alias["FunctionVersion"]): 1.0 - sum(weights.values()), **weights}
+        left = int(self.random.poisson(function.requests_per_second))
+        out: dict[str, tuple[int, int]] = {}
+        remaining_share = 1.0
         for version, share in shares.items():
-            served = int(self.random.binomial(total, min(1.0, max(0.0, share))))
+            # A multinomial split, one version at a time: the versions' requests add up to the total.
+            p = min(1.0, max(0.0, share / remaining_share)) if remaining_share > 0 else 0.0
+            served = int(self.random.binomial(left, p))
+            left -= served
+            remaining_share -= share
             rate = function.error_rate_by_version.get(version, function.default_error_rate)
-            errors += int(self.random.binomial(served, rate))
-        return float(total), float(errors)
+            out[version] = (served, int(self.random.binomial(served, rate)))
+        return out
+
+
+ALIAS = "live"
+
+
+def _counts(dimensions: list[dict[str, str]], at: datetime, requests: float, errors: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": at,
+            "Value": value,
+            "Unit": "Count",
+            "StorageResolution": 1,
+        }
+        for name, value in (("Invocations", requests), ("Errors", errors))
+    ]

@@ -7,6 +7,14 @@ evaluates the file's triggers every period for the pause. A rollback trigger tha
 back to the old version with no extra weight through the planner and the executor (so the abort is a recorded,
 verified rollback) and the release is marked bad. Every step healthy: the alias points at the new version.
 
+With a `canary:` block, the canary judge (`judge/canary.py`, fed by `guard/canary.py`) compares the new version
+with the old one, both behind the alias, every period of every step below 100%. One judge serves the whole
+deployment, so its alpha is per deployment; the canary's share is measured in each period from the versions'
+request counts, so a shift between steps keeps the test exact. Its verdict `rollback` aborts. An absolute
+rollback trigger that fires while the judge finds the canary no worse than the baseline (`not-the-cause`: both
+versions are equally bad, so the release did not cause it) is recorded as an alert and the deployment goes on;
+until the judge has judged a period past its warmup, such a trigger waits for it for a few periods, then aborts.
+
 The deployment is a row in the ledger; `request` (from `lastgood promote` / `lastgood abort`, any process) sets
 a flag that the running deployment reads at each poll. `promote_now` / `abort_now` act directly, for a
 deployment whose process is gone.
@@ -15,24 +23,30 @@ deployment whose process is gone.
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from lastgood.config.models import Canary
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.executor import Executor, Listener, RollbackResult
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, LastgoodError, Refused
+from lastgood.guard.canary import CanaryFeed, CanaryReading
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
+from lastgood.judge.canary import CanaryJudge, CanaryVerdict
 from lastgood.kinds.base import State
 from lastgood.ledger import store
 from lastgood.ledger.tables import DeploymentRow
 from lastgood.redact import redact
 from lastgood.sources.base import MetricSource
+from lastgood.sources.prometheus import PrometheusSource
 
 RUNNING, PROMOTED, ABORTED, FAILED = "running", "promoted", "aborted", "failed"
 DEPLOYABLE_KINDS = ("lambda-alias",)
@@ -42,6 +56,7 @@ class DeployListener(Protocol):
     def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None: ...
     def evaluated(self, verdicts: list[TriggerVerdict]) -> None: ...
     def judged(self, decision: dict[str, Any]) -> None: ...
+    def canary(self, state: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
 
 
@@ -53,6 +68,9 @@ class QuietDeployListener:
         pass
 
     def judged(self, decision: dict[str, Any]) -> None:
+        pass
+
+    def canary(self, state: dict[str, Any]) -> None:
         pass
 
     def message(self, text: str) -> None:
@@ -213,6 +231,94 @@ def get_deployment(ctx: EnvContext, deployment_id: str) -> DeploymentRow:
     return row
 
 
+class CanaryWatch:
+    """The canary judge of one deployment and its feed; `update` reads the periods completed since the last call."""
+
+    # How many periods an absolute rollback trigger waits for a judge that has not judged a period yet.
+    PATIENCE = 3
+
+    def __init__(self, canary: Canary, feed: CanaryFeed) -> None:
+        self.canary = canary
+        self.feed = feed
+        self.judge = CanaryJudge(
+            alpha=canary.alpha,
+            r0=canary.tolerated_ratio,
+            warmup=canary.warmup_intervals,
+            latency_thresholds=canary.latency_thresholds,
+        )
+        self.verdict: CanaryVerdict | None = None
+        self.judged = 0
+        self.missing = 0
+        self.last: CanaryReading | None = None
+        self.absolute_firing = False
+
+    def update(self, now: datetime, absolute_firing: bool) -> list[CanaryReading]:
+        self.absolute_firing = absolute_firing
+        readings = self.feed.poll(now)
+        for reading in readings:
+            self.last = reading
+            if reading.interval is None:
+                self.missing += 1
+                continue
+            self.verdict = self.judge.observe(reading.interval, absolute_firing)
+            self.judged += 1
+        return readings
+
+    @property
+    def ready(self) -> bool:
+        """The judge has judged a period past its warmup: its `not-the-cause` means something."""
+        return self.judged > self.canary.warmup_intervals
+
+    @property
+    def state(self) -> str:
+        if self.verdict is not None and self.verdict.fires_rollback:
+            return "rollback"  # the judge's rejection is final
+        if not self.ready:
+            return "warming-up"
+        return "not-the-cause" if self.absolute_firing else "continue"
+
+    @property
+    def patience(self) -> float:
+        return self.PATIENCE * self.canary.period
+
+    def reason(self, percent: float) -> str:
+        verdict = self.verdict
+        assert verdict is not None
+        ratio = "n/a" if verdict.ratio is None else f"{verdict.ratio:.3g}x"
+        return (
+            f"canary judge at {percent:g}%: {verdict.metric} worse on version {self.feed.versions['canary']} than "
+            f"on {self.feed.versions['baseline']}: e-value {_exp(verdict.statistic)} >= {_exp(verdict.threshold)} "
+            f"(log {verdict.statistic:.2f} >= {verdict.threshold:.2f}), canary/baseline ratio {ratio}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.verdict.to_dict() if self.verdict is not None else {}
+        return {
+            **verdict,
+            "state": self.state,
+            "detail": self.detail(),
+            "canary_version": self.feed.versions["canary"],
+            "baseline_version": self.feed.versions["baseline"],
+            "periods_judged": self.judged,
+            "periods_missing": self.missing,
+            "last_period": self.last.to_dict() if self.last is not None else None,
+        }
+
+    def detail(self) -> str:
+        verdict = self.verdict
+        if verdict is None:
+            return f"no period judged yet ({self.missing} missing)"
+        ratio = "n/a" if verdict.ratio is None else f"{verdict.ratio:.3g}x"
+        return (
+            f"{self.state}: {verdict.metric} e-value {_exp(verdict.statistic)} (rolls back at "
+            f"{_exp(verdict.threshold)}), canary/baseline {ratio}; {self.judged} periods judged, {self.missing} missing"
+        )
+
+
+def _exp(log_value: float) -> str:
+    return f"{math.exp(min(log_value, 700.0)):.3g}"
+
+
 class Deployer:
     def __init__(
         self,
@@ -226,6 +332,8 @@ class Deployer:
         self.listener: DeployListener = listener or QuietDeployListener()
         self.rollback_listener = rollback_listener
         self.guard = Guard(ctx, source, listener=_GuardAdapter(self.listener))
+        self.canary = ctx.runbook.canary_for(ctx.env)
+        self.canary_watch: CanaryWatch | None = None
 
     # -- starting ---------------------------------------------------------------------------------------------
 
@@ -326,6 +434,8 @@ class Deployer:
         row = get_deployment(self.ctx, deployment_id)
         steps = [float(s) for s in row.steps]
         longest = max((t.for_ + t.period for t in self.guard.triggers), default=0.0)
+        if self.canary is not None:  # the judge needs its warmup and one period more, after a period to settle
+            longest = max(longest, (self.canary.warmup_intervals + 3) * self.canary.period)
         judged_for = max(row.pause_seconds, longest)
         if self.guard.triggers and judged_for > row.pause_seconds:
             self.listener.message(
@@ -338,6 +448,8 @@ class Deployer:
                 if percent >= 100:
                     return self._promote(row.id, "all steps healthy")
                 self._shift(row.id, index, percent)
+                if self.canary is not None and self.canary_watch is None:
+                    self.canary_watch = self._canary_watch(row)
                 outcome = self._watch(row.id, index, percent, judged_for)
                 if outcome == "elsewhere":
                     return result_of(get_deployment(self.ctx, row.id))
@@ -374,10 +486,23 @@ class Deployer:
             row = stored
         self.listener.shifted(row, index, percent)
 
+    def _canary_watch(self, row: DeploymentRow) -> CanaryWatch:
+        assert self.canary is not None
+        spec = self.ctx.components([row.component])[0]
+        placeholders = {"function": str(getattr(spec, "function", "")), "alias": str(getattr(spec, "alias", ""))}
+        source = self.source if self.canary.source_type == "cloudwatch" else PrometheusSource()
+        feed = CanaryFeed(
+            self.canary, row.to_version, row.from_version, source, self.ctx.clock.now(), placeholders=placeholders
+        )
+        return CanaryWatch(self.canary, feed)
+
     def _watch(self, deployment_id: str, index: int, percent: float, judged_for: float) -> str:
         """Evaluate every period for the pause: 'healthy', 'promote', 'abort' (a person), or why it failed."""
         deadline = self.ctx.clock.now().timestamp() + judged_for
-        interval = self.guard.interval
+        canary = self.canary_watch
+        interval = min(self.guard.interval, canary.canary.period) if canary is not None else self.guard.interval
+        fired_since: float | None = None
+        alerted = False
         while True:
             now_row = get_deployment(self.ctx, deployment_id)
             if now_row.status != RUNNING:
@@ -386,12 +511,29 @@ class Deployer:
                 return now_row.requested
             verdicts = self.guard.evaluate() if self.guard.triggers else []
             fired = next((v for v in verdicts if v.fires_rollback), None)
-            remaining = deadline - self.ctx.clock.now().timestamp()
+            now = self.ctx.clock.now().timestamp()
+            remaining = deadline - now
+            if canary is not None:
+                self._canary_update(canary, fired is not None)
+                if canary.state == "rollback":
+                    reason = canary.reason(percent)
+                    self._decide(deployment_id, index, percent, "canary-rollback", verdicts, reason)
+                    return reason
             if fired is not None:
                 reason = f"trigger {fired.trigger} ({fired.severity}) fired at {percent:g}%: {fired.detail}"
-                self._decide(deployment_id, index, percent, "fired", verdicts, reason)
-                return reason
-            if remaining <= 0:
+                fired_since = now if fired_since is None else fired_since
+                if canary is not None and canary.state == "not-the-cause":
+                    if not alerted:  # once per episode of the trigger firing
+                        alerted = True
+                        self._not_the_cause(deployment_id, index, percent, verdicts, fired, canary)
+                elif canary is None or now - fired_since >= canary.patience or remaining <= 0:
+                    if canary is not None:
+                        reason += f" (the canary judge could not compare the versions: {canary.detail()})"
+                    self._decide(deployment_id, index, percent, "fired", verdicts, reason)
+                    return reason
+            else:
+                fired_since, alerted = None, False
+            if remaining <= 0 and (fired is None or alerted):
                 broken = [v for v in verdicts if v.action == "rollback" and v.state == "error"]
                 if broken:
                     reason = f"cannot judge the step at {percent:g}%: " + "; ".join(
@@ -399,9 +541,50 @@ class Deployer:
                     )
                     self._decide(deployment_id, index, percent, "unjudgeable", verdicts, reason)
                     return reason
-                self._decide(deployment_id, index, percent, "healthy", verdicts, f"healthy at {percent:g}%")
+                if alerted:
+                    why = f"not the release at {percent:g}%: both versions are equally bad; going on"
+                    self._decide(deployment_id, index, percent, "not-the-cause", verdicts, why)
+                else:
+                    self._decide(deployment_id, index, percent, "healthy", verdicts, f"healthy at {percent:g}%")
                 return "healthy"
-            self.ctx.clock.sleep(min(interval, remaining))
+            self.ctx.clock.sleep(max(min(interval, remaining), 0.05))
+
+    def _canary_update(self, canary: CanaryWatch, absolute_firing: bool) -> None:
+        for reading in canary.update(self.ctx.clock.now(), absolute_firing):
+            if reading.interval is None:
+                self.listener.message(
+                    f"canary: no data for the period at {reading.start:%H:%M:%S} ({'; '.join(reading.missing)}); "
+                    "not judged"
+                )
+        self.listener.canary(canary.to_dict())
+
+    def _not_the_cause(
+        self,
+        deployment_id: str,
+        index: int,
+        percent: float,
+        verdicts: list[TriggerVerdict],
+        fired: TriggerVerdict,
+        canary: CanaryWatch,
+    ) -> None:
+        """An alert, not a rollback: the absolute trigger fires, yet the canary is no worse than the baseline."""
+        why = (
+            f"trigger {fired.trigger} fired at {percent:g}%, but both versions are equally bad: not the release "
+            f"(canary judge: {canary.detail()})"
+        )
+        now = self.ctx.clock.now()
+        with self.ctx.ledger.session() as session:
+            store.add_event(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                "deploy-alert",
+                f"deployment {deployment_id}: {why}",
+                now,
+                data={"deployment": deployment_id, "trigger": fired.to_dict(), "canary": canary.to_dict()},
+            )
+        self.listener.message(f"alert: {why}")
+        self._decide(deployment_id, index, percent, "not-the-cause", verdicts, why)
 
     def _decide(
         self, deployment_id: str, index: int, percent: float, verdict: str, verdicts: list[TriggerVerdict], why: str
@@ -414,6 +597,7 @@ class Deployer:
             "decision": verdict,
             "reason": why,
             "verdicts": [v.to_dict() for v in verdicts],
+            "canary": self.canary_watch.to_dict() if self.canary_watch is not None else None,
         }
         with self.ctx.ledger.session() as session:
             row = session.get(DeploymentRow, deployment_id)
