@@ -99,7 +99,8 @@ def test_a_broken_canary_block_is_reported_with_its_path(block: str, expected: s
 
 def test_several_problems_of_the_block_are_reported_at_once() -> None:
     found = problems(
-        "canary: {alpha: 1.5, prometheus: {url: 'http://p:9090', requests: 'sum(r)', errors: 'sum(e{v=\"{version}\"})'}}\n"
+        "canary: {alpha: 1.5, prometheus: {url: 'http://p:9090', requests: 'sum(r)',"
+        " errors: 'sum(e{v=\"{version}\"})'}}\n"
     )
     assert any(p.startswith("canary.alpha:") for p in found), found
     assert any(p.startswith("canary.prometheus.requests: the query needs a {version}") for p in found), found
