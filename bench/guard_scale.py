@@ -13,6 +13,9 @@ The metric source is a fake that hands back precomputed Series instantly, so the
 not I/O. The simulated clock moves 10 s per cycle. Each cycle's verdicts are checked: the bad deployments' error
 triggers fire and no good deployment's does.
 
+Then it times the canary judge the same way: one CanaryJudge per deployment (errors and p50/p90/p99 latency
+streams) observing one interval per cycle, with a full dispersion window of history behind it.
+
 With --moto N (default 100; 0 to skip) it then times the real path for N deployments: CloudWatchSource
 (GetMetricData, up to 500 series per call) against a moto server in its own process (on another core when
 there is one), with 10-second high-resolution datapoints written beforehand. That measures the local server as
@@ -39,6 +42,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from lastgood.aws.clients import AwsClients
 from lastgood.clock import Clock, FakeClock, SystemClock
 from lastgood.config.loader import parse_runbook
@@ -47,6 +52,8 @@ from lastgood.demo.endpoint import FAKE_CREDENTIALS, free_port
 from lastgood.engine.context import EnvContext
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
+from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
+from lastgood.judge.sequential import DISPERSION_WINDOW
 from lastgood.ledger.db import Ledger, open_ledger
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
@@ -221,6 +228,49 @@ def synthetic(n: int, cycles: int, ledger: Ledger) -> list[str]:
     return lines
 
 
+def canary_intervals(n: int, periods: int, seed: int = 3) -> list[list[CanaryInterval]]:
+    """Per deployment and period: a 10% canary, 0.5% errors (5% on the bad ones), slow counts above p50/p90/p99."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        rows = []
+        for _ in range(periods):
+            req_c, req_b = float(rng.poisson(100)), float(rng.poisson(900))
+            rate = 0.05 if is_bad(i) else 0.005
+            slow_c = {q: float(rng.binomial(int(req_c), f)) for q, f in (("p50", 0.5), ("p90", 0.1), ("p99", 0.01))}
+            slow_b = {q: float(rng.binomial(int(req_b), f)) for q, f in (("p50", 0.5), ("p90", 0.1), ("p99", 0.01))}
+            errors = (float(rng.binomial(int(req_c), rate)), float(rng.binomial(int(req_b), 0.005)))
+            rows.append(CanaryInterval(req_c, req_b, *errors, canary_slow=slow_c, baseline_slow=slow_b))
+        out.append(rows)
+    return out
+
+
+def canary(n: int, cycles: int) -> list[str]:
+    """The canary judge's own work: one CanaryJudge per deployment observing one interval each cycle, after
+    DISPERSION_WINDOW intervals of history (the most its dispersion estimate ever looks back over)."""
+    history = DISPERSION_WINDOW
+    data = canary_intervals(n, history + cycles + 1)
+    judges = [CanaryJudge() for _ in range(n)]
+    for i, judge in enumerate(judges):
+        for interval in data[i][:history]:
+            judge.observe(interval)
+    step = iter(range(history, history + cycles + 1))
+    verdicts: list[CanaryVerdict] = []
+
+    def cycle() -> None:
+        t = next(step)
+        verdicts[:] = [judge.observe(data[i][t]) for i, judge in enumerate(judges)]
+
+    times = time_cycles(cycles, None, cycle)
+    rolled_back = {i for i, v in enumerate(verdicts) if v.fires_rollback}
+    bad = {i for i in range(n) if is_bad(i)}
+    return [
+        summary("canary judges, one per deployment (4 streams each)", n, times),
+        f"  canary verdicts after {history + cycles} intervals: {len(rolled_back & bad)}/{len(bad)} bad deployments "
+        f"rolled back, {len(rolled_back - bad)}/{n - len(bad)} good ones",
+    ]
+
+
 # -------------------------------------------------------------------------------------- the real path on moto
 
 
@@ -325,6 +375,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lastgood-guard-scale-ledger-") as tmp:
         ledger = open_ledger(f"sqlite:///{tmp}/state.db")  # the guard only writes when something fires or alerts
         for line in synthetic(args.deployments, args.cycles, ledger):
+            print(line, flush=True)
+        for line in canary(args.deployments, args.cycles):
             print(line, flush=True)
         if args.moto:
             for line in on_moto(args.moto, args.moto_cycles, ledger):

@@ -165,7 +165,9 @@ class RatioTestBatch:
         self.rejected = np.zeros(shape, dtype=bool)
         self.used = np.zeros(shape, dtype=np.int64)
         self.seen = 0
-        self._history: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self.last_rho = np.zeros(shape)  # the dispersion the last update allowed for
+        self.last_weight = np.ones(shape)  # and the weight it gave that interval
+        self._history = np.zeros((3, DISPERSION_WINDOW, *shape))  # canary, baseline, share; a ring
 
     @property
     def log_threshold(self) -> float:
@@ -176,9 +178,9 @@ class RatioTestBatch:
 
     def rho(self) -> FloatArray:
         """The dispersion allowed for in the next interval (0 until there is history)."""
-        if not self.dispersion or not self._history:
+        if not self.dispersion or not self.seen:
             return np.zeros(self.rejected.shape)
-        a, b, s = (np.stack(parts) for parts in zip(*self._history[-DISPERSION_WINDOW:], strict=True))
+        a, b, s = self._history[:, : min(self.seen, DISPERSION_WINDOW)]
         return dispersion_estimate(a, b, s, DISPERSION_UPPER)
 
     def update(self, canary: ArrayLike, baseline: ArrayLike, share: ArrayLike) -> FloatArray:
@@ -189,8 +191,10 @@ class RatioTestBatch:
         if np.any(a < 0) or np.any(b < 0) or np.any((s < 0) | (s > 1)):
             raise ValueError("counts must be >= 0 and the share in [0, 1]")
         informative = (s > 0) & (s < 1) & (a + b > 0)
+        self.last_rho = self.rho()
+        weight = self.last_weight = 1.0 / (1.0 + np.maximum(a + b - 1, 0) * self.last_rho)
+        slot = self.seen % DISPERSION_WINDOW
         self.seen += 1
-        weight = 1.0 / (1.0 + np.maximum(a + b - 1, 0) * self.rho())
         added = np.zeros(self.cumulative.shape)
         if self.seen > self.warmup:
             increment = log_lr_increment(a, b, s, self.thetas, self.r0)
@@ -198,8 +202,10 @@ class RatioTestBatch:
             self.cumulative += added
             self.used += informative
             self.rejected |= self.log_statistic() >= self.log_threshold
-        self._history.append(
-            (np.where(informative, a, 0.0), np.where(informative, b, 0.0), np.where(informative, s, 0.5))
+        self._history[:, slot] = (
+            np.where(informative, a, 0.0),
+            np.where(informative, b, 0.0),
+            np.where(informative, s, 0.5),
         )
         return np.asarray(added, dtype=np.float64)
 
@@ -248,12 +254,11 @@ class SequentialRatioTest:
         return bool(self.batch.rejected)
 
     def update(self, canary_events: float, baseline_events: float, canary_share: float) -> TestState:
-        rho = float(self.batch.rho())
         used_before = int(self.batch.used)
         self.batch.update(canary_events, baseline_events, canary_share)
         if int(self.batch.used) > used_before:
-            self.last_rho = rho
-            weight = 1.0 / (1.0 + max(canary_events + baseline_events - 1, 0) * rho)
+            self.last_rho = float(self.batch.last_rho)
+            weight = float(self.batch.last_weight)
             self.canary_events += canary_events
             self.baseline_events += baseline_events
             self.estimate_loglik += weight * log_likelihood(canary_events, baseline_events, canary_share, _EST_GRID)
