@@ -1,8 +1,10 @@
-"""The sequential canary test: validity under the null by simulation, power, R0, warm-up, an oracle, the judge.
+"""The sequential canary test: validity under the null by simulation, power, R0, warm-up, overdispersion, the
+oracles, the judge.
 
-Oracle: confseq (its C++ build fails here) and expectation (Python >= 3.12) do not install in this environment,
-so the oracle is a direct numerical integration with scipy.integrate.quad of the same mixture (log-uniform
-prior on [R0, 100 R0]) over scipy.stats.binom likelihoods, computed independently of the module's code.
+Oracles: savvi (a published implementation of Lindon et al.'s anytime-valid multinomial test) for the mixture
+machinery, with savvi's Beta prior moved onto lastgood's grid; and a direct numerical integration with
+scipy.integrate.quad of lastgood's own mixture (log-uniform prior on [R0, 100 R0]) over scipy.stats.binom
+likelihoods. confseq (its C++ build fails here) and expectation (Python >= 3.12) do not install.
 """
 
 from __future__ import annotations
@@ -240,6 +242,38 @@ def test_statistic_matches_numerical_integration_oracle(seed: int, ratio: float,
     threshold = math.log(20)
     if abs(oracle - threshold) > 0.1:
         assert default.rejected == (oracle >= threshold)
+
+
+# ---- oracle: savvi, a published implementation of Lindon et al.'s anytime-valid multinomial test ----
+
+
+@pytest.mark.parametrize(("share", "ratio", "k"), [(0.25, 1.0, 100.0), (0.2, 1.6, 100.0), (0.5, 2.0, 20.0)])
+def test_mixture_matches_savvi_with_its_prior(share: float, ratio: float, k: float) -> None:
+    """savvi's Multinomial test (Lindon, Ham, Tingley and Bojinov 2022) mixes the binomial likelihood ratio over a
+    Beta(k s, k (1 - s)) prior on the canary's share of events. The same prior, moved onto lastgood's ratio grid
+    (p = s theta / (s theta + 1 - s), dp = p (1 - p) d log theta), must give savvi's Bayes factor from lastgood's
+    own increments and mixture."""
+    from savvi.multinomial import Multinomial
+    from scipy import stats
+
+    from lastgood.judge.sequential import canary_probability, mixture_log_statistic
+
+    rng = np.random.default_rng(int(ratio * 10 + k))
+    log_thetas = np.linspace(math.log(1e-4), math.log(1e4), 20001)
+    thetas = np.exp(log_thetas)
+    p = canary_probability(share, thetas)
+    log_weights = (
+        stats.beta.logpdf(p, k * share, k * (1 - share)) + np.log(p * (1 - p)) + math.log(log_thetas[1] - log_thetas[0])
+    )
+    savvi = Multinomial(0.05, np.array([share, 1 - share]), k=k)
+    cumulative = np.zeros(thetas.size)
+    for _ in range(15):
+        a = int(rng.poisson(8 * share * ratio))
+        b = int(rng.poisson(8 * (1 - share)))
+        savvi.update(np.array([a, b]))
+        cumulative += log_lr_increment(a, b, share, thetas, 1.0)
+    ours = float(mixture_log_statistic(cumulative, log_weights))
+    assert ours == pytest.approx(math.log(savvi.odds), abs=1e-3)
 
 
 # ---- latency inputs ----
