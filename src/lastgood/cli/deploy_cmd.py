@@ -95,7 +95,7 @@ class ConsoleDeployListener:
         if seen != self._canary_seen:
             self._canary_seen = seen
             colour = _CANARY_COLOURS.get(state["state"], "white")
-            stderr.print(f"  [{colour}]canary {state['state']:<9}[/] {escape(state['detail'])}")
+            stderr.print(f"  [{colour}]canary[/] {escape(state['detail'])}")
 
     def message(self, text: str) -> None:
         stderr.print(escape(text))
@@ -265,7 +265,7 @@ def render(result: DeployResult) -> None:
                 colour = _CANARY_COLOURS.get(canary["state"], "white")
                 stdout.print(
                     f"canary judge at {decision['percent']:g}% (version {canary['canary_version']} against "
-                    f"{canary['baseline_version']}): [{colour}]{canary['state']}[/] {escape(canary['detail'])}"
+                    f"{canary['baseline_version']}): [{colour}]{escape(canary['detail'])}[/]"
                 )
     colour = "green" if result.status == PROMOTED else "red"
     stdout.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
