@@ -7,9 +7,11 @@ moto 5.2's GetMetricData computes only Sum, Average, Minimum, Maximum and Sample
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +120,48 @@ def test_a_canary_worse_than_the_baseline_is_aborted_by_the_judge_below_the_abso
     assert not any(e.type == "deploy-alert" for e in rows)
 
 
+class SlackReceiver:
+    """A local Slack incoming webhook: records each message's text."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver.texts.append(str(body.get("text", "")))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackReceiver]:
+    receiver = SlackReceiver()
+    yield receiver
+    receiver.close()
+
+
 def test_a_good_canary_in_a_shared_incident_is_not_rolled_back(  # type: ignore[no-untyped-def]
-    canary_dir: Path, aws: AwsClients, traffic: FunctionTraffic, capsys
+    canary_dir: Path, aws: AwsClients, traffic: FunctionTraffic, slack: SlackReceiver, capsys
 ) -> None:
     # Both versions fail 10% of requests (a shared dependency is down): the absolute trigger fires, yet the new
-    # version is no worse than the old one.
+    # version is no worse than the old one. The team is told, on the file's Slack channel.
+    file = canary_dir / "lastgood.yaml"
+    file.write_text(file.read_text() + f"notifications:\n  channels:\n    - slack: {{webhook_url: {slack.url}}}\n")
     version = shop.publish_new_version(aws, API, "v2")
     traffic.error_rate_by_version.update({"1": 0.10, version: 0.10})
     code, result = deploy(capsys, canary_dir, version, "3s")
@@ -144,6 +183,12 @@ def test_a_good_canary_in_a_shared_incident_is_not_rolled_back(  # type: ignore[
         alerts = [e for e in store.events_since(session, "shop", "prod") if e.type == "deploy-alert"]
     assert alerts and "not the release" in alerts[0].message
     assert alerts[0].data["canary"]["state"] == "not-the-cause"
+    deadline = time.monotonic() + 10
+    while not any("not-the-cause" in t or "not the release" in t for t in slack.texts) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    told = [t for t in slack.texts if "Alert, not the release" in t]
+    assert told, slack.texts
+    assert "api-errors" in told[0] and result["id"] in told[0] and "no rollback" in told[0]
 
 
 def test_without_a_canary_block_a_shared_incident_still_aborts(  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from lastgood.config.models import Canary
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.executor import Executor, Listener, RollbackResult
+from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, LastgoodError, Refused
@@ -584,6 +585,15 @@ class Deployer:
                 data={"deployment": deployment_id, "trigger": fired.to_dict(), "canary": canary.to_dict()},
             )
         self.listener.message(f"alert: {why}")
+        notify_alert(
+            self.ctx,
+            "not-the-cause",
+            deployment_id,
+            issue=f"trigger {fired.trigger} fired during deployment {deployment_id} at {percent:g}%: {fired.detail}",
+            action="none by lastgood: both versions are equally bad, so the release did not cause it; "
+            "look at what they share (a dependency, the data, the network)",
+            details=[canary.detail()],
+        )
         self._decide(deployment_id, index, percent, "not-the-cause", verdicts, why)
 
     def _decide(

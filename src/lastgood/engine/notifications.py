@@ -86,6 +86,19 @@ def notify(ctx: EnvContext, event: str, rollback_id: str, details: list[str] | N
         store.add_event(session, ctx.app, ctx.env, "notify-sent", message_text, ctx.clock.now(), rollback_id, data)
 
 
+def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action: str, details: list[str]) -> None:
+    """A message that is not about a rollback (e.g. `not-the-cause` during a deployment): told, not acted on."""
+    if isinstance(ctx.dispatch, NopDispatcher):
+        return
+    status = "alert only: no rollback"
+    message = Message(event, ctx.app, ctx.env, reference, issue, "see the details", action, "n/a", status, details)
+    ctx.dispatch.send(message)
+    with ctx.ledger.session() as session:
+        text = f"{event} to {', '.join(_channel_types(ctx))}: {status}"
+        data = {"event": event, "channel": ", ".join(_channel_types(ctx)), "reference": reference}
+        store.add_event(session, ctx.app, ctx.env, "notify-sent", text, ctx.clock.now(), None, data)
+
+
 def _channel_types(ctx: EnvContext) -> list[str]:
     kinds = ("slack", "sns", "email", "webhook")
     return [next(k for k in kinds if getattr(c, k) is not None) for c in ctx.runbook.notifications.channels]

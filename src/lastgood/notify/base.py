@@ -15,6 +15,7 @@ _TAGS = {
     "approval-needed": "URGENT",
     "rollback-failed": "URGENT",
     "rollback-succeeded": "RESOLVED",
+    "not-the-cause": "ALERT",
 }
 _TITLES = {
     "rollback-started": "Rolling back",
@@ -24,6 +25,7 @@ _TITLES = {
     "status-update": "Still rolling back",
     "rollback-succeeded": "Rolled back",
     "rollback-failed": "Rollback failed",
+    "not-the-cause": "Alert, not the release: no rollback",
 }
 
 
