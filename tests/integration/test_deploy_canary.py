@@ -105,7 +105,7 @@ def test_a_canary_worse_than_the_baseline_is_aborted_by_the_judge_below_the_abso
     assert canary["ratio"] > 1.5
     assert canary["canary_version"] == version and canary["baseline_version"] == "1"
     streams = canary["evidence"]["errors"]["streams"]["errors"]
-    assert streams["canary_events"] > 0 and streams["baseline_events"] > 0
+    assert streams["canary_events"] > 0 and streams["intervals"] >= 1  # the baseline may have had no error yet
     assert canary["periods_judged"] > 2  # past the warmup
     assert "e-value" in decision["reason"] and "canary/baseline ratio" in decision["reason"]
     assert result["rollback"]["status"] == "succeeded"
