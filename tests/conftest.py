@@ -13,7 +13,7 @@ from lastgood.config.models import AwsSettings
 from lastgood.demo import shop
 from lastgood.demo.endpoint import FAKE_CREDENTIALS, LocalEndpoint
 
-pytest_plugins = ["pg_fixture"]
+pytest_plugins = ["pg_fixture", "canary_fixture"]
 
 
 @pytest.fixture(scope="session")

@@ -18,59 +18,16 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
+from canary_fixture import API, CANARY
+from canary_fixture import canary_context as context
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
-from lastgood.config.loader import load_runbook, parse_runbook
+from lastgood.config.loader import parse_runbook
 from lastgood.demo import shop
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
-from lastgood.engine.context import EnvContext
-from lastgood.engine.record import record_release
+from lastgood.demo.traffic import FunctionTraffic
 from lastgood.guard.canary import CanaryFeed
 from lastgood.ledger import store
-from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.sources.cloudwatch import CloudWatchSource
-
-API = "shop-api-prod"
-
-# alpha 0.01 and a tolerated ratio of 1.5 keep a false rollback of an equally good canary rare (<= 1%).
-CANARY = """\
-canary:
-  alpha: 0.01
-  tolerated_ratio: 1.5
-  period: 1s
-  warmup: 2s
-  latency: []
-  cloudwatch:
-    requests: {namespace: AWS/Lambda, metric: Invocations, dimensions: {FunctionName: {function}, Resource: "{function}:{alias}", ExecutedVersion: {version}}}
-    errors: {namespace: AWS/Lambda, metric: Errors, dimensions: {FunctionName: {function}, Resource: "{function}:{alias}", ExecutedVersion: {version}}}
-"""  # noqa: E501
-
-
-@pytest.fixture
-def canary_dir(aws_env, aws: AwsClients, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    """The shop at release v1, its file's triggers (api-errors '> 5%' over the whole function, for 3 s), and a
-    canary block judging per version every second."""
-    shop.create_shop(aws, "prod")
-    text = shop.runbook_text(aws_env.url, "sqlite:///.lastgood/state.db", period="1s", for_="3s")
-    (tmp_path / "lastgood.yaml").write_text(text + CANARY)
-    record_release(context(tmp_path), "v1")
-    return tmp_path
-
-
-def context(directory: Path) -> EnvContext:
-    runbook = load_runbook(directory / "lastgood.yaml")
-    aws = AwsClients(runbook.environment("prod").aws)
-    return EnvContext(runbook, "prod", open_ledger(resolve_url(runbook.state, runbook.base_dir)), aws)
-
-
-@pytest.fixture
-def traffic(aws: AwsClients) -> Iterator[FunctionTraffic]:
-    function = FunctionTraffic(API, 400.0, {"1": 0.005}, 0.005)
-    simulator = TrafficSimulator(aws, [function])
-    simulator.start()
-    time.sleep(1.5)
-    yield function
-    simulator.stop()
 
 
 def deploy(capsys: pytest.CaptureFixture[str], directory: Path, version: str, pause: str) -> tuple[int, dict[str, Any]]:
@@ -86,11 +43,11 @@ def alias(aws: AwsClients) -> tuple[str, dict[str, Any]]:
 
 
 def test_a_canary_worse_than_the_baseline_is_aborted_by_the_judge_below_the_absolute_threshold(  # type: ignore[no-untyped-def]
-    canary_dir: Path, aws: AwsClients, traffic: FunctionTraffic, capsys
+    canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
     # 0.5% -> 5% errors on the new version: at 10% of traffic the whole function shows about 1%, far below 5%.
     version = shop.publish_new_version(aws, API, "v2")
-    traffic.error_rate_by_version[version] = 0.05
+    version_traffic.error_rate_by_version[version] = 0.05
     code, result = deploy(capsys, canary_dir, version, "30s")
     assert code == 1, result
     assert result["status"] == "aborted" and result["current_step"] == 0, result
@@ -156,14 +113,14 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 def test_a_good_canary_in_a_shared_incident_is_not_rolled_back(  # type: ignore[no-untyped-def]
-    canary_dir: Path, aws: AwsClients, traffic: FunctionTraffic, slack: SlackReceiver, capsys
+    canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, slack: SlackReceiver, capsys
 ) -> None:
     # Both versions fail 10% of requests (a shared dependency is down): the absolute trigger fires, yet the new
     # version is no worse than the old one. The team is told, on the file's Slack channel.
     file = canary_dir / "lastgood.yaml"
     file.write_text(file.read_text() + f"notifications:\n  channels:\n    - slack: {{webhook_url: {slack.url}}}\n")
     version = shop.publish_new_version(aws, API, "v2")
-    traffic.error_rate_by_version.update({"1": 0.10, version: 0.10})
+    version_traffic.error_rate_by_version.update({"1": 0.10, version: 0.10})
     code, result = deploy(capsys, canary_dir, version, "3s")
     assert code == 0, result
     assert result["status"] == "promoted" and result["rollback"] is None, result
@@ -192,18 +149,18 @@ def test_a_good_canary_in_a_shared_incident_is_not_rolled_back(  # type: ignore[
 
 
 def test_without_a_canary_block_a_shared_incident_still_aborts(  # type: ignore[no-untyped-def]
-    canary_dir: Path, aws: AwsClients, traffic: FunctionTraffic, capsys
+    canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
     file = canary_dir / "lastgood.yaml"
     file.write_text(file.read_text().replace(CANARY, ""))
     version = shop.publish_new_version(aws, API, "v2")
-    traffic.error_rate_by_version.update({"1": 0.10, version: 0.10})
+    version_traffic.error_rate_by_version.update({"1": 0.10, version: 0.10})
     code, result = deploy(capsys, canary_dir, version, "3s")
     assert code == 1 and result["status"] == "aborted", result
     assert result["decisions"][-1]["decision"] == "fired" and result["decisions"][-1]["canary"] is None
 
 
-def test_the_feed_reads_per_version_counts_from_cloudwatch(canary_dir: Path, aws: AwsClients, traffic) -> None:  # type: ignore[no-untyped-def]
+def test_the_feed_reads_per_version_counts_from_cloudwatch(canary_dir: Path, aws: AwsClients, version_traffic) -> None:  # type: ignore[no-untyped-def]
     version = shop.publish_new_version(aws, API, "v2")
     shop.shift_alias(aws, API, "1", version, 0.25)
     ctx = context(canary_dir)

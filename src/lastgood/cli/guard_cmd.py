@@ -86,3 +86,5 @@ def render(outcome: GuardOutcome) -> None:
         stdout.print(f"[green]healthy[/]: {outcome.message}")
     else:
         stdout.print(f"[red]{outcome.status}[/]: {outcome.message}")
+    for canary in outcome.canary:
+        stdout.print(f"canary {canary['label']}: {escape(canary['detail'])}")

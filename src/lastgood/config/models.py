@@ -318,6 +318,9 @@ class Canary(Strict):
     alpha: float = Field(
         default=0.05, gt=0, lt=1, description="The chance of a false rollback per deployment, split across metrics."
     )
+    severity: Literal["critical", "high", "medium", "low"] = Field(
+        default="high", description="The severity of a rollback the judge starts (the policy's matrices use it)."
+    )
     tolerated_ratio: float = Field(
         default=1.0, gt=0, description="R0: the canary may be this many times worse before it counts as bad."
     )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from lastgood.config.models import Canary, MetricQuery, PrometheusQuery
-from lastgood.judge.canary import CanaryInterval
+from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import (
     histogram_threshold,
     slow_count_from_percentile_rank,
@@ -256,3 +256,95 @@ def _missing(name: str, series: Series | None, at: datetime) -> str:
     if series.status == "error":
         return f"{name}: {series.error}"
     return f"{name}: no data"
+
+
+class CanaryWatch:
+    """The canary judge of one deployment and its feed; `update` reads the periods completed since the last call."""
+
+    # How many periods an absolute rollback trigger waits for a judge that has not judged a period yet.
+    PATIENCE = 3
+
+    def __init__(self, canary: Canary, feed: CanaryFeed, label: str = "") -> None:
+        """`label`: what is judged, for messages (e.g. "api at 10%")."""
+        self.canary = canary
+        self.feed = feed
+        self.label = label
+        self.judge = CanaryJudge(
+            alpha=canary.alpha,
+            r0=canary.tolerated_ratio,
+            warmup=canary.warmup_intervals,
+            latency_thresholds=canary.latency_thresholds,
+        )
+        self.verdict: CanaryVerdict | None = None
+        self.judged = 0
+        self.missing = 0
+        self.last: CanaryReading | None = None
+        self.absolute_firing = False
+
+    def update(self, now: datetime, absolute_firing: bool) -> list[CanaryReading]:
+        self.absolute_firing = absolute_firing
+        readings = self.feed.poll(now)
+        for reading in readings:
+            self.last = reading
+            if reading.interval is None:
+                self.missing += 1
+                continue
+            self.verdict = self.judge.observe(reading.interval, absolute_firing)
+            self.judged += 1
+        return readings
+
+    @property
+    def ready(self) -> bool:
+        """The judge has judged a period past its warmup: its `not-the-cause` means something."""
+        return self.judged > self.canary.warmup_intervals
+
+    @property
+    def state(self) -> str:
+        if self.verdict is not None and self.verdict.fires_rollback:
+            return "rollback"  # the judge's rejection is final
+        if not self.ready:
+            return "warming-up"
+        return "not-the-cause" if self.absolute_firing else "continue"
+
+    @property
+    def patience(self) -> float:
+        return self.PATIENCE * self.canary.period
+
+    def reason(self, percent: float | None = None) -> str:
+        verdict = self.verdict
+        assert verdict is not None
+        ratio = "n/a" if verdict.ratio is None else f"{verdict.ratio:.3g}x"
+        where = f" at {percent:g}%" if percent is not None else f" ({self.label})" if self.label else ""
+        return (
+            f"canary judge{where}: {verdict.metric} worse on version {self.feed.versions['canary']} than "
+            f"on {self.feed.versions['baseline']}: e-value {_exp(verdict.statistic)} >= {_exp(verdict.threshold)} "
+            f"(log {verdict.statistic:.2f} >= {verdict.threshold:.2f}), canary/baseline ratio {ratio}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.verdict.to_dict() if self.verdict is not None else {}
+        return {
+            **verdict,
+            "state": self.state,
+            "detail": self.detail(),
+            "label": self.label,
+            "canary_version": self.feed.versions["canary"],
+            "baseline_version": self.feed.versions["baseline"],
+            "periods_judged": self.judged,
+            "periods_missing": self.missing,
+            "last_period": self.last.to_dict() if self.last is not None else None,
+        }
+
+    def detail(self) -> str:
+        verdict = self.verdict
+        if verdict is None:
+            return f"no period judged yet ({self.missing} missing)"
+        ratio = "n/a" if verdict.ratio is None else f"{verdict.ratio:.3g}x"
+        return (
+            f"{self.state}: {verdict.metric} e-value {_exp(verdict.statistic)} (rolls back at "
+            f"{_exp(verdict.threshold)}), canary/baseline {ratio}; {self.judged} periods judged, {self.missing} missing"
+        )
+
+
+def _exp(log_value: float) -> str:
+    return f"{math.exp(min(log_value, 700.0)):.3g}"

@@ -12,13 +12,15 @@ from lastgood.domain.states import RollbackStatus
 from lastgood.engine.context import EnvContext
 from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, Listener, RollbackResult
+from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.errors import Refused
+from lastgood.guard.canary import CanaryFeed, CanaryWatch
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.ledger import store
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
-from lastgood.sources.registry import close_sources, sources_for
+from lastgood.sources.registry import build_source, close_sources, sources_for
 
 
 class GuardListener(Protocol):
@@ -45,6 +47,7 @@ class GuardOutcome:
     detected_at: datetime | None = None
     message: str = ""
     decision: dict[str, Any] | None = None
+    canary: list[dict[str, Any]] = field(default_factory=list)  # each in-flight canary's judge, at the end
 
     @property
     def exit_code(self) -> int:
@@ -61,9 +64,11 @@ class GuardOutcome:
             "alerts": [a.to_dict() for a in self.alerts],
             "message": self.message,
             "decision": self.decision,
+            "canary": self.canary,
         }
 
 
+_NOT_THE_CAUSE = "\0not-the-cause"  # in `_alerting`: the not-the-cause alert of the current firing episode
 _GUARD_STATUS = {"declined": "fix-forward", "awaiting-approval": "awaiting-approval"}
 
 
@@ -93,11 +98,14 @@ class Guard:
         self.sources = sources_for(self.triggers, ctx.aws, given)
         self._built = {kind: s for kind, s in self.sources.items() if kind not in given}  # closed after run
         self._alerting: set[str] = set()
+        self.canary = ctx.runbook.canary_for(ctx.env)
+        self.canaries: list[CanaryWatch] = []  # built when the guard runs: the aliases with a canary in flight
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
 
     @property
     def interval(self) -> float:
-        return min((t.period for t in self.triggers), default=60.0)
+        periods = [t.period for t in self.triggers] + [w.canary.period for w in self.canaries]
+        return min(periods, default=60.0)
 
     def evaluate(self) -> list[TriggerVerdict]:
         now = self.ctx.clock.now()
@@ -140,28 +148,109 @@ class Guard:
         return self._baselines[key]
 
     def run(self, duration: float) -> GuardOutcome:
-        if not self.triggers:
-            return GuardOutcome(self.ctx.env, "healthy", 0, message="the file has no triggers; nothing to watch")
         try:
+            self.canaries = self._canaries_in_flight()
+            if not self.triggers and not self.canaries:
+                return GuardOutcome(self.ctx.env, "healthy", 0, message="the file has no triggers; nothing to watch")
             return self._run(duration)
         finally:
             close_sources(self._built)
 
+    def _canaries_in_flight(self) -> list[CanaryWatch]:
+        """With a `canary:` block: one judge per lambda-alias whose live alias sends traffic to a second version."""
+        if self.canary is None:
+            return []
+        watches = []
+        for spec in self.ctx.components():
+            if spec.kind != "lambda-alias":
+                continue
+            state = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
+            weights: dict[str, float] = state.get("weights") or {}
+            if not weights:
+                continue
+            canary_version = max(weights, key=lambda v: weights[v])
+            source = self._canary_source(self.canary.source_type)
+            placeholders = {"function": str(getattr(spec, "function", "")), "alias": str(getattr(spec, "alias", ""))}
+            feed = CanaryFeed(
+                self.canary, canary_version, str(state["version"]), source, self.ctx.clock.now(), placeholders
+            )
+            watches.append(CanaryWatch(self.canary, feed, f"{spec.name} at {weights[canary_version] * 100:g}%"))
+        return watches
+
+    def _canary_source(self, source_type: str) -> MetricSource:
+        if source_type not in self.sources:
+            self.sources[source_type] = self._built[source_type] = build_source(source_type, self.ctx.aws, [])
+        return self.sources[source_type]
+
     def _run(self, duration: float) -> GuardOutcome:
         deadline = self.ctx.clock.now().timestamp() + duration
         outcome = GuardOutcome(self.ctx.env, "healthy", 0)
+        fired_since: float | None = None
         while True:
-            verdicts = self.evaluate()
+            verdicts = self.evaluate() if self.triggers else []
             outcome.evaluations += 1
             self._record_alerts(verdicts, outcome)
             fired = next((v for v in verdicts if v.fires_rollback), None)
+            now = self.ctx.clock.now().timestamp()
+            for watch in self.canaries:
+                watch.update(self.ctx.clock.now(), fired is not None)
+            outcome.canary = [watch.to_dict() for watch in self.canaries]
+            judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
+            if judged_bad is not None:
+                return self._roll_back(self._canary_verdict(judged_bad), outcome)
             if fired is not None:
-                return self._roll_back(fired, outcome)
+                fired_since = now if fired_since is None else fired_since
+                if not self._hold_for_the_canary(fired, now - fired_since, outcome):
+                    return self._roll_back(fired, outcome)
+            else:
+                fired_since = None
+                self._alerting.discard(_NOT_THE_CAUSE)
             remaining = deadline - self.ctx.clock.now().timestamp()
             if remaining <= 0:
                 outcome.message = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
                 return outcome
             self.ctx.clock.sleep(min(self.interval, remaining))
+
+    def _hold_for_the_canary(self, fired: TriggerVerdict, waited: float, outcome: GuardOutcome) -> bool:
+        """Whether a firing rollback trigger is held back by the canary judges: every in-flight canary is judged
+        no worse than its baseline (`not-the-cause`: an alert instead), or one is still warming up (wait a little)."""
+        if not self.canaries:
+            return False
+        if all(w.state == "not-the-cause" for w in self.canaries):
+            if _NOT_THE_CAUSE not in self._alerting:
+                self._alerting.add(_NOT_THE_CAUSE)
+                self._not_the_cause(fired, outcome)
+            return True
+        warming = [w for w in self.canaries if w.state == "warming-up"]
+        return bool(warming) and waited < max(w.patience for w in warming)
+
+    def _not_the_cause(self, fired: TriggerVerdict, outcome: GuardOutcome) -> None:
+        details = [f"{w.label}: {w.detail()}" for w in self.canaries]
+        why = f"trigger {fired.trigger} fires, but every canary is no worse than its baseline: not the release"
+        outcome.alerts.append(fired)
+        self._event("guard-alert", f"{why} ({'; '.join(details)})", None, fired)
+        notify_alert(
+            self.ctx,
+            "not-the-cause",
+            f"guard {self.ctx.env}",
+            issue=f"trigger {fired.trigger} fired: {fired.detail}",
+            action="none by lastgood: both versions are equally bad, so the release did not cause it",
+            details=details,
+        )
+
+    def _canary_verdict(self, watch: CanaryWatch) -> TriggerVerdict:
+        verdict = watch.verdict
+        assert verdict is not None and self.canary is not None
+        return TriggerVerdict(
+            trigger="canary-judge",
+            state="firing",
+            action="rollback",
+            severity=self.canary.severity,
+            value=verdict.ratio,
+            breaching_periods=watch.judged,
+            required_periods=0,
+            detail=watch.reason(),
+        )
 
     def _record_alerts(self, verdicts: list[TriggerVerdict], outcome: GuardOutcome) -> None:
         for verdict in verdicts:
