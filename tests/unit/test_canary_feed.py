@@ -10,7 +10,8 @@ import pytest
 from lastgood.config.loader import parse_runbook
 from lastgood.config.models import Canary, MetricQuery, PrometheusQuery
 from lastgood.errors import ConfigError
-from lastgood.guard.canary import CanaryFeed
+from lastgood.guard.canary import CanaryFeed, CanaryReading, CanaryWatch
+from lastgood.judge.canary import CanaryInterval
 from lastgood.sources.base import Series, SeriesRequest
 
 BASE = """\
@@ -283,3 +284,34 @@ def test_prometheus_latency_thresholds_come_from_the_baselines_previous_period(
     # The second period's thresholds come from the baseline's first period (p90 at 0.5 s: 90 of 100).
     assert dict(second.thresholds) == {"p50": 0.1, "p90": 0.5}
     assert dict(second.interval.canary_slow) == {"p50": 5.0, "p90": 1.0}
+
+
+class ScriptedFeed:
+    """Hands the watch one prepared reading per poll."""
+
+    def __init__(self, readings: list[CanaryReading]) -> None:
+        self.readings = readings
+        self.versions = {"canary": "2", "baseline": "1"}
+
+    def poll(self, now: datetime) -> list[CanaryReading]:
+        return [self.readings.pop(0)] if self.readings else []
+
+
+def reading(minute: int, canary: float, baseline: float, errors: tuple[float, float] = (1.0, 9.0)) -> CanaryReading:
+    start = T0 + timedelta(minutes=minute)
+    return CanaryReading(start, CanaryInterval(canary, baseline, *errors))
+
+
+def test_the_watch_excuses_a_trigger_only_while_both_versions_serve() -> None:
+    canary = parse_runbook(BASE + CLOUDWATCH).canary_for("prod")
+    assert canary is not None
+    script = [reading(m, 100.0, 900.0) for m in range(4)] + [reading(4, 1000.0, 0.0, (300.0, 0.0))]
+    watch = CanaryWatch(canary, ScriptedFeed(script), "api at 10%")  # type: ignore[arg-type]
+    states = []
+    for _ in range(5):
+        watch.update(T0, absolute_firing=True)
+        states.append(watch.state)
+    # warm-up (2 periods) and one more, then "no worse": an alert; after the promotion (all traffic on the
+    # canary) the judge cannot compare, so a firing trigger is no longer excused.
+    assert states == ["warming-up", "warming-up", "not-the-cause", "not-the-cause", "no-comparison"]
+    assert watch.judged == 5 and not watch.comparing

@@ -299,11 +299,21 @@ class CanaryWatch:
         return self.judged > self.canary.warmup_intervals
 
     @property
+    def comparing(self) -> bool:
+        """Both versions served requests in the last period read: the judge speaks about now. After a promotion
+        (or a rollback) one version has all the traffic, and "no worse" can no longer excuse a firing trigger."""
+        last = self.last.interval if self.last is not None else None
+        share = last.canary_share if last is not None else None
+        return share is not None and 0 < share < 1
+
+    @property
     def state(self) -> str:
         if self.verdict is not None and self.verdict.fires_rollback:
             return "rollback"  # the judge's rejection is final
         if not self.ready:
             return "warming-up"
+        if not self.comparing:
+            return "no-comparison"
         return "not-the-cause" if self.absolute_firing else "continue"
 
     @property
