@@ -20,17 +20,7 @@ from lastgood.ledger.db import open_ledger, resolve_url
 API = "shop-api-prod"
 
 # alpha 0.01 and a tolerated ratio of 1.5 keep a false rollback of an equally good canary rare (<= 1%).
-CANARY = """\
-canary:
-  alpha: 0.01
-  tolerated_ratio: 1.5
-  period: 1s
-  warmup: 2s
-  latency: []
-  cloudwatch:
-    requests: {namespace: AWS/Lambda, metric: Invocations, dimensions: {FunctionName: {function}, Resource: "{function}:{alias}", ExecutedVersion: {version}}}
-    errors: {namespace: AWS/Lambda, metric: Errors, dimensions: {FunctionName: {function}, Resource: "{function}:{alias}", ExecutedVersion: {version}}}
-"""  # noqa: E501
+CANARY = shop.canary_text(period="1s", warmup="2s")
 
 
 @pytest.fixture

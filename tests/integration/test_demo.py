@@ -23,7 +23,12 @@ def test_demo_catches_the_bad_release_and_rolls_back(tmp_path: Path) -> None:
     took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     out = " ".join(result.stdout.split())  # Rich wraps at the terminal width
-    assert "guard: firing api-errors" in out
+    # At 10% of traffic the bad version shows as about 3% errors over the whole function, below api-errors' 5%:
+    # the canary judge, comparing the versions, catches it before the scripted promotion to 100%.
+    assert "guard: ok api-errors" in out and "guard: firing api-errors" not in out
+    assert re.search(r"guard: firing canary-judge: canary judge \((api|worker) at 10%\): errors worse on version", out)
+    assert re.search(r"bad release at 10% -> detected by canary-judge, before any promotion: [\d.]+s", out)
+    assert "promoted to 100%" not in out
     assert re.search(r"detected -> restored and verified: [\d.]+s \(4 components", out)
     assert "rollback-succeeded" in out and "release-marked-bad" in out
     assert took < 60

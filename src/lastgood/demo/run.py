@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lastgood.aws.clients import AwsClients
@@ -20,6 +22,7 @@ from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.context import EnvContext
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.sources.cloudwatch import CloudWatchSource
@@ -43,6 +46,7 @@ class DemoGuardListener:
         self.console = console
         self.timeline = timeline
         self._last: dict[str, str] = {}
+        self.decided = threading.Event()  # the guard is rolling back: the scripted promotion must not happen
 
     def evaluated(self, verdicts: list) -> None:  # type: ignore[type-arg]
         for v in verdicts:
@@ -51,11 +55,14 @@ class DemoGuardListener:
                 colour = {"ok": "green", "breaching": "yellow", "firing": "red"}.get(v.state, "dim")
                 self.console.print(f"   guard: [{colour}]{v.state}[/] {v.trigger}: {v.detail}")
 
-    def rollback_started(self, rollback_id: str, verdict: object) -> None:
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        self.decided.set()
+        if verdict.trigger == "canary-judge":
+            self.console.print(f"   guard: [red]firing[/] {verdict.trigger}: {escape(verdict.detail)}")
         self.console.print(f"   guard: [bold red]rolling back[/] ({rollback_id})")
 
 
-def run_demo(keep: Path | None = None, console: Console | None = None, canary_seconds: float = 6.0) -> int:
+def run_demo(keep: Path | None = None, console: Console | None = None, canary_seconds: float = 12.0) -> int:
     console = console or Console(highlight=False)
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="lastgood-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +87,8 @@ def _scenario(
     timeline = Timeline()
     console.print(f"[bold]lastgood demo[/]: local AWS endpoint at {endpoint.url} (no AWS account used)")
     runbook_file = workdir / "lastgood.yaml"
-    runbook_file.write_text(shop.runbook_text(endpoint.url, "sqlite:///state.db", period="1s", for_="5s"))
+    text = shop.runbook_text(endpoint.url, "sqlite:///state.db", period="1s", for_="5s")
+    runbook_file.write_text(text + shop.canary_text(period="1s", warmup="2s"))
     runbook = load_runbook(runbook_file)
     aws = AwsClients(runbook.environment(ENV).aws)
     ctx = EnvContext(runbook, ENV, open_ledger(resolve_url(runbook.state, runbook.base_dir)), aws)
@@ -106,9 +114,13 @@ def _scenario(
     timeline.mark("deploy", "release v2 deployed at 10% canary (bad: 25% errors), parameter changed, secret rotated")
     console.print(" 2. release [bold]v2[/] deployed to 10% of traffic, with a changed parameter and a rotated secret")
 
-    guard = Guard(ctx, CloudWatchSource(aws), listener=DemoGuardListener(console, timeline))
-    _shift_later(aws, new_versions, canary_seconds, console, timeline)
-    console.print(" 3. the guard watches api-errors (> 5% of invocations for 5s)")
+    listener = DemoGuardListener(console, timeline)
+    guard = Guard(ctx, CloudWatchSource(aws), listener=listener)
+    _shift_later(aws, new_versions, canary_seconds, console, timeline, listener.decided)
+    console.print(
+        " 3. the guard watches api-errors (> 5% of invocations for 5s; at 10% of traffic v2 shows as about 3%)\n"
+        "    and judges each canary version against its baseline version, every second"
+    )
     outcome = guard.run(duration=40)
     if outcome.rollback is not None:
         time.sleep(2.5)
@@ -118,10 +130,19 @@ def _scenario(
     return (outcome, traffic), timeline, ctx
 
 
-def _shift_later(aws: AwsClients, versions: dict[str, str], delay: float, console: Console, timeline: Timeline) -> None:
-    import threading
+def _shift_later(
+    aws: AwsClients,
+    versions: dict[str, str],
+    delay: float,
+    console: Console,
+    timeline: Timeline,
+    decided: threading.Event,
+) -> None:
+    """Promote v2 to all traffic after `delay`, as a deployment script would, unless the guard acted first."""
 
     def shift() -> None:
+        if decided.is_set():
+            return
         for name, version in versions.items():
             shop.shift_alias(aws, name, "1", version, 1.0)
         timeline.mark("deploy", "release v2 promoted to 100% of traffic")
@@ -152,9 +173,15 @@ def _report(
         console.print(f"[red]demo failed[/]: {outcome.status}: {outcome.message}")
         return 1
     promoted = next((at for at, _e, d in timeline.rows if "100%" in d), None)
+    deployed = next((at for at, _e, d in timeline.rows if "10% canary" in d), None)
     restored = outcome.detected_at.timestamp() + outcome.rollback.seconds
     if promoted is not None:
         console.print(f"bad release at 100% -> detected: {(outcome.detected_at - promoted).total_seconds():.1f}s")
+    elif deployed is not None and outcome.fired is not None:
+        console.print(
+            f"bad release at 10% -> detected by {outcome.fired.trigger}, before any promotion: "
+            f"{(outcome.detected_at - deployed).total_seconds():.1f}s"
+        )
     console.print(
         f"detected -> restored and verified: [bold green]{restored - outcome.detected_at.timestamp():.2f}s[/] "
         f"({len(outcome.rollback.done)} components, rollback {outcome.rollback.id}); demo took {elapsed:.0f}s"

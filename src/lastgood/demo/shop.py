@@ -63,8 +63,28 @@ triggers:
 """
 
 
+# The canary judge over Lambda's per-version metrics of whichever alias has a canary in flight. alpha 0.01 and a
+# tolerated ratio of 1.5: an equally good canary is rolled back at most 1% of the time, a clearly worse one fast.
+CANARY = """\
+canary:
+  alpha: 0.01
+  tolerated_ratio: 1.5
+  period: {period}
+  warmup: {warmup}
+  latency: []
+  cloudwatch:
+    requests: {{namespace: AWS/Lambda, metric: Invocations, dimensions: {{FunctionName: {{function}}, Resource: "{{function}}:{{alias}}", ExecutedVersion: {{version}}}}}}
+    errors: {{namespace: AWS/Lambda, metric: Errors, dimensions: {{FunctionName: {{function}}, Resource: "{{function}}:{{alias}}", ExecutedVersion: {{version}}}}}}
+"""  # noqa: E501
+
+
 def runbook_text(endpoint: str, state: str, region: str = "us-east-1", period: str = "1m", for_: str = "5m") -> str:
     return RUNBOOK.format(endpoint=endpoint, state=state, region=region, period=period, for_=for_)
+
+
+def canary_text(period: str = "1m", warmup: str = "2m") -> str:
+    """The `canary:` block, to append to `runbook_text`."""
+    return CANARY.format(period=period, warmup=warmup)
 
 
 def handler_zip(body: str) -> bytes:
