@@ -178,9 +178,8 @@ def test_the_feed_reads_per_version_counts_from_cloudwatch(canary_dir: Path, aws
         assert interval.share is not None and 0.15 < interval.share < 0.35
 
 
-def test_cloudwatch_latency_uses_baseline_percentiles_then_percentile_ranks(aws: AwsClients) -> None:
-    """Stubber: moto has no percentile statistics. The request shapes are the ones real CloudWatch takes."""
-    text = """\
+# A file judging p99 latency per version, for the CloudWatch latency path (Stubber: moto has no percentiles).
+LATENCY_RUNBOOK = """\
 app: shop
 environments: {prod: {}}
 components: [{name: api, kind: lambda-alias, function: shop-api-{env}}]
@@ -193,7 +192,11 @@ canary:
     errors: {namespace: AWS/Lambda, metric: Errors, dimensions: {ExecutedVersion: "{version}"}}
     latency: {namespace: AWS/Lambda, metric: Duration, dimensions: {ExecutedVersion: "{version}"}}
 """
-    canary = parse_runbook(text).canary_for("prod")
+
+
+def test_cloudwatch_latency_uses_baseline_percentiles_then_percentile_ranks(aws: AwsClients) -> None:
+    """Stubber: moto has no percentile statistics. The request shapes are the ones real CloudWatch takes."""
+    canary = parse_runbook(LATENCY_RUNBOOK).canary_for("prod")
     assert canary is not None
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     minute = timedelta(minutes=1)
@@ -237,20 +240,7 @@ canary:
 
 def test_cloudwatch_latency_queries_name_the_statistics(aws: AwsClients) -> None:
     """The exact stats sent: p99 of the baseline, SampleCount of both, then PR(:threshold) of both."""
-    text = """\
-app: shop
-environments: {prod: {}}
-components: [{name: api, kind: lambda-alias, function: shop-api-{env}}]
-canary:
-  period: 1m
-  warmup: 0s
-  latency: [p99]
-  cloudwatch:
-    requests: {namespace: AWS/Lambda, metric: Invocations, dimensions: {ExecutedVersion: "{version}"}}
-    errors: {namespace: AWS/Lambda, metric: Errors, dimensions: {ExecutedVersion: "{version}"}}
-    latency: {namespace: AWS/Lambda, metric: Duration, dimensions: {ExecutedVersion: "{version}"}}
-"""
-    canary = parse_runbook(text).canary_for("prod")
+    canary = parse_runbook(LATENCY_RUNBOOK).canary_for("prod")
     assert canary is not None
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
     sent: list[list[tuple[str, str, str]]] = []
