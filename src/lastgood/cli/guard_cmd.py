@@ -74,7 +74,8 @@ def guard(
         stderr.print(f"[yellow]warning[/]: {escape(warning)}")
     listener = ConsoleGuardListener() if output == OutputFormat.text else None
     if output == OutputFormat.text:
-        stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers")
+        judge = " and the canary judge (on an alias with a canary in flight)" if ctx.runbook.canary else ""
+        stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers{judge}")
     outcome = Guard(ctx, listener=listener).run(duration)
     emit(output, outcome.to_dict(), lambda: render(outcome))
     if outcome.exit_code:
