@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
 import threading
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +14,7 @@ from lastgood.guard.loop import window_end
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.prometheus import PrometheusSource
+from prometheus_fixture import free_port, running_prometheus
 
 ERRORS = 'sum(increase(app_requests_total{code="500"}[3s]))'
 TOTAL = "sum(increase(app_requests_total[3s]))"
@@ -58,74 +51,19 @@ class Exporter(BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get_json(url: str) -> dict:  # type: ignore[type-arg]
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if binary is None:
-        pytest.fail("the prometheus binary is missing: run ./dev/setup (it installs Debian's prometheus package)")
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
-    folder = tmp_path_factory.mktemp("prometheus")
-    config = folder / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: app\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{exporter.server_address[1]}']}}]\n"
-    )
-    port = free_port()
-    log = (folder / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # Ready: the target is up, with enough scrapes for 3s windows over 5s ending 2s ago.
+    ready = 'count_over_time(app_requests_total{code="500"}[1m])'
     try:
-        deadline = time.monotonic() + 60
-        query = urllib.parse.urlencode({"query": 'count_over_time(app_requests_total{code="500"}[1m])'})
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited with {process.returncode}: {(folder / 'prometheus.log').read_text()}")
-            try:
-                targets = get_json(f"{url}/api/v1/targets")["data"]["activeTargets"]
-                result = get_json(f"{url}/api/v1/query?{query}")["data"]["result"]
-                # The target is up, with enough scrapes for 3s windows over 5s ending 2s ago.
-                if targets and targets[0]["health"] == "up" and result and float(result[0]["value"][1]) >= 10:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"prometheus did not scrape the exporter within 60s: {(folder / 'prometheus.log').read_text()}"
-                )
-            time.sleep(0.25)
-        yield url
+        with running_prometheus(
+            tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{exporter.server_address[1]}", ready, 10
+        ) as url:
+            yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         exporter.shutdown()
-        log.close()
 
 
 def last_seconds(seconds: int) -> tuple[datetime, datetime]:
