@@ -1,4 +1,4 @@
-"""lastgood deploy | promote | abort: progressive delivery of a lambda-alias, judged by the guard at each step."""
+"""lastgood deploy | promote | abort: progressive delivery of a weighted component, judged by the guard at each step."""
 
 from __future__ import annotations
 
@@ -136,8 +136,22 @@ def _confirm(ctx: EnvContext, component: str, version: str, steps: list[float], 
 
 def deploy(
     env: EnvArgument,
-    component: Annotated[str, typer.Option("--component", "-c", help="The lambda-alias component to shift")],
-    version: Annotated[str, typer.Option("--version", help="The function version to shift traffic to")],
+    component: Annotated[
+        str,
+        typer.Option(
+            "--component",
+            "-c",
+            help="The component to shift: a lambda-alias, stepfunctions-alias, elbv2-listener or route53-weighted",
+        ),
+    ],
+    version: Annotated[
+        str,
+        typer.Option(
+            "--version",
+            help="Where to shift traffic to: a Lambda version, a state machine version (number or ARN), "
+            "a target group (name or ARN), a record set's SetIdentifier",
+        ),
+    ],
     steps: Annotated[str, typer.Option("--steps", help="Percentages of traffic, in order")] = "10,50,100",
     pause: Annotated[str, typer.Option("--pause", help="How long each step is watched, e.g. 5m")] = "5m",
     release: Annotated[str | None, typer.Option("--release", help="The release label [default: the version]")] = None,
@@ -145,10 +159,10 @@ def deploy(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Shift a lambda-alias to VERSION step by step; the file's triggers judge each step.
+    """Shift a weighted component's traffic to VERSION step by step; the file's triggers judge each step.
 
-    The release is recorded first. A rollback trigger that fires aborts: the alias goes back to the old version
-    (a verified rollback) and the release is marked bad. With a `canary:` block in the file, the canary judge
+    The release is recorded first. A rollback trigger that fires aborts: the component goes back to the old
+    version (a verified rollback) and the release is marked bad. With a `canary:` block in the file, the canary judge
     compares the new version with the old one every period: it aborts when the new one is worse, and a rollback
     trigger that fires while both versions are equally bad is an alert, not an abort. `lastgood promote ENV` /
     `lastgood abort ENV` act on a
@@ -226,7 +240,7 @@ def abort(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Abort the running deployment: the alias back on the old version with no extra weight, the release bad."""
+    """Abort the running deployment: all traffic back on the old version, the release bad."""
     _act_and_report(env, component, "abort", force, wait, file, output, "aborted")
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from lastgood.config.interpolate import substitute_variables
 from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
-from lastgood.config.models import Component, Runbook
+from lastgood.config.models import JUDGING_PLACEHOLDERS, Component, Runbook
 from lastgood.errors import ConfigError
 from lastgood.redact import register_secret, register_url_password
 
@@ -23,10 +23,8 @@ DEFAULT_FILE = "lastgood.yaml"
 _PLACEHOLDERS = {
     "{env}": "\u27e8env\u27e9",
     "{app}": "\u27e8app\u27e9",
-    # the canary block's, replaced when a deployment is judged
-    "{version}": "\u27e8version\u27e9",
-    "{function}": "\u27e8function\u27e9",
-    "{alias}": "\u27e8alias\u27e9",
+    # the canary block's, replaced when a deployment is judged (see JUDGING_PLACEHOLDERS)
+    **{name: f"\u27e8{name[1:-1]}\u27e9" for name in JUDGING_PLACEHOLDERS},
 }
 
 

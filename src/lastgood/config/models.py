@@ -258,13 +258,34 @@ class Trigger(Strict):
 LatencyLabel = Literal["p50", "p90", "p99"]
 DEFAULT_LATENCY: tuple[LatencyLabel, ...] = ("p50", "p90", "p99")
 # Replaced when a deployment is judged, not when the file is loaded: the version judged (the canary's or the
-# baseline's), and the deploying lambda-alias component's function and alias.
-JUDGING_PLACEHOLDERS = ("{version}", "{function}", "{alias}")
+# baseline's), the component's name, and what its kind adds (`WeightedKind.placeholders`): lambda-alias
+# {function} {alias}; stepfunctions-alias {version_arn} {state_machine_arn} {alias_arn}; elbv2-listener
+# {target_group} {load_balancer}; route53-weighted {record_name} {hosted_zone_id}.
+JUDGING_PLACEHOLDERS = (
+    "{version}",
+    "{component}",
+    "{function}",
+    "{alias}",
+    "{version_arn}",
+    "{state_machine_arn}",
+    "{alias_arn}",
+    "{target_group}",
+    "{load_balancer}",
+    "{record_name}",
+    "{hosted_zone_id}",
+)
+
+
+# The placeholders that differ between the two versions judged (one of them names the version in a query).
+PER_VERSION_PLACEHOLDERS = ("{version}", "{version_arn}", "{target_group}")
 
 
 def _names_version(text: str, what: str) -> None:
-    if "{version}" not in text:
-        raise ValueError(f"{what} a {{version}} placeholder: the metric is fetched once for each version")
+    if not any(p in text for p in PER_VERSION_PLACEHOLDERS):
+        raise ValueError(
+            f"{what} a {{version}} placeholder (or {{version_arn}}, {{target_group}}): the metric is fetched once "
+            "for each version"
+        )
 
 
 class CanaryCloudWatch(Strict):
@@ -435,7 +456,7 @@ class Runbook(Strict):
         ]
 
     def canary_for(self, env: str) -> Canary | None:
-        """The canary block with {env} and {app} substituted; {version}, {function}, {alias} stay for judging."""
+        """The canary block with {env} and {app} substituted; {version}, {component}, ... stay for judging."""
         self.environment(env)
         if self.canary is None:
             return None

@@ -1,14 +1,20 @@
-"""Progressive delivery: shift a lambda-alias to a new version step by step, judged by the guard at each step.
+"""Progressive delivery: shift a weighted component to a new version step by step, the guard judging each step.
+
+The component is of a kind that splits traffic by weight (`kinds.base.WeightedKind`): a lambda-alias (versions
+are Lambda versions), a stepfunctions-alias (state machine versions), an elbv2-listener (target groups) or a
+route53-weighted record (record sets by SetIdentifier). The kind says what the live split is, whether a version
+exists and what the state at each share of traffic is; this module knows no kind.
 
 `Deployer.start` records the release (the deploying component at its new version, every other component as it
 is) before the first shift, so that any rollback, this deployment's abort or a guard's, returns to the release
 that was live before. `Deployer.run` then, for each step, moves that share of traffic to the new version and
-evaluates the file's triggers every period for the pause. A rollback trigger that fires aborts: the alias goes
-back to the old version with no extra weight through the planner and the executor (so the abort is a recorded,
-verified rollback) and the release is marked bad. Every step healthy: the alias points at the new version.
+evaluates the file's triggers every period for the pause. A rollback trigger that fires aborts: the component
+goes back to its state in the previous release (all traffic on the old version) through the planner and the
+executor (so the abort is a recorded, verified rollback) and the release is marked bad. Every step healthy: all
+traffic is on the new version.
 
 With a `canary:` block, the canary judge (`judge/canary.py`, fed by `guard/canary.py`) compares the new version
-with the old one, both behind the alias, every period of every step below 100%. One judge serves the whole
+with the old one, both behind the component, every period of every step below 100%. One judge serves the whole
 deployment, so its alpha is per deployment; the canary's share is measured in each period from the versions'
 request counts, so a shift between steps keeps the test exact. Its verdict `rollback` aborts. An absolute
 rollback trigger that fires while the judge finds the canary no worse than the baseline (`not-the-cause`: both
@@ -24,21 +30,23 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from lastgood.config.models import Component
 from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.executor import Executor, Listener, RollbackResult
 from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, LastgoodError, Refused
-from lastgood.guard.canary import CanaryFeed, CanaryWatch
+from lastgood.guard.canary import CanaryWatch, feed_for
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
-from lastgood.kinds.base import State
+from lastgood.kinds.base import WeightedKind
+from lastgood.kinds.registry import as_weighted, get_kind, weighted_kinds
 from lastgood.ledger import store
 from lastgood.ledger.tables import DeploymentRow
 from lastgood.redact import redact
@@ -46,7 +54,7 @@ from lastgood.sources.base import MetricSource
 from lastgood.sources.prometheus import PrometheusSource
 
 RUNNING, PROMOTED, ABORTED, FAILED = "running", "promoted", "aborted", "failed"
-DEPLOYABLE_KINDS = ("lambda-alias",)
+DEPLOYABLE_KINDS = weighted_kinds()
 
 
 class DeployListener(Protocol):
@@ -146,15 +154,6 @@ def new_deployment_id() -> str:
     return "dp-" + uuid.uuid4().hex[:10]
 
 
-def alias_target(from_version: str, to_version: str, percent: float) -> State:
-    """The alias at a step: the old version with `percent` extra weight on the new one; at 100, the new one."""
-    if percent >= 100:
-        return {"version": to_version, "weights": {}}
-    if percent <= 0:
-        return {"version": from_version, "weights": {}}
-    return {"version": from_version, "weights": {to_version: round(percent / 100, 6)}}
-
-
 def result_of(row: DeploymentRow, rollback: RollbackResult | None = None) -> DeployResult:
     return DeployResult(
         id=row.id,
@@ -251,11 +250,7 @@ class Deployer:
     ) -> DeploymentRow:
         """Check, record the release, and write the deployment row. Shifts nothing yet."""
         spec = self.ctx.components([component])[0]
-        if spec.kind not in DEPLOYABLE_KINDS:
-            raise BadInput(
-                f"--component: {component} is a {spec.kind}; deploy shifts {', '.join(DEPLOYABLE_KINDS)} components"
-            )
-        label = label or version
+        kind = self._weighted(spec)
         with self.ctx.ledger.session() as session:
             busy = session.scalars(
                 select(DeploymentRow).filter_by(app=self.ctx.app, env=self.ctx.env, component=component, status=RUNNING)
@@ -265,21 +260,26 @@ class Deployer:
                     f"deployment {busy.id} of {component} is already running in {self.ctx.env} "
                     f"(promote it: lastgood promote {self.ctx.env}, or abort it: lastgood abort {self.ctx.env})"
                 )
+        current = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
+        split = kind.current_split(spec, current)
+        if split.candidate is not None:
+            raise Refused(
+                f"{component} already splits its traffic ({self.ctx.kind_of(spec).describe(current)}); "
+                "finish or undo that shift first"
+            )
+        version = kind.resolve_version(spec, self.ctx.kind_context, current, version)
+        from_version = split.stable
+        if from_version == version:
+            raise BadInput(f"{component} is already on {kind.version_noun} {version}")
+        label = label or version
+        with self.ctx.ledger.session() as session:
             if label in {r.label for r in store.list_releases(session, self.ctx.app, self.ctx.env)}:
                 raise BadInput(f"release {label!r} already exists in {self.ctx.env}; use --release with a new label")
-        current = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
-        if current.get("weights"):
-            raise Refused(
-                f"{component} already routes extra weight ({current['weights']}); finish or undo that shift first"
-            )
-        from_version = str(current["version"])
-        if from_version == version:
-            raise BadInput(f"{component} is already on version {version}")
-        self._check_version_exists(spec, version)
         previous = self._ensure_previous_release(label)
         now = self.ctx.clock.now()
         states = read_states(self.ctx, self.ctx.components(), recording=True)
-        states[component] = (spec.kind, {"version": version, "weights": {}})
+        promoted = kind.split(spec, self.ctx.kind_context, current, from_version, version, 100.0)
+        states[component] = (spec.kind, promoted)
         if redact(states) != states:
             raise BadInput("a recorded state contains a secret value; lastgood never stores secrets")
         row = DeploymentRow(
@@ -317,11 +317,14 @@ class Deployer:
             )
         return row
 
-    def _check_version_exists(self, spec: Any, version: str) -> None:
-        from lastgood.kinds.lambda_alias import _version_exists
-
-        if not _version_exists(spec, self.ctx.kind_context, version):
-            raise BadInput(f"--version: {spec.function} has no version {version!r} (publish it first)")
+    @staticmethod
+    def _weighted(spec: Component) -> WeightedKind[Any]:
+        kind = as_weighted(get_kind(spec.kind))
+        if kind is None:
+            raise BadInput(
+                f"--component: {spec.name} is a {spec.kind}; deploy shifts {', '.join(DEPLOYABLE_KINDS)} components"
+            )
+        return kind
 
     def _ensure_previous_release(self, label: str) -> str:
         """The release to go back to; when none is recorded, the live state is recorded first as one."""
@@ -371,7 +374,7 @@ class Deployer:
                     return self._abort(row.id, outcome, requested_by="lastgood-deploy")
             return self._promote(row.id, "all steps healthy")
         except LastgoodError as error:
-            # The alias may be part-way: leave the row running so that `lastgood abort --force` can finish it.
+            # The component may be part-way: leave the row running so that `lastgood abort --force` can finish it.
             self._update(row.id, message=f"stopped by an error: {error}")
             raise
 
@@ -398,11 +401,10 @@ class Deployer:
     def _canary_watch(self, row: DeploymentRow) -> CanaryWatch:
         assert self.canary is not None
         spec = self.ctx.components([row.component])[0]
-        placeholders = {"function": str(getattr(spec, "function", "")), "alias": str(getattr(spec, "alias", ""))}
+        state = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
         source = self.source if self.canary.source_type == "cloudwatch" else PrometheusSource()
-        feed = CanaryFeed(
-            self.canary, row.to_version, row.from_version, source, self.ctx.clock.now(), placeholders=placeholders
-        )
+        versions = (row.to_version, row.from_version)
+        feed = feed_for(self.canary, self._weighted(spec), spec, state, versions, source, self.ctx.clock.now())
         return CanaryWatch(self.canary, feed)
 
     def _watch(self, deployment_id: str, index: int, percent: float, judged_for: float) -> str:
@@ -628,9 +630,12 @@ class Deployer:
     # -- helpers ----------------------------------------------------------------------------------------------
 
     def _apply(self, row: DeploymentRow, percent: float) -> None:
+        """`percent` of the component's traffic on the new version, the rest on the old one."""
         spec = self.ctx.components([row.component])[0]
-        target = alias_target(row.from_version, row.to_version, percent)
-        self.ctx.kind_of(spec).apply(spec, self.ctx.kind_context, target)
+        kind, ctx = self.ctx.kind_of(spec), self.ctx.kind_context
+        state = kind.read(spec, ctx)
+        target = self._weighted(spec).split(spec, ctx, state, row.from_version, row.to_version, percent)
+        kind.apply(spec, replace(ctx, known_state=state), target)
 
     @staticmethod
     def _data(row: DeploymentRow) -> dict[str, Any]:

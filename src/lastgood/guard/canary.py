@@ -1,7 +1,8 @@
 """The canary feed: every period, the canary's and the baseline's series -> one `CanaryInterval` for the judge.
 
-Each version's requests and errors are fetched with the file's `canary:` queries, `{version}` (and `{function}`,
-`{alias}`) replaced. A period is read once it is complete; a period whose counts are missing is waited for for
+Each version's requests and errors are fetched with the file's `canary:` queries, `{version}`, `{component}` and
+the weighted kind's placeholders (`WeightedKind.placeholders`: lambda-alias `{function}`, `{alias}`; see
+`feed_for`) replaced. A period is read once it is complete; a period whose counts are missing is waited for for
 `settle` periods (data arrive late), then reported as missing: it is never counted as healthy, and never fed to
 the judge. Each period is fed once, in order.
 
@@ -19,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from lastgood.config.models import Canary, MetricQuery, PrometheusQuery
+from lastgood.config.models import Canary, Component, MetricQuery, PrometheusQuery
 from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import (
     histogram_threshold,
     slow_count_from_percentile_rank,
     slow_counts,
 )
+from lastgood.kinds.base import State, WeightedKind
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.prometheus import PrometheusSource
 
@@ -79,14 +81,17 @@ class CanaryFeed:
         since: datetime,
         placeholders: Mapping[str, str] | None = None,
         settle: int = 2,
+        version_placeholders: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """`source`: a CloudWatch or Prometheus source as the block names; periods starting at or after `since`
-        are read; `placeholders`: e.g. {"function": ..., "alias": ...} of the deploying component."""
+        are read; `placeholders`: e.g. {"function": ..., "alias": ...} of the deploying component;
+        `version_placeholders`: more, per version (e.g. an elbv2 target group's `{target_group}`)."""
         self.canary = canary
         self.versions: dict[Role, str] = {"canary": canary_version, "baseline": baseline_version}
         self.source = source
         self.period = canary.period
         self.placeholders = dict(placeholders or {})
+        self.version_placeholders = {v: dict(p) for v, p in (version_placeholders or {}).items()}
         self.settle = settle
         stamp = math.ceil(since.timestamp() / self.period) * self.period
         self.next_start = datetime.fromtimestamp(stamp, UTC)
@@ -95,7 +100,8 @@ class CanaryFeed:
     # -- the queries, per version -----------------------------------------------------------------------------
 
     def query(self, what: str, role: Role, stat: str | None = None) -> MetricQuery | PrometheusQuery:
-        values = {**self.placeholders, "version": self.versions[role]}
+        version = self.versions[role]
+        values = {**self.placeholders, **self.version_placeholders.get(version, {}), "version": version}
         if self.canary.cloudwatch is not None:
             metric = getattr(self.canary.cloudwatch, what)
             assert isinstance(metric, MetricQuery)
@@ -171,6 +177,23 @@ class CanaryFeed:
         if self.canary.cloudwatch is not None:
             return _CloudWatchLatency(self, window)
         return _PrometheusLatency(self, window)
+
+
+def feed_for(
+    canary: Canary,
+    kind: WeightedKind[Any],
+    spec: Component,
+    state: State,
+    versions: tuple[str, str],
+    source: MetricSource,
+    since: datetime,
+) -> CanaryFeed:
+    """The feed comparing `versions` (canary, baseline) of a weighted component whose live state is `state`:
+    `{component}` is its name, the kind adds its own placeholders per version (`WeightedKind.placeholders`)."""
+    per_version = {v: kind.placeholders(spec, state, v) for v in versions}
+    return CanaryFeed(
+        canary, *versions, source, since, placeholders={"component": spec.name}, version_placeholders=per_version
+    )
 
 
 class _Latency(Protocol):

@@ -15,9 +15,10 @@ from lastgood.engine.executor import Executor, Listener, RollbackResult
 from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.errors import Refused
-from lastgood.guard.canary import CanaryFeed, CanaryWatch
+from lastgood.guard.canary import CanaryWatch, feed_for
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
+from lastgood.kinds.registry import as_weighted
 from lastgood.ledger import store
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.registry import build_source, close_sources, sources_for
@@ -99,7 +100,7 @@ class Guard:
         self._built = {kind: s for kind, s in self.sources.items() if kind not in given}  # closed after run
         self._alerting: set[str] = set()
         self.canary = ctx.runbook.canary_for(ctx.env)
-        self.canaries: list[CanaryWatch] = []  # built when the guard runs: the aliases with a canary in flight
+        self.canaries: list[CanaryWatch] = []  # built when the guard runs: one per canary in flight
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
 
     @property
@@ -157,24 +158,23 @@ class Guard:
             close_sources(self._built)
 
     def _canaries_in_flight(self) -> list[CanaryWatch]:
-        """With a `canary:` block: one judge per lambda-alias whose live alias sends traffic to a second version."""
+        """With a `canary:` block: one judge per weighted component (lambda-alias, stepfunctions-alias,
+        elbv2-listener, route53-weighted) whose live split sends part, not all, of its traffic to a second version."""
         if self.canary is None:
             return []
         watches = []
         for spec in self.ctx.components():
-            if spec.kind != "lambda-alias":
+            kind = as_weighted(self.ctx.kind_of(spec))
+            if kind is None:
                 continue
             state = self.ctx.kind_of(spec).read(spec, self.ctx.kind_context)
-            weights: dict[str, float] = state.get("weights") or {}
-            if not weights:
+            split = kind.current_split(spec, state)
+            if not split.in_flight or split.candidate is None:
                 continue
-            canary_version = max(weights, key=lambda v: weights[v])
             source = self._canary_source(self.canary.source_type)
-            placeholders = {"function": str(getattr(spec, "function", "")), "alias": str(getattr(spec, "alias", ""))}
-            feed = CanaryFeed(
-                self.canary, canary_version, str(state["version"]), source, self.ctx.clock.now(), placeholders
-            )
-            watches.append(CanaryWatch(self.canary, feed, f"{spec.name} at {weights[canary_version] * 100:g}%"))
+            versions = (split.candidate, split.stable)
+            feed = feed_for(self.canary, kind, spec, state, versions, source, self.ctx.clock.now())
+            watches.append(CanaryWatch(self.canary, feed, f"{spec.name} at {split.weight * 100:g}%"))
         return watches
 
     def _canary_source(self, source_type: str) -> MetricSource:

@@ -1,4 +1,9 @@
-"""The component-kind interface: read the live state, compare it to a recorded one, apply, verify, IAM."""
+"""The component-kind interface: read the live state, compare it to a recorded one, apply, verify, IAM.
+
+`WeightedKind` is the optional second interface of the kinds that split traffic between versions by weight
+(lambda-alias, stepfunctions-alias, elbv2-listener, route53-weighted): `lastgood deploy` shifts them step by step
+and the guard's canary judge compares their two versions.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.models import Component
+from lastgood.errors import StepFailed
 
 State = dict[str, Any]
 """A component's recorded state: JSON-able, never a secret value (values are stored as hashes)."""
@@ -183,3 +189,67 @@ class Kind(ABC, Generic[SpecT]):
 
     def release_stop(self, spec: SpecT, ctx: KindContext, saved: State) -> ApplyResult:
         raise NotImplementedError(f"{self.name} has no emergency stop")
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a weighted component shares its traffic, in `lastgood deploy`'s names of its versions."""
+
+    stable: str
+    """The version taking the traffic (lambda-alias: the alias's version; the others: the most weight)."""
+    candidate: str | None = None
+    """A second version taking part of the traffic, if any."""
+    weight: float = 0.0
+    """The candidate's share of the traffic, 0 to 1."""
+
+    @property
+    def in_flight(self) -> bool:
+        """A canary is in flight: a second version takes some, not all, of the traffic."""
+        return self.candidate is not None and 0 < self.weight < 1
+
+
+class WeightedKind(ABC, Generic[SpecT]):
+    """A kind whose component splits traffic between versions by weight. A version is what the user types
+    after `--version` (normalised by `resolve_version`): a Lambda version, a state machine version number, a
+    target group name, a record set's SetIdentifier."""
+
+    version_noun: ClassVar[str] = "version"
+    """How messages name a version of this kind, e.g. "target group"."""
+
+    @abstractmethod
+    def resolve_version(self, spec: SpecT, ctx: KindContext, state: State, version: str) -> str:
+        """`version` as the user typed it -> the name `current_split` uses; BadInput when there is no such one.
+        `state` is the live state (read moments ago). Reads only."""
+
+    @abstractmethod
+    def current_split(self, spec: SpecT, state: State) -> Split:
+        """Which versions take the traffic in `state`, and the second one's share."""
+
+    @abstractmethod
+    def split(self, spec: SpecT, ctx: KindContext, state: State, stable: str, candidate: str, percent: float) -> State:
+        """The state with `percent` of the traffic on `candidate` and the rest on `stable` (at 100 all on the
+        candidate, at 0 all on the stable one); any other version of `state` gets no traffic. Reads only."""
+
+    def placeholders(self, spec: SpecT, state: State, version: str) -> dict[str, str]:
+        """The canary queries' placeholders for `version` (besides {version} and {component}), from `state`."""
+        return {}
+
+
+def split_by_weight(weights: Mapping[str, float], order: Callable[[str], Any] = str) -> Split:
+    """The split of a kind that weighs its versions alike: the stable one takes the most weight, the candidate
+    the next most (ties: the first in `order`, e.g. the older version, is the stable one)."""
+    if not weights:
+        raise StepFailed("no version takes traffic: nothing to split")
+    ranked = sorted(weights, key=lambda v: (-weights[v], order(v)))
+    total = sum(w for w in weights.values() if w > 0)
+    if len(ranked) < 2 or weights[ranked[1]] <= 0:
+        return Split(ranked[0])
+    return Split(ranked[0], ranked[1], weights[ranked[1]] / total)
+
+
+def whole_percent(percent: float) -> int:
+    """A share in whole percents for the kinds whose weights are integers; a step strictly between 0 and 100
+    stays strictly between them."""
+    if percent <= 0 or percent >= 100:
+        return 0 if percent <= 0 else 100
+    return min(max(round(percent), 1), 99)

@@ -12,8 +12,19 @@ from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import ResourceNotFound, StepFailed
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.errors import BadInput, ResourceNotFound, StepFailed
+from lastgood.kinds.base import (
+    ApplyResult,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    Split,
+    State,
+    WeightedKind,
+    split_by_weight,
+    whole_percent,
+)
 
 
 class Elbv2ListenerSpec(Component):
@@ -24,10 +35,11 @@ class Elbv2ListenerSpec(Component):
     )
 
 
-class Elbv2Listener(Kind[Elbv2ListenerSpec]):
+class Elbv2Listener(Kind[Elbv2ListenerSpec], WeightedKind[Elbv2ListenerSpec]):
     name = "elbv2-listener"
     spec_model = Elbv2ListenerSpec
     estimate_seconds = 2.0
+    version_noun = "target group"
 
     def read(self, spec: Elbv2ListenerSpec, ctx: KindContext) -> State:
         return {"target_groups": _weights(_forward(self._actions(spec, ctx), spec))}
@@ -85,6 +97,33 @@ class Elbv2Listener(Kind[Elbv2ListenerSpec]):
         total = sum(groups.values()) or 1
         return ", ".join(f"{_tg_name(arn)} {weight * 100 / total:g}%" for arn, weight in groups.items())
 
+    # -- weighted: a version is a target group, by name (its ARN is accepted) -----------------------------------
+
+    def resolve_version(self, spec: Elbv2ListenerSpec, ctx: KindContext, state: State, version: str) -> str:
+        return _tg_name(_target_group_arn(ctx, version))
+
+    def current_split(self, spec: Elbv2ListenerSpec, state: State) -> Split:
+        return split_by_weight({_tg_name(arn): float(w) for arn, w in state["target_groups"].items()})
+
+    def split(
+        self, spec: Elbv2ListenerSpec, ctx: KindContext, state: State, stable: str, candidate: str, percent: float
+    ) -> State:
+        """Weights in whole percents; the other groups of the forward action stay in it with weight 0."""
+        groups: dict[str, int] = {arn: 0 for arn in state["target_groups"]}
+        arns = {_tg_name(arn): arn for arn in groups}
+        share = whole_percent(percent)
+        for name, weight in ((stable, 100 - share), (candidate, share)):
+            groups[arns.get(name) or _target_group_arn(ctx, name)] = weight
+        return {"target_groups": dict(sorted(groups.items()))}
+
+    def placeholders(self, spec: Elbv2ListenerSpec, state: State, version: str) -> dict[str, str]:
+        """CloudWatch's AWS/ApplicationELB dimensions: TargetGroup (targetgroup/NAME/ID), LoadBalancer."""
+        out = {"load_balancer": _load_balancer(spec.listener_arn)}
+        arn = next((a for a in state["target_groups"] if _tg_name(a) == version), None)
+        if arn is not None:
+            out["target_group"] = arn.split(":")[-1]
+        return out
+
     def iam_statements(self, spec: Elbv2ListenerSpec, scope: IamScope) -> list[IamStatement]:
         if spec.rule_arn:
             return [
@@ -141,6 +180,25 @@ def _with_weights(action: dict[str, Any], weights: dict[str, int]) -> dict[str, 
 
 def _arn(group: dict[str, Any]) -> str:
     return str(group["TargetGroupArn"])
+
+
+def _target_group_arn(ctx: KindContext, version: str) -> str:
+    """A target group's ARN, from its name or ARN; BadInput when there is none."""
+    query = {"TargetGroupArns": [version]} if version.startswith("arn:") else {"Names": [version]}
+    try:
+        with map_aws_errors(f"elbv2:DescribeTargetGroups {version}"):
+            groups = ctx.aws.client("elbv2").describe_target_groups(**query)["TargetGroups"]
+    except ResourceNotFound:
+        groups = []
+    if not groups:
+        raise BadInput(f"--version: no target group {version!r} (create it and register its targets first)")
+    return str(groups[0]["TargetGroupArn"])
+
+
+def _load_balancer(listener_arn: str) -> str:
+    """arn:...:listener/app/NAME/LB_ID/LISTENER_ID -> app/NAME/LB_ID (CloudWatch's LoadBalancer dimension)."""
+    path = listener_arn.split(":")[-1].split("/")
+    return "/".join(path[1:4]) if len(path) >= 4 else listener_arn
 
 
 def _tg_name(arn: str) -> str:

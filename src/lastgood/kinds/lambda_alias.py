@@ -8,8 +8,18 @@ from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import ResourceNotFound
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
+from lastgood.errors import BadInput, ResourceNotFound
+from lastgood.kinds.base import (
+    ApplyResult,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    ReadinessCheck,
+    Split,
+    State,
+    WeightedKind,
+)
 
 
 class LambdaAliasSpec(Component):
@@ -23,7 +33,7 @@ def _weights(routing: dict[str, Any] | None) -> dict[str, float]:
     return {str(version): round(float(weight), 6) for version, weight in weights.items()}
 
 
-class LambdaAlias(Kind[LambdaAliasSpec]):
+class LambdaAlias(Kind[LambdaAliasSpec], WeightedKind[LambdaAliasSpec]):
     name = "lambda-alias"
     spec_model = LambdaAliasSpec
     estimate_seconds = 1.0
@@ -74,6 +84,33 @@ class LambdaAlias(Kind[LambdaAliasSpec]):
         if not weights:
             return "no extra weight"
         return ", ".join(f"{w * 100:g}% to version {v}" for v, w in sorted(weights.items()))
+
+    # -- weighted: a version is the function's version number ---------------------------------------------------
+
+    def resolve_version(self, spec: LambdaAliasSpec, ctx: KindContext, state: State, version: str) -> str:
+        if not _version_exists(spec, ctx, version):
+            raise BadInput(f"--version: {spec.function} has no version {version!r} (publish it first)")
+        return version
+
+    def current_split(self, spec: LambdaAliasSpec, state: State) -> Split:
+        weights = {v: w for v, w in (state.get("weights") or {}).items() if w > 0}
+        if not weights:
+            return Split(str(state["version"]))
+        candidate = max(weights, key=lambda v: weights[v])
+        return Split(str(state["version"]), candidate, float(weights[candidate]))
+
+    def split(
+        self, spec: LambdaAliasSpec, ctx: KindContext, state: State, stable: str, candidate: str, percent: float
+    ) -> State:
+        """The stable version with `percent` extra weight on the candidate; at 100, the candidate alone."""
+        if percent >= 100:
+            return {"version": candidate, "weights": {}}
+        if percent <= 0:
+            return {"version": stable, "weights": {}}
+        return {"version": stable, "weights": {candidate: round(percent / 100, 6)}}
+
+    def placeholders(self, spec: LambdaAliasSpec, state: State, version: str) -> dict[str, str]:
+        return {"function": spec.function, "alias": spec.alias}
 
     def iam_statements(self, spec: LambdaAliasSpec, scope: IamScope) -> list[IamStatement]:
         base = (

@@ -9,7 +9,7 @@ from lastgood.errors import BadInput
 from lastgood.kinds.amplify_branch import AmplifyBranch
 from lastgood.kinds.apigateway_stage import ApigatewayStage
 from lastgood.kinds.aurora_cluster import AuroraCluster
-from lastgood.kinds.base import Kind
+from lastgood.kinds.base import Kind, WeightedKind
 from lastgood.kinds.cloudformation_stack import CloudFormationStack
 from lastgood.kinds.codedeploy import CodeDeploy
 from lastgood.kinds.command import Command
@@ -37,6 +37,15 @@ def get_kind(name: str) -> Kind[Any]:
     if name not in KINDS:
         raise BadInput(f"unknown kind {name!r}{did_you_mean(name, KINDS)}")
     return KINDS[name]
+
+
+def weighted_kinds() -> tuple[str, ...]:
+    """The kinds that split traffic between versions by weight: the ones `lastgood deploy` shifts."""
+    return tuple(name for name, kind in KINDS.items() if isinstance(kind, WeightedKind))
+
+
+def as_weighted(kind: Kind[Any]) -> WeightedKind[Any] | None:
+    return kind if isinstance(kind, WeightedKind) else None
 
 
 for _kind in (

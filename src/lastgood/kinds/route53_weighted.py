@@ -13,8 +13,20 @@ from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import ResourceNotFound
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.errors import BadInput, ResourceNotFound
+from lastgood.kinds.base import (
+    ApplyResult,
+    Change,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    Split,
+    State,
+    WeightedKind,
+    split_by_weight,
+    whole_percent,
+)
 
 DEFAULT_TYPES = ("A", "CNAME")
 
@@ -34,10 +46,11 @@ class Route53WeightedSpec(Component):
         return self.record_name.rstrip(".").lower() + "."
 
 
-class Route53Weighted(Kind[Route53WeightedSpec]):
+class Route53Weighted(Kind[Route53WeightedSpec], WeightedKind[Route53WeightedSpec]):
     name = "route53-weighted"
     spec_model = Route53WeightedSpec
     estimate_seconds = 2.0
+    version_noun = "record set"
 
     def read(self, spec: Route53WeightedSpec, ctx: KindContext) -> State:
         records = {r["SetIdentifier"]: _entry(r) for r in self._record_sets(spec, ctx)}
@@ -108,6 +121,32 @@ class Route53Weighted(Kind[Route53WeightedSpec]):
         records = state["records"]
         total = sum(r["weight"] for r in records.values()) or 1
         return ", ".join(f"{s} {r['weight'] * 100 / total:g}%" for s, r in records.items())
+
+    # -- weighted: a version is a record set's SetIdentifier -----------------------------------------------------
+
+    def resolve_version(self, spec: Route53WeightedSpec, ctx: KindContext, state: State, version: str) -> str:
+        if version not in state["records"]:
+            known = ", ".join(state["records"])
+            raise BadInput(
+                f"--version: {spec.fqdn} has no weighted record set {version!r} (it has {known}); "
+                "create it with weight 0 first"
+            )
+        return version
+
+    def current_split(self, spec: Route53WeightedSpec, state: State) -> Split:
+        return split_by_weight({s: float(r["weight"]) for s, r in state["records"].items()})
+
+    def split(
+        self, spec: Route53WeightedSpec, ctx: KindContext, state: State, stable: str, candidate: str, percent: float
+    ) -> State:
+        """Weights in whole percents (Route 53 takes 0-255); the other record sets get weight 0."""
+        share = whole_percent(percent)
+        weights = {stable: 100 - share, candidate: share}
+        records = {s: {**r, "weight": weights.get(s, 0)} for s, r in state["records"].items()}
+        return {"records": records}
+
+    def placeholders(self, spec: Route53WeightedSpec, state: State, version: str) -> dict[str, str]:
+        return {"record_name": spec.fqdn, "hosted_zone_id": spec.zone}
 
     def iam_statements(self, spec: Route53WeightedSpec, scope: IamScope) -> list[IamStatement]:
         return [

@@ -8,8 +8,19 @@ from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import ResourceNotFound
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.errors import BadInput, ResourceNotFound
+from lastgood.kinds.base import (
+    ApplyResult,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    Split,
+    State,
+    WeightedKind,
+    split_by_weight,
+    whole_percent,
+)
 
 
 class StepfunctionsAliasSpec(Component):
@@ -27,7 +38,7 @@ class StepfunctionsAliasSpec(Component):
         return self
 
 
-class StepfunctionsAlias(Kind[StepfunctionsAliasSpec]):
+class StepfunctionsAlias(Kind[StepfunctionsAliasSpec], WeightedKind[StepfunctionsAliasSpec]):
     name = "stepfunctions-alias"
     spec_model = StepfunctionsAliasSpec
     estimate_seconds = 1.0
@@ -77,6 +88,49 @@ class StepfunctionsAlias(Kind[StepfunctionsAliasSpec]):
             return "nothing"
         return ", ".join(f"{r['weight']}% to version {_version(r['version_arn'])}" for r in routes)
 
+    # -- weighted: a version is the state machine's version number (its ARN is accepted) -------------------------
+
+    def resolve_version(self, spec: StepfunctionsAliasSpec, ctx: KindContext, state: State, version: str) -> str:
+        machine = self._alias_arn(spec, ctx).rsplit(":", 1)[0]
+        number = version
+        if version.startswith("arn:"):
+            if version.rsplit(":", 1)[0] != machine:
+                raise BadInput(f"--version: {version} is not a version of state machine {machine}")
+            number = version.rsplit(":", 1)[1]
+        if not number.isdigit():
+            raise BadInput(f"--version: a state machine version is a number or a version ARN, not {version!r}")
+        try:
+            with map_aws_errors(f"states:DescribeStateMachine {machine}:{number}"):
+                ctx.aws.client("stepfunctions").describe_state_machine(stateMachineArn=f"{machine}:{number}")
+        except ResourceNotFound:
+            raise BadInput(f"--version: {machine} has no version {number} (publish it first)") from None
+        return number
+
+    def current_split(self, spec: StepfunctionsAliasSpec, state: State) -> Split:
+        weights = {_version(r["version_arn"]): float(r["weight"]) for r in state["routing"]}
+        return split_by_weight(weights, order=int)
+
+    def split(
+        self,
+        spec: StepfunctionsAliasSpec,
+        ctx: KindContext,
+        state: State,
+        stable: str,
+        candidate: str,
+        percent: float,
+    ) -> State:
+        """Step Functions weights are whole percents, and an alias routes to at most two versions."""
+        machine = _machine(state)
+        share = whole_percent(percent)
+        routes = [(stable, 100 - share), (candidate, share)]
+        config = [{"stateMachineVersionArn": f"{machine}:{v}", "weight": w} for v, w in routes if w > 0]
+        return {"routing": _routing(config)}
+
+    def placeholders(self, spec: StepfunctionsAliasSpec, state: State, version: str) -> dict[str, str]:
+        machine = _machine(state)
+        alias = spec.alias_arn or f"{machine}:{spec.alias}"
+        return {"version_arn": f"{machine}:{version}", "state_machine_arn": machine, "alias_arn": alias}
+
     def iam_statements(self, spec: StepfunctionsAliasSpec, scope: IamScope) -> list[IamStatement]:
         if spec.alias_arn:
             alias = spec.alias_arn
@@ -100,6 +154,13 @@ class StepfunctionsAlias(Kind[StepfunctionsAliasSpec]):
                     purpose=f"find state machine {spec.state_machine}",
                 )
             )
+        statements.append(
+            IamStatement(
+                actions=("states:DescribeStateMachine",),
+                resources=(f"{alias.rsplit(':', 1)[0]}:*",),
+                purpose="deploy: the version to shift to exists",
+            )
+        )
         return statements
 
 
@@ -110,3 +171,10 @@ def _routing(config: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _version(version_arn: str) -> str:
     return version_arn.rsplit(":", 1)[-1]
+
+
+def _machine(state: State) -> str:
+    """The state machine's ARN, from the versions the alias routes to."""
+    if not state["routing"]:
+        raise ResourceNotFound("the alias routes to no state machine version")
+    return str(state["routing"][0]["version_arn"]).rsplit(":", 1)[0]
