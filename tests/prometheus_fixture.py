@@ -7,11 +7,13 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,32 @@ def free_port() -> int:
 def get_json(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=2) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@contextmanager
+def serving_exposition(exposition: Callable[[], bytes]) -> Iterator[str]:
+    """An exporter on localhost answering every scrape with `exposition()` (Prometheus' text format); yields its
+    host:port, the target for `running_prometheus`."""
+
+    class Exporter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from statistics import NormalDist
 
 import numpy as np
@@ -33,7 +32,7 @@ from lastgood.guard.canary import QUANTILES, CanaryFeed, CanaryReading
 from lastgood.judge.canary import CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import histogram_threshold
 from lastgood.sources.prometheus import PrometheusSource
-from prometheus_fixture import SCRAPE_INTERVAL, running_prometheus
+from prometheus_fixture import SCRAPE_INTERVAL, running_prometheus, serving_exposition
 
 PERIOD = 5  # seconds: a 1 s scrape interval leaves 4 s between the first and the last sample of a period
 TICK = 0.5  # the exporter's traffic step
@@ -221,35 +220,19 @@ class Run:
     readings: dict[str, list[CanaryReading]]
 
 
-class Exporter(BaseHTTPRequestHandler):
-    traffic: Traffic  # set on a subclass by the fixture
-
-    def do_GET(self) -> None:
-        body = self.traffic.exposition()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     traffic = Traffic()
-    handler = type("TrafficExporter", (Exporter,), {"traffic": traffic})
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threads = [threading.Thread(target=exporter.serve_forever, daemon=True), threading.Thread(target=traffic.run)]
-    for thread in threads:
-        thread.start()
+    ticking = threading.Thread(target=traffic.run)
+    ticking.start()
     # Ready once the baseline's histogram has 7 samples: the period before the first judged one (its latency
     # thresholds) is then covered by scrapes.
     ready = f"count_over_time({bucket_key(BASELINE, math.inf)}[1m])"
-    target = f"127.0.0.1:{exporter.server_address[1]}"
     try:
-        with running_prometheus(tmp_path_factory.mktemp("prometheus"), target, ready, 7) as url:
+        with (
+            serving_exposition(traffic.exposition) as target,
+            running_prometheus(tmp_path_factory.mktemp("prometheus"), target, ready, 7) as url,
+        ):
             canary = canary_block(url)
             since = datetime.now(UTC)
             feeds = {v: CanaryFeed(canary, v, BASELINE, PrometheusSource(timeout=5), since) for v in CANARIES}
@@ -265,9 +248,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             yield Run(traffic, canary, readings)
     finally:
         traffic.stop.set()
-        exporter.shutdown()
-        for thread in threads:
-            thread.join(timeout=5)
+        ticking.join(timeout=5)
 
 
 def intervals(run: Run, version: str) -> list[CanaryReading]:

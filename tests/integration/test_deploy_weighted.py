@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +21,14 @@ from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings, Canary
 from lastgood.demo.endpoint import LocalEndpoint
 from lastgood.engine.context import EnvContext
-from lastgood.engine.deploy import DEPLOYABLE_KINDS, Deployer, DeployResult, get_deployment, request
+from lastgood.engine.deploy import (
+    DEPLOYABLE_KINDS,
+    Deployer,
+    DeployResult,
+    QuietDeployListener,
+    get_deployment,
+    request,
+)
 from lastgood.engine.record import record_release
 from lastgood.guard.canary import feed_for
 from lastgood.kinds.elbv2_listener import Elbv2Listener, Elbv2ListenerSpec
@@ -213,7 +219,7 @@ CASES = [
 IDS = [c.component for c in CASES]
 
 
-class WatchingListener:
+class WatchingListener(QuietDeployListener):
     """Reads the component's live split from AWS at every shift: what the step really did."""
 
     def __init__(self, case: Case, aws: AwsClients, stack: Stack) -> None:
@@ -222,18 +228,6 @@ class WatchingListener:
 
     def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
         self.seen[percent] = self.case.live(self.aws, self.stack)
-
-    def evaluated(self, verdicts: list[Any]) -> None:
-        pass
-
-    def judged(self, decision: dict[str, Any]) -> None:
-        pass
-
-    def canary(self, state: dict[str, Any]) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
 
 
 def test_every_weighted_kind_is_deployable() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,23 +13,24 @@ from lastgood.guard.loop import window_end
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.prometheus import PrometheusSource
-from prometheus_fixture import free_port, running_prometheus
+from prometheus_fixture import free_port, running_prometheus, serving_exposition
 
 ERRORS = 'sum(increase(app_requests_total{code="500"}[3s]))'
 TOTAL = "sum(increase(app_requests_total[3s]))"
 
 
-class Exporter(BaseHTTPRequestHandler):
+class Exposition:
     """Each scrape: 9 more 200s, 1 more 500 (10% errors); latencies 0.05s (8 of 10) and 0.3s (2 of 10)."""
 
-    scrapes = 0
-    lock = threading.Lock()
+    def __init__(self) -> None:
+        self.scrapes = 0
+        self.lock = threading.Lock()
 
-    def do_GET(self) -> None:
-        with Exporter.lock:
-            Exporter.scrapes += 1
-            n = Exporter.scrapes
-        body = (
+    def __call__(self) -> bytes:
+        with self.lock:
+            self.scrapes += 1
+            n = self.scrapes
+        return (
             "# TYPE app_requests_total counter\n"
             f'app_requests_total{{code="200"}} {9 * n}\n'
             f'app_requests_total{{code="500"}} {n}\n'
@@ -41,29 +41,17 @@ class Exporter(BaseHTTPRequestHandler):
             f"app_latency_seconds_sum {n * (8 * 0.05 + 2 * 0.3):.2f}\n"
             f"app_latency_seconds_count {10 * n}\n"
         ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
     # Ready: the target is up, with enough scrapes for 3s windows over 5s ending 2s ago.
     ready = 'count_over_time(app_requests_total{code="500"}[1m])'
-    try:
-        with running_prometheus(
-            tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{exporter.server_address[1]}", ready, 10
-        ) as url:
-            yield url
-    finally:
-        exporter.shutdown()
+    with (
+        serving_exposition(Exposition()) as target,
+        running_prometheus(tmp_path_factory.mktemp("prometheus"), target, ready, 10) as url,
+    ):
+        yield url
 
 
 def last_seconds(seconds: int) -> tuple[datetime, datetime]:

@@ -54,6 +54,15 @@ class Component(Strict):
 _HIGH_RESOLUTION_PERIODS = {1.0, 5.0, 10.0, 30.0}
 
 
+def _check_period(value: float, cloudwatch: bool) -> float:
+    if cloudwatch:
+        if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
+            raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
+    elif value <= 0:
+        raise ValueError("the period must be positive")
+    return value
+
+
 class MetricQuery(Strict):
     namespace: str
     metric: str
@@ -170,12 +179,8 @@ class Trigger(Strict):
     @field_validator("period")
     @classmethod
     def _cloudwatch_period(cls, value: float, info: ValidationInfo) -> float:
-        if info.data.get("cloudwatch") is not None or not any(info.data.get(k) for k in ("prometheus", "probe")):
-            if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
-                raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
-        elif value <= 0:
-            raise ValueError("the period must be positive")
-        return value
+        cloudwatch = info.data.get("cloudwatch") is not None
+        return _check_period(value, cloudwatch or not any(info.data.get(k) for k in ("prometheus", "probe")))
 
     @model_validator(mode="after")
     def _window_covers_period(self) -> Trigger:
@@ -356,12 +361,7 @@ class Canary(Strict):
     @field_validator("period")
     @classmethod
     def _period(cls, value: float, info: ValidationInfo) -> float:
-        if info.data.get("cloudwatch") is not None:
-            if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
-                raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
-        elif value <= 0:
-            raise ValueError("the period must be positive")
-        return value
+        return _check_period(value, cloudwatch=info.data.get("cloudwatch") is not None)
 
     @field_validator("warmup")
     @classmethod

@@ -78,12 +78,7 @@ def notify(ctx: EnvContext, event: str, rollback_id: str, details: list[str] | N
     if isinstance(ctx.dispatch, NopDispatcher):
         return
     message = message_from_rollback(event, {**facts(ctx, rollback_id), **extra}, details=details or ())
-    ctx.dispatch.send(message)
-    channels = ", ".join(_channel_types(ctx))
-    with ctx.ledger.session() as session:
-        message_text = f"{event} to {channels}: {message.status}"
-        data = {"event": event, "channel": channels}
-        store.add_event(session, ctx.app, ctx.env, "notify-sent", message_text, ctx.clock.now(), rollback_id, data)
+    _send(ctx, message, rollback_id)
 
 
 def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action: str, details: list[str]) -> None:
@@ -92,11 +87,17 @@ def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action
         return
     status = "alert only: no rollback"
     message = Message(event, ctx.app, ctx.env, reference, issue, "see the details", action, "n/a", status, details)
+    _send(ctx, message, None, reference=reference)
+
+
+def _send(ctx: EnvContext, message: Message, rollback_id: str | None, **data: str) -> None:
+    """Hand the message to the dispatcher and write `notify-sent` to the timeline."""
     ctx.dispatch.send(message)
+    channels = ", ".join(_channel_types(ctx))
     with ctx.ledger.session() as session:
-        text = f"{event} to {', '.join(_channel_types(ctx))}: {status}"
-        data = {"event": event, "channel": ", ".join(_channel_types(ctx)), "reference": reference}
-        store.add_event(session, ctx.app, ctx.env, "notify-sent", text, ctx.clock.now(), None, data)
+        text = f"{message.event} to {channels}: {message.status}"
+        event_data = {"event": message.event, "channel": channels, **data}
+        store.add_event(session, ctx.app, ctx.env, "notify-sent", text, ctx.clock.now(), rollback_id, event_data)
 
 
 def _channel_types(ctx: EnvContext) -> list[str]:
