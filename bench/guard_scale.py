@@ -49,12 +49,12 @@ from lastgood.clock import Clock, FakeClock, SystemClock
 from lastgood.config.loader import parse_runbook
 from lastgood.config.models import AwsSettings
 from lastgood.demo.endpoint import FAKE_CREDENTIALS, free_port
-from lastgood.engine.context import EnvContext
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
 from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import DISPERSION_WINDOW
 from lastgood.ledger.db import Ledger, open_ledger
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
 

@@ -6,6 +6,7 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   ├── UnknownRelease
 │   └── UnknownRollback
 ├── Refused                   exit 3: no confirmation, or nothing to roll back to
+│   └── EnvironmentHeld       another operation holds the environment (its holder named)
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
 │   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
 │   ├── ResourceNotFound
@@ -43,6 +44,16 @@ class UnknownRollback(BadInput):
 
 class Refused(LastgoodError):
     exit_code = 3
+
+
+class EnvironmentHeld(Refused):
+    def __init__(self, message: str, holder: dict[str, object]) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class LeaseLost(LastgoodError):
+    """This process's claim expired and another took the operation over: it must stop writing."""
 
 
 class AwsError(LastgoodError):

@@ -19,12 +19,12 @@ from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
 from lastgood.demo import shop
 from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
-from lastgood.engine.context import EnvContext
 from lastgood.engine.deploy import Deployer, DeployResult, get_deployment, parse_steps, request
 from lastgood.engine.record import record_release
 from lastgood.errors import BadInput
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 API = "shop-api-prod"

@@ -20,7 +20,6 @@ from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings, Canary
 from lastgood.demo.endpoint import LocalEndpoint
-from lastgood.engine.context import EnvContext
 from lastgood.engine.deploy import (
     DEPLOYABLE_KINDS,
     Deployer,
@@ -37,6 +36,7 @@ from lastgood.kinds.stepfunctions_alias import StepfunctionsAlias, Stepfunctions
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.ledger.tables import DeploymentRow
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"

@@ -12,11 +12,11 @@ from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import MetricQuery
 from lastgood.demo import shop
-from lastgood.engine.context import EnvContext
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import Guard
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
 

@@ -21,7 +21,6 @@ from lastgood.cli.app import main
 from lastgood.cli.kpis_cmd import parse_since
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
-from lastgood.engine.context import EnvContext
 from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, RetryPolicy
 from lastgood.engine.planner import build_plan
@@ -31,6 +30,7 @@ from lastgood.kinds.fake import FakeWorld, installed
 from lastgood.ledger import store
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.ledger.tables import EventRow, RollbackRow, StepRow
+from lastgood.runtime.context import EnvContext
 
 FAST = RetryPolicy(attempts=2, base_delay=0.1, max_delay=0.2, verify_interval=0.1)
 RUNBOOK = """\

@@ -39,6 +39,7 @@ TABLES = {
     "release_components",
     "rollbacks",
     "steps",
+    "holds",
     "events",
     "emergency_stops",
     "audit_head",

@@ -18,11 +18,11 @@ from lastgood.cli.app import main
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.engine.approvals import sign_token
-from lastgood.engine.context import EnvContext
 from lastgood.guard.loop import Guard
 from lastgood.kinds.fake import FakeWorld, installed
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.base import Series, SeriesRequest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

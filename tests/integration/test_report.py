@@ -23,7 +23,6 @@ from lastgood.cli.app import main
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, transition
-from lastgood.engine.context import EnvContext
 from lastgood.engine.executor import Executor, RetryPolicy
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
@@ -32,6 +31,7 @@ from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.ledger.tables import ApprovalRow, StepRow
 from lastgood.report import IncidentReport, build_report, render_html, render_markdown
+from lastgood.runtime.context import EnvContext
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -12,7 +12,6 @@ from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import parse_runbook
 from lastgood.domain.states import RollbackStatus, StepStatus
-from lastgood.engine.context import EnvContext
 from lastgood.engine.executor import Executor, RetryPolicy, RollbackResult
 from lastgood.engine.planner import Plan, build_plan
 from lastgood.engine.record import record_release
@@ -24,6 +23,7 @@ from lastgood.kinds.registry import get_kind
 from lastgood.ledger import store
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.ledger.tables import RollbackRow, StepRow
+from lastgood.runtime.context import EnvContext
 
 FAST = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8.0, verify_interval=0.5)
 

@@ -11,10 +11,10 @@ from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import parse_runbook
 from lastgood.engine import stop as emergency
-from lastgood.engine.context import EnvContext
 from lastgood.errors import BadInput, Refused
 from lastgood.kinds.fake import FakeWorld, installed
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 
 RUNBOOK = """
 app: shop

@@ -20,10 +20,10 @@ from lastgood.cli.common import (
 from lastgood.engine.approvals import approve as approve_rollback
 from lastgood.engine.approvals import deny as deny_rollback
 from lastgood.engine.approvals import sign_token
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.executor import Executor
 from lastgood.errors import BadInput
 from lastgood.ledger import store
+from lastgood.runtime.context import EnvContext
 
 IdArgument = Annotated[str, typer.Argument(help="The rollback id", metavar="ID")]
 
@@ -53,7 +53,7 @@ def approve(
     from lastgood.cli.rollback_cmd import execute, finish
 
     ctx, method = _context(rollback_id, file, parallel)
-    outcome = approve_rollback(ctx, rollback_id, current_user(), token)
+    outcome = approve_rollback(ctx, rollback_id, ctx.actor.name, token)
     line = f"{rollback_id}: approved by {', '.join(outcome.approvers)} ({outcome.approvals} of {outcome.needed})"
     if not outcome.complete or no_run or method == "planned-rollback":
         emit(
@@ -64,7 +64,7 @@ def approve(
         return
     if output == OutputFormat.text:
         stdout.print(line + "; starting the rollback")
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         total = len(store.get_rollback(session, rollback_id).steps)
     finish(execute(Executor(ctx), rollback_id, total, output), output)
 
@@ -77,7 +77,7 @@ def deny(
 ) -> None:
     """Deny a rollback that awaits approval, with the reason recorded."""
     ctx, _method = _context(rollback_id, file)
-    deny_rollback(ctx, rollback_id, current_user(), reason)
+    deny_rollback(ctx, rollback_id, ctx.actor.name, reason)
     emit(
         output,
         {"id": rollback_id, "status": "denied", "reason": reason},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -15,10 +17,11 @@ from rich.console import Console
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
-from lastgood.engine.context import EnvContext
-from lastgood.engine.notifications import dispatcher_for
+from lastgood.domain.actor import Actor
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.redact import RedactingStream, redact
+from lastgood.runtime.context import EnvContext
+from lastgood.runtime.notifications import dispatcher_for
 
 
 class OutputFormat(StrEnum):
@@ -57,6 +60,12 @@ def ledger_for(runbook: Runbook) -> Ledger:
     return open_ledger(resolve_url(runbook.state, runbook.base_dir))
 
 
+def cli_actor(runbook: Runbook) -> Actor:
+    """The one place the acting user is read: LASTGOOD_USER, else the OS user; roles from the file's policy."""
+    name = os.environ.get("LASTGOOD_USER") or getpass.getuser()
+    return Actor(name=name, roles=frozenset(runbook.policy.roles_of(name)), via="cli")
+
+
 def open_env(file: Path | None, env: str, parallel: int = 16) -> EnvContext:
     runbook = open_runbook(file)
     environment = runbook.environment(env)
@@ -66,6 +75,7 @@ def open_env(file: Path | None, env: str, parallel: int = 16) -> EnvContext:
         ledger=ledger_for(runbook),
         aws=AwsClients(environment.aws, max_pool_connections=parallel + 4),
         concurrency=parallel,
+        actor=cli_actor(runbook),
     )
     ctx.dispatch = dispatcher_for(ctx)
     return ctx

@@ -21,7 +21,6 @@ from lastgood.cli.common import (
     stdout,
 )
 from lastgood.config.durations import format_duration, parse_duration
-from lastgood.engine.context import EnvContext
 from lastgood.engine.deploy import (
     PROMOTED,
     RUNNING,
@@ -36,6 +35,7 @@ from lastgood.engine.deploy import (
 from lastgood.errors import BadInput, Refused
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger.tables import DeploymentRow
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}

@@ -11,10 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, ledger_for, open_runbook, stdout
+from lastgood.cli.common import (
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    cli_actor,
+    emit,
+    ledger_for,
+    open_runbook,
+    stdout,
+)
 from lastgood.clock import utcnow
 from lastgood.config.durations import format_duration, parse_duration
-from lastgood.engine.context import current_user
 from lastgood.errors import BadInput, UnknownRollback
 from lastgood.kpis import Check, GroupKpis, KpiReport, Section, compute, format_rate, load_records
 from lastgood.ledger import store
@@ -175,7 +183,7 @@ def rollback_review(
         raise BadInput("say whether the rollback was needed: --unnecessary or --necessary")
     runbook = open_runbook(file)
     with ledger_for(runbook).session() as session:
-        data = review(session, runbook.app, rollback_id, unnecessary, note)
+        data = review(session, runbook.app, rollback_id, unnecessary, note, cli_actor(runbook).name)
 
     def render() -> None:
         verdict = "unnecessary" if unnecessary else "necessary"
@@ -184,11 +192,11 @@ def rollback_review(
     emit(output, data, render)
 
 
-def review(session: Session, app: str, rollback_id: str, unnecessary: bool, note: str) -> dict[str, Any]:
+def review(session: Session, app: str, rollback_id: str, unnecessary: bool, note: str, who: str) -> dict[str, Any]:
     row = store.get_rollback(session, rollback_id)
     if row.app != app:
         raise UnknownRollback(f"no rollback {rollback_id!r} in app {app!r} (it belongs to {row.app!r})")
-    previous, who = row.unnecessary, current_user()
+    previous = row.unnecessary
     row.unnecessary, row.review_note, row.reviewed_by = unnecessary, note or None, who
     verdict = "unnecessary" if unnecessary else "necessary"
     message = f"rollback {row.id} reviewed by {who}: {verdict}" + (f": {note}" if note else "")

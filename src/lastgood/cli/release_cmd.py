@@ -67,7 +67,7 @@ def list_(
 ) -> None:
     """Releases, newest first, with the live one and those marked bad."""
     ctx = open_env(file, env)
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         releases = store.list_releases(session, ctx.app, env)
         live = store.live_release(session, ctx.app, env)
     live_id = live.id if live else None
@@ -99,7 +99,7 @@ def mark_bad(
 ) -> None:
     """Mark a release bad, so that automatic rollbacks never return to it."""
     ctx = open_env(file, env)
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         release = store.get_release(session, ctx.app, env, label)
         store.mark_bad(session, release, reason, ctx.clock.now())
     emit(

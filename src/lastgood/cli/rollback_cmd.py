@@ -23,12 +23,12 @@ from lastgood.cli.common import (
 )
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, RollbackResult
 from lastgood.engine.planner import Plan, build_plan
 from lastgood.errors import Refused
 from lastgood.ledger import store
+from lastgood.runtime.context import EnvContext
 
 ToOption = Annotated[
     str | None, typer.Option("--to", help="Release to return to [default: newest older release not marked bad]")
@@ -189,7 +189,7 @@ def rollback(
     decision = decide(ctx, severity)
     if output == OutputFormat.text:
         stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
-    roles = ctx.runbook.policy.roles_of(current_user())
+    roles = ctx.runbook.policy.roles_of(ctx.actor.name)
     if decision.rolls_back_now(roles):
         confirm(ctx, planned, yes, allow_destructive)
     executor = Executor(ctx)
@@ -222,13 +222,13 @@ def record_overrides(ctx: EnvContext, rollback_id: str, yes: bool, destructive: 
         overrides.append("--yes skipped the typed confirmation of a protected environment")
     if destructive:
         overrides.append("--allow-destructive ran steps the plan marks destructive")
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         for text in overrides:
             store.add_event(session, ctx.app, ctx.env, "override", text, ctx.clock.now(), rollback_id)
 
 
 def warn_unfinished(ctx: EnvContext) -> None:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         unfinished = [
             r for r in store.list_rollbacks(session, ctx.app, ctx.env, 5) if r.status in ("running", "failed")
         ]

@@ -22,11 +22,11 @@ from lastgood.config.loader import load_runbook
 from lastgood.demo import shop
 from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
 from lastgood.engine import stop as emergency
-from lastgood.engine.context import EnvContext
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 
 ENV = "prod"
 TABLE = f"shop-orders-{ENV}"
@@ -243,6 +243,6 @@ def _scenario(console: Console, workdir: Path, endpoint: LocalEndpoint) -> int:
 def _recorded_time(ctx: EnvContext) -> float:
     from lastgood.ledger import store
 
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         release = store.get_release(session, ctx.app, ctx.env, "v1")
         return release.recorded_at.timestamp()

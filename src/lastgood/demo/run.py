@@ -19,12 +19,12 @@ from lastgood.config.loader import load_runbook
 from lastgood.demo import shop
 from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
 from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
-from lastgood.engine.context import EnvContext
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import Guard, GuardOutcome
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 ENV = "prod"
@@ -156,7 +156,7 @@ def _shift_later(
 def _report(
     console: Console, outcome: GuardOutcome, timeline: Timeline, ctx: EnvContext, workdir: Path, kept: bool
 ) -> int:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         events = store.events_since(session, ctx.app, ctx.env)
         rows = [(e.at, e.type, e.message) for e in events if e.type not in ("release-recorded",)]
     rows += timeline.rows

@@ -22,6 +22,8 @@ class RollbackStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: no new step started, the calls in flight recorded
+    SUPERSEDED = "superseded"  # left unfinished, then a newer rollback of the environment was run instead
 
 
 DONE_STEP = {StepStatus.SUCCEEDED, StepStatus.UNCHANGED}
@@ -40,10 +42,20 @@ ROLLBACK_TRANSITIONS: dict[str, set[str]] = {
     RollbackStatus.AWAITING_APPROVAL: {RollbackStatus.PLANNED, RollbackStatus.DENIED},
     RollbackStatus.DENIED: set(),
     RollbackStatus.DECLINED: set(),
-    RollbackStatus.RUNNING: {RollbackStatus.SUCCEEDED, RollbackStatus.FAILED, RollbackStatus.RUNNING},
-    RollbackStatus.FAILED: {RollbackStatus.RUNNING},
+    RollbackStatus.RUNNING: {
+        RollbackStatus.SUCCEEDED,
+        RollbackStatus.FAILED,
+        RollbackStatus.RUNNING,
+        RollbackStatus.INTERRUPTED,
+        RollbackStatus.SUPERSEDED,  # its owner died and its lease expired
+    },
+    RollbackStatus.FAILED: {RollbackStatus.RUNNING, RollbackStatus.SUPERSEDED},
+    RollbackStatus.INTERRUPTED: {RollbackStatus.RUNNING, RollbackStatus.SUPERSEDED},
     RollbackStatus.SUCCEEDED: set(),
+    RollbackStatus.SUPERSEDED: set(),
 }
+
+UNFINISHED_ROLLBACK = {RollbackStatus.RUNNING, RollbackStatus.FAILED, RollbackStatus.INTERRUPTED}
 
 
 class IllegalTransition(Exception):

@@ -7,10 +7,10 @@ import hmac
 from dataclasses import dataclass
 
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, RollbackStatus, transition
-from lastgood.engine.context import EnvContext
 from lastgood.errors import BadInput, Refused
 from lastgood.ledger import store
 from lastgood.ledger.tables import ApprovalRow
+from lastgood.runtime.context import EnvContext
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _check_token(ctx: EnvContext, rollback_id: str, who: str, token: str | None)
 def approve(ctx: EnvContext, rollback_id: str, who: str, token: str | None = None) -> ApprovalOutcome:
     roles = ctx.runbook.policy.roles_of(who)
     now = ctx.clock.now()
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = store.get_rollback(session, rollback_id)
         if row.status != RollbackStatus.AWAITING_APPROVAL:
             raise Refused(f"rollback {rollback_id} is {row.status}, not awaiting approval")
@@ -84,7 +84,7 @@ def deny(ctx: EnvContext, rollback_id: str, who: str, reason: str) -> None:
     if not reason.strip():
         raise BadInput("--reason: say why the rollback is denied")
     now = ctx.clock.now()
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = store.get_rollback(session, rollback_id)
         if row.status != RollbackStatus.AWAITING_APPROVAL:
             raise Refused(f"rollback {rollback_id} is {row.status}, not awaiting approval")

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from lastgood.config.durations import format_duration
 from lastgood.config.policy import SEVERITIES
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, RollbackStatus, transition
-from lastgood.engine import notifications
-from lastgood.engine.context import EnvContext
 from lastgood.errors import BadInput
 from lastgood.ledger import store
 from lastgood.ledger.tables import ApprovalRow, RollbackRow
+from lastgood.runtime import notifications
+from lastgood.runtime.context import EnvContext
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def decide(ctx: EnvContext, severity: str | None = None, automated: bool = False
     chosen = severity or policy.default_severity
     if chosen not in SEVERITIES:
         raise BadInput(f"--severity: {chosen!r} is not one of {', '.join(SEVERITIES)}")
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
     age = (ctx.clock.now() - live.recorded_at).total_seconds() if live else 0.0
     method, reason = policy.method_for(chosen, age, ctx.env)
@@ -80,7 +80,7 @@ def apply_decision(
 ) -> str:
     """Record the decision on a planned rollback; return its status afterwards."""
     now = ctx.clock.now()
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = store.get_rollback(session, rollback_id)
         row.severity, row.method, row.decision_reason = decision.severity, decision.method, decision.reason
         row.approvals_needed, row.approver_roles = decision.approvals_needed, decision.roles

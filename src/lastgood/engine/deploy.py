@@ -36,9 +36,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from lastgood.config.models import Component
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.executor import Executor, Listener, RollbackResult
-from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, LastgoodError, Refused
@@ -50,6 +48,8 @@ from lastgood.kinds.registry import as_weighted, get_kind, weighted_kinds
 from lastgood.ledger import store
 from lastgood.ledger.tables import DeploymentRow
 from lastgood.redact import redact
+from lastgood.runtime.context import EnvContext
+from lastgood.runtime.notifications import notify_alert
 from lastgood.sources.base import MetricSource
 from lastgood.sources.prometheus import PrometheusSource
 
@@ -175,7 +175,7 @@ def result_of(row: DeploymentRow, rollback: RollbackResult | None = None) -> Dep
 
 def running_deployment(ctx: EnvContext, component: str | None = None) -> DeploymentRow:
     """The one running deployment in the environment (of `component`, when given)."""
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         query = select(DeploymentRow).filter_by(app=ctx.app, env=ctx.env, status=RUNNING)
         if component is not None:
             query = query.filter_by(component=component)
@@ -190,7 +190,7 @@ def running_deployment(ctx: EnvContext, component: str | None = None) -> Deploym
 
 
 def list_deployments(ctx: EnvContext, limit: int = 20) -> list[DeploymentRow]:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         query = select(DeploymentRow).filter_by(app=ctx.app, env=ctx.env)
         return list(session.scalars(query.order_by(DeploymentRow.created_at.desc()).limit(limit)))
 
@@ -198,8 +198,8 @@ def list_deployments(ctx: EnvContext, limit: int = 20) -> list[DeploymentRow]:
 def request(ctx: EnvContext, deployment_id: str, what: str, by: str | None = None) -> DeploymentRow:
     """A person asks the running deployment to promote now or abort; it acts at its next poll."""
     assert what in ("promote", "abort")
-    who = by or current_user()
-    with ctx.ledger.session() as session:
+    who = by or ctx.actor.name
+    with ctx.session() as session:
         row = session.get(DeploymentRow, deployment_id)
         if row is None:
             raise Refused(f"no deployment {deployment_id!r}")
@@ -220,7 +220,7 @@ def request(ctx: EnvContext, deployment_id: str, what: str, by: str | None = Non
 
 
 def get_deployment(ctx: EnvContext, deployment_id: str) -> DeploymentRow:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = session.get(DeploymentRow, deployment_id)
     if row is None:
         raise Refused(f"no deployment {deployment_id!r}")
@@ -251,7 +251,7 @@ class Deployer:
         """Check, record the release, and write the deployment row. Shifts nothing yet."""
         spec = self.ctx.components([component])[0]
         kind = self._weighted(spec)
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             busy = session.scalars(
                 select(DeploymentRow).filter_by(app=self.ctx.app, env=self.ctx.env, component=component, status=RUNNING)
             ).first()
@@ -272,7 +272,7 @@ class Deployer:
         if from_version == version:
             raise BadInput(f"{component} is already on {kind.version_noun} {version}")
         label = label or version
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             if label in {r.label for r in store.list_releases(session, self.ctx.app, self.ctx.env)}:
                 raise BadInput(f"release {label!r} already exists in {self.ctx.env}; use --release with a new label")
         previous = self._ensure_previous_release(label)
@@ -296,14 +296,14 @@ class Deployer:
             weight=0.0,
             pause_seconds=pause,
             status=RUNNING,
-            started_by=current_user(),
+            started_by=self.ctx.actor.name,
             created_at=now,
             updated_at=now,
             message="",
             decisions=[],
         )
-        with self.ctx.ledger.session() as session:
-            store.record_release(session, self.ctx.app, self.ctx.env, label, states, current_user(), now)
+        with self.ctx.session() as session:
+            store.record_release(session, self.ctx.app, self.ctx.env, label, states, self.ctx.actor.name, now)
             session.add(row)
             store.add_event(
                 session,
@@ -328,7 +328,7 @@ class Deployer:
 
     def _ensure_previous_release(self, label: str) -> str:
         """The release to go back to; when none is recorded, the live state is recorded first as one."""
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             live = store.live_release(session, self.ctx.app, self.ctx.env)
         if live is not None and not live.bad:
             return live.label
@@ -382,7 +382,7 @@ class Deployer:
         row = get_deployment(self.ctx, deployment_id)
         self._apply(row, percent)
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             stored = session.get(DeploymentRow, deployment_id)
             assert stored is not None
             stored.current_step, stored.weight, stored.updated_at = index, percent / 100, now
@@ -484,7 +484,7 @@ class Deployer:
             f"(canary judge: {canary.detail()})"
         )
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             store.add_event(
                 session,
                 self.ctx.app,
@@ -519,7 +519,7 @@ class Deployer:
             "verdicts": [v.to_dict() for v in verdicts],
             "canary": self.canary_watch.to_dict() if self.canary_watch is not None else None,
         }
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             row = session.get(DeploymentRow, deployment_id)
             assert row is not None
             row.decisions = [*row.decisions, redact(decision)]
@@ -543,7 +543,7 @@ class Deployer:
             return result_of(row)
         self._apply(row, 100.0)
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             stored = session.get(DeploymentRow, deployment_id)
             assert stored is not None
             release = store.get_release(session, self.ctx.app, self.ctx.env, stored.release_label)
@@ -585,7 +585,7 @@ class Deployer:
                 rollback = executor.run(rollback_id)
         now = self.ctx.clock.now()
         ok = rollback is None or rollback.status == "succeeded"
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             stored = session.get(DeploymentRow, deployment_id)
             assert stored is not None
             stored.status = ABORTED if ok else FAILED
@@ -649,7 +649,7 @@ class Deployer:
         }
 
     def _update(self, deployment_id: str, **values: Any) -> None:
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             row = session.get(DeploymentRow, deployment_id)
             if row is not None:
                 for key, value in values.items():

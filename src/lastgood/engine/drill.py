@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from lastgood.engine.context import EnvContext
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
@@ -17,6 +16,7 @@ from lastgood.errors import BadInput, Refused, StepFailed
 from lastgood.guard.loop import Guard, GuardOutcome
 from lastgood.ledger import store
 from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
+from lastgood.runtime.context import EnvContext
 from lastgood.sources.base import MetricSource
 
 
@@ -46,7 +46,7 @@ def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
     check_allowed(ctx)
     drill_id = "drill-" + uuid.uuid4().hex[:8]
     started = ctx.clock.now()
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         session.add(
             DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status="running", targets=_targets(ctx))
         )
@@ -87,7 +87,7 @@ def _make_bad_change(ctx: EnvContext, drill_id: str) -> str:
 
 
 def _bad_release(ctx: EnvContext, label: str | None) -> ReleaseRow:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         if label:
             release = store.get_release(session, ctx.app, ctx.env, label)
         else:
@@ -100,7 +100,7 @@ def _bad_release(ctx: EnvContext, label: str | None) -> ReleaseRow:
 
 
 def _mark_drill(ctx: EnvContext, rollback_id: str) -> None:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = session.get(RollbackRow, rollback_id)
         if row is not None:
             row.drill = True
@@ -115,7 +115,7 @@ def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, ou
     passed = outcome.status == "rolled-back"
     notes = f"{bad_change}; guard: {outcome.status}: {outcome.message}"
     now = ctx.clock.now()
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = session.get(DrillRow, drill_id)
         assert row is not None
         row.status, row.finished_at, row.notes = ("passed" if passed else "failed"), now, notes

@@ -26,8 +26,6 @@ from lastgood.domain.states import (
     StepStatus,
     transition,
 )
-from lastgood.engine import notifications
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError, Refused
 from lastgood.kinds.base import Kind, KindContext, State
@@ -35,6 +33,8 @@ from lastgood.ledger import store
 from lastgood.ledger.store import rollback_approvals
 from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 from lastgood.redact import redact
+from lastgood.runtime import notifications
+from lastgood.runtime.context import EnvContext
 
 
 class Listener(Protocol):
@@ -142,7 +142,7 @@ class Executor:
         rollback_id = rollback_id or store.new_rollback_id()
         self._known = {s.component: s.current for s in plan.steps if s.current is not None}
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             rollback = RollbackRow(
                 id=rollback_id,
                 app=plan.app,
@@ -152,7 +152,7 @@ class Executor:
                 status=RollbackStatus.PLANNED,
                 partial=plan.partial,
                 reason=reason,
-                requested_by=requested_by or current_user(),
+                requested_by=requested_by or self.ctx.actor.name,
                 created_at=now,
             )
             for position, step in enumerate(plan.steps):
@@ -224,7 +224,7 @@ class Executor:
         return ready[:room]
 
     def _begin(self, rollback_id: str) -> dict[str, Any]:
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             rollback = store.get_rollback(session, rollback_id)
             if rollback.status == RollbackStatus.SUCCEEDED:
                 raise LastgoodError(f"rollback {rollback_id} has already succeeded; nothing to resume")
@@ -263,7 +263,7 @@ class Executor:
     def _mark_running(self, rollback_id: str, components: list[str]) -> None:
         for component in components:
             self.listener.step_started(component)
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             for step in store.get_steps(session, rollback_id, components):
                 transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
                 step.started_at = self.ctx.clock.now()
@@ -271,7 +271,7 @@ class Executor:
 
     def _mark_finished(self, rollback_id: str, outcomes: dict[str, StepOutcome]) -> None:
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             for step in store.get_steps(session, rollback_id, list(outcomes)):
                 outcome = outcomes[step.component]
                 transition(step, outcome.status, STEP_TRANSITIONS)
@@ -341,7 +341,7 @@ class Executor:
     def _kind_context(self, component: str) -> KindContext:
         def progress(message: str) -> None:
             self.listener.step_progress(component, message)
-            with self.ctx.ledger.session() as session:
+            with self.ctx.session() as session:
                 store.add_event(
                     session,
                     self.ctx.app,
@@ -377,7 +377,7 @@ class Executor:
         started: datetime,
     ) -> RollbackResult:
         now = self.ctx.clock.now()
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             rollback = store.get_rollback(session, rollback_id)
             target = session.get(ReleaseRow, rollback.to_release_id)
             left = session.get(ReleaseRow, rollback.from_release_id) if rollback.from_release_id else None

@@ -7,12 +7,12 @@ from typing import Any
 
 from lastgood.config.durations import format_duration
 from lastgood.domain.ordering import waits_for
-from lastgood.engine.context import EnvContext
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
 from lastgood.kinds.base import Change, State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
+from lastgood.runtime.context import EnvContext
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Plan:
 
 
 def choose_target(ctx: EnvContext, to: str | None) -> tuple[ReleaseRow | None, ReleaseRow]:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
         if to is not None:
             target = store.get_release(session, ctx.app, ctx.env, to)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lastgood.config.models import Component
-from lastgood.engine.context import EnvContext
 from lastgood.errors import LastgoodError, Refused, ResourceNotFound, StepFailed
 from lastgood.kinds.base import ReadinessCheck, ReadinessStatus, State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
+from lastgood.runtime.context import EnvContext
 
 Role = Literal["live", "previous"]
 _RANK: dict[ReadinessStatus, int] = {"ok": 0, "at-risk": 1, "impossible": 2}
@@ -113,7 +113,7 @@ def _recorded(release: ReleaseRow, role: Role) -> _Recorded:
 
 def check_env(ctx: EnvContext) -> EnvReadiness:
     """Readiness of the live release and of the release a rollback would return to now."""
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
         previous = store.rollback_target(session, ctx.app, ctx.env)
         recorded = [_recorded(live, "live")] if live is not None else []
@@ -156,7 +156,7 @@ def _check(ctx: EnvContext, spec: Component, kind: str, state: State) -> tuple[R
 def guard_check(ctx: EnvContext, force: bool) -> list[str]:
     """Before the guard watches: refuse when rolling back to the release it would return to is impossible
     (unless force). Returns what to warn about (checks not ok)."""
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         target = store.rollback_target(session, ctx.app, ctx.env)
         recorded = _recorded(target, "previous") if target is not None else None
     if recorded is None:
@@ -165,7 +165,7 @@ def guard_check(ctx: EnvContext, force: bool) -> list[str]:
     impossible = readiness.problems("impossible")
     if impossible:
         what = f"rolling back to {recorded.label} is impossible: " + "; ".join(impossible)
-        with ctx.ledger.session() as session:
+        with ctx.session() as session:
             kind = "guard-forced" if force else "guard-refused"
             store.add_event(session, ctx.app, ctx.env, kind, what, ctx.clock.now())
         if not force:

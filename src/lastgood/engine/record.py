@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from lastgood.config.models import Component
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.errors import AwsError, BadInput
 from lastgood.kinds.base import State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.redact import redact
+from lastgood.runtime.context import EnvContext
 
 
 def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False) -> dict[str, tuple[str, State]]:
@@ -31,7 +31,7 @@ def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False
 def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
     if not label.strip():
         raise BadInput("--version: a release needs a non-empty label")
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         # Fail on a duplicate label before touching AWS.
         if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
             raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
@@ -39,8 +39,8 @@ def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
     for name, (_kind, state) in states.items():
         if redact(state) != state:
             raise BadInput(f"{name}: its recorded state contains a secret value; lastgood never stores secrets")
-    with ctx.ledger.session() as session:
-        release = store.record_release(session, ctx.app, ctx.env, label, states, current_user(), ctx.clock.now())
+    with ctx.session() as session:
+        release = store.record_release(session, ctx.app, ctx.env, label, states, ctx.actor.name, ctx.clock.now())
         for warning in warnings_for(ctx, release):
             store.add_event(session, ctx.app, ctx.env, "release-warning", f"{label}: {warning}", ctx.clock.now())
     return release

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from lastgood.config.models import Component
-from lastgood.engine.context import EnvContext, current_user
 from lastgood.errors import AwsError, BadInput, LastgoodError, Refused
 from lastgood.ledger import store
 from lastgood.ledger.tables import EmergencyStopRow
+from lastgood.runtime.context import EnvContext
 
 
 @dataclass
@@ -33,7 +33,7 @@ def stoppable(ctx: EnvContext) -> list[Component]:
 
 
 def active_stop(ctx: EnvContext) -> EmergencyStopRow | None:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         query = select(EmergencyStopRow).filter_by(app=ctx.app, env=ctx.env, status="active")
         return session.scalar(query.order_by(EmergencyStopRow.created_at.desc()))
 
@@ -46,7 +46,7 @@ def stop(ctx: EnvContext) -> StopResult:
     if existing is not None:
         raise Refused(f"{ctx.env} is already stopped ({existing.id}); undo it with: lastgood stop {ctx.env} --release")
     stop_id = "stop-" + uuid.uuid4().hex[:10]
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         session.add(
             EmergencyStopRow(
                 id=stop_id,
@@ -54,7 +54,7 @@ def stop(ctx: EnvContext) -> StopResult:
                 env=ctx.env,
                 status="active",
                 created_at=ctx.clock.now(),
-                created_by=current_user(),
+                created_by=ctx.actor.name,
                 saved={},
             )
         )
@@ -92,10 +92,10 @@ def release(ctx: EnvContext) -> StopResult:
     if result.failed:
         result.status = "active"
     else:
-        with ctx.ledger.session() as session:
+        with ctx.session() as session:
             stored = session.get(EmergencyStopRow, row.id)
             assert stored is not None
-            stored.status, stored.released_at, stored.released_by = "released", ctx.clock.now(), current_user()
+            stored.status, stored.released_at, stored.released_by = "released", ctx.clock.now(), ctx.actor.name
     _event(
         ctx,
         "stop-released" if not result.failed else "stop-release-failed",
@@ -106,12 +106,12 @@ def release(ctx: EnvContext) -> StopResult:
 
 
 def _save(ctx: EnvContext, stop_id: str, component: str, saved: dict[str, Any]) -> None:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = session.get(EmergencyStopRow, stop_id)
         assert row is not None
         row.saved = {**row.saved, component: saved}  # reassigned: JSON columns do not track in-place changes
 
 
 def _event(ctx: EnvContext, type_: str, message: str, result: StopResult) -> None:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         store.add_event(session, ctx.app, ctx.env, type_, message, ctx.clock.now(), data=result.to_dict())

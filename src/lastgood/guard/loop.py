@@ -9,10 +9,8 @@ from typing import Any, Protocol
 
 from lastgood.config.models import Trigger
 from lastgood.domain.states import RollbackStatus
-from lastgood.engine.context import EnvContext
 from lastgood.engine.decide import apply_decision, decide
 from lastgood.engine.executor import Executor, Listener, RollbackResult
-from lastgood.engine.notifications import notify_alert
 from lastgood.engine.planner import build_plan
 from lastgood.errors import Refused
 from lastgood.guard.canary import CanaryWatch, feed_for
@@ -20,6 +18,8 @@ from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.kinds.registry import as_weighted
 from lastgood.ledger import store
+from lastgood.runtime.context import EnvContext
+from lastgood.runtime.notifications import notify_alert
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.registry import build_source, close_sources, sources_for
 
@@ -132,7 +132,7 @@ class Guard:
         return verdicts
 
     def _live_recorded_at(self) -> datetime | None:
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             release = store.live_release(session, self.ctx.app, self.ctx.env)
             return release.recorded_at if release is not None else None
 
@@ -291,7 +291,7 @@ class Guard:
         return outcome
 
     def _event(self, type_: str, message: str, rollback_id: str | None, verdict: TriggerVerdict) -> None:
-        with self.ctx.ledger.session() as session:
+        with self.ctx.session() as session:
             store.add_event(
                 session,
                 self.ctx.app,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:
@@ -49,12 +49,17 @@ class Ledger:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock = threading.Lock()
+        # SQLite has one writer: the process's threads queue here rather than on SQLite's busy timeout.
+        # PostgreSQL needs no such lock.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if url.startswith("sqlite") else nullcontext()
+        )
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction; committed on success. Writes are serialised (SQLite allows one writer)."""
+    def session(self, actor: str = "") -> Iterator[Session]:
+        """One transaction; committed on success. `actor` signs the events written in it."""
         with self._write_lock, self._sessions() as session, session.begin():
+            session.info["actor"] = actor
             yield session
 
     def migrate(self) -> None:

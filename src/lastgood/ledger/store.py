@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import uuid
 from datetime import datetime
 from typing import Any
@@ -163,7 +161,7 @@ def add_event(
         type=type,
         message=redact(message),
         data=redact(data or {}),
-        actor=actor or os.environ.get("LASTGOOD_USER") or getpass.getuser(),
+        actor=actor or session.info.get("actor") or "lastgood",
     )
     audit.append(session, row)
 

@@ -232,3 +232,23 @@ class DeploymentRow(Base):
     rollback_id: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     decisions: Mapped[list[Any]]  # one per judged step: the verdicts and their values
+
+
+class HoldRow(Base):
+    """Who holds an environment: one operation (rollback, deploy, stop, drill) at a time, across processes and
+    machines. The row is also the lease of the running operation: its owner renews `expires_at`; once that has
+    passed anyone may take the operation over."""
+
+    __tablename__ = "holds"
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    env: Mapped[str] = mapped_column(String(128), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32))  # rollback | deploy | stop | drill
+    subject: Mapped[str] = mapped_column(String(64))  # the rollback, deployment, stop or drill id
+    actor: Mapped[str] = mapped_column(String(256))
+    via: Mapped[str] = mapped_column(String(32))  # cli | guard | api | worker | ...
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int]
+    token: Mapped[str] = mapped_column(String(64))  # this claim; a takeover gets a new one
+    since: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

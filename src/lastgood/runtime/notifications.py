@@ -10,10 +10,10 @@ import atexit
 from typing import Any
 
 from lastgood.config.durations import format_duration
-from lastgood.engine.context import EnvContext
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.notify import Dispatch, Dispatcher, Message, NopDispatcher, build_notifiers, message_from_rollback
+from lastgood.runtime.context import EnvContext
 
 
 def dispatcher_for(ctx: EnvContext) -> Dispatch:
@@ -23,7 +23,7 @@ def dispatcher_for(ctx: EnvContext) -> Dispatch:
         return NopDispatcher()
 
     def record_failure(notifier: str, message: Message, error: str) -> None:
-        with ctx.ledger.session() as session:
+        with ctx.session() as session:
             store.add_event(
                 session,
                 ctx.app,
@@ -41,7 +41,7 @@ def dispatcher_for(ctx: EnvContext) -> Dispatch:
 
 
 def facts(ctx: EnvContext, rollback_id: str) -> dict[str, Any]:
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         row = store.get_rollback(session, rollback_id)
         labels = {
             rid: (session.get(ReleaseRow, rid).label if rid is not None else None)  # type: ignore[union-attr]
@@ -94,7 +94,7 @@ def _send(ctx: EnvContext, message: Message, rollback_id: str | None, **data: st
     """Hand the message to the dispatcher and write `notify-sent` to the timeline."""
     ctx.dispatch.send(message)
     channels = ", ".join(_channel_types(ctx))
-    with ctx.ledger.session() as session:
+    with ctx.session() as session:
         text = f"{message.event} to {channels}: {message.status}"
         event_data = {"event": message.event, "channel": channels, **data}
         store.add_event(session, ctx.app, ctx.env, "notify-sent", text, ctx.clock.now(), rollback_id, event_data)

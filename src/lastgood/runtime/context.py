@@ -1,18 +1,20 @@
-"""Everything one command needs about one environment: the file, the ledger, AWS, the clock, the user."""
+"""Everything one operation needs about one environment: the file, the ledger, AWS, the clock, the actor."""
 
 from __future__ import annotations
 
-import getpass
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from lastgood.aws.clients import AwsClients
 from lastgood.clock import Clock, SystemClock
 from lastgood.config.messages import did_you_mean
 from lastgood.config.models import Component, Runbook
+from lastgood.domain.actor import Actor
 from lastgood.errors import BadInput
 from lastgood.kinds.base import Kind, KindContext
 from lastgood.kinds.registry import get_kind
@@ -21,10 +23,6 @@ from lastgood.notify.dispatch import Dispatch, NopDispatcher
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def current_user() -> str:
-    return os.environ.get("LASTGOOD_USER") or getpass.getuser()
 
 
 @dataclass
@@ -36,6 +34,13 @@ class EnvContext:
     clock: Clock = field(default_factory=SystemClock)
     concurrency: int = 16
     dispatch: Dispatch = field(default_factory=NopDispatcher)
+    actor: Actor = field(default_factory=lambda: Actor(name="lastgood", via="test"))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A ledger transaction whose events are signed by this context's actor."""
+        with self.ledger.session(self.actor.name) as session:
+            yield session
 
     @property
     def app(self) -> str:

@@ -1,0 +1,162 @@
+"""Holding an environment for one operation, with a lease its process keeps alive.
+
+`hold(ctx, operation, subject)` claims the environment (refusing with the holder named, or waiting), renews
+the lease from a daemon thread every third of its length, and lets go on exit. A process that dies stops
+renewing; once the lease has expired, anyone may take the operation over (`resume`). Writes that move an
+operation on check `Lease.check()` in their own transaction, so only the claimant moves it on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lastgood.errors import EnvironmentHeld, LeaseLost
+from lastgood.ledger import holds
+from lastgood.ledger.tables import HoldRow
+from lastgood.runtime.context import EnvContext
+
+POLL_SECONDS = 0.5
+
+
+def lease_seconds() -> float:
+    """How long a claim outlives its last heartbeat (LASTGOOD_LEASE_SECONDS, default 30)."""
+    return float(os.environ.get("LASTGOOD_LEASE_SECONDS", "") or 30)
+
+
+@dataclass
+class Lease:
+    ctx: EnvContext
+    claim: holds.Claim
+    ttl: float
+    took_over: dict[str, object] | None = None  # the expired holder this claim replaced
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def check(self, session: Session) -> None:
+        if not holds.holds(session, self.ctx.app, self.ctx.env, self.claim.token):
+            self.lost.set()
+            raise LeaseLost(
+                f"{self.claim.subject}: this process's claim on {self.ctx.env} expired and was taken over; "
+                "it stops here and leaves the rest to the new owner"
+            )
+
+    def renew(self) -> bool:
+        with self.ctx.session() as session:
+            ok = holds.renew(session, self.ctx.app, self.ctx.env, self.claim.token, self.ctx.clock.now(), self.ttl)
+        if not ok:
+            self.lost.set()
+        return ok
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                if not self.renew():
+                    return
+            except Exception:
+                continue
+
+    def start(self) -> None:
+        threading.Thread(target=self._heartbeat, name=f"lease-{self.claim.subject}", daemon=True).start()
+
+    def release(self) -> None:
+        self._stop.set()
+        with self.ctx.session() as session:
+            holds.let_go(session, self.ctx.app, self.ctx.env, self.claim.token)
+
+
+def describe(row: HoldRow, now: datetime) -> dict[str, object]:
+    return {
+        "operation": row.operation,
+        "id": row.subject,
+        "actor": row.actor,
+        "via": row.via,
+        "host": row.host,
+        "pid": row.pid,
+        "since": row.since.isoformat(),
+        "heartbeat_age_seconds": round((now - row.heartbeat_at).total_seconds(), 1),
+        "lease_expires_in_seconds": round((row.expires_at - now).total_seconds(), 1),
+    }
+
+
+def held_message(env: str, holder: dict[str, object]) -> str:
+    return (
+        f"{env} is held by {holder['operation']} {holder['id']} of {holder['actor']} (via {holder['via']}), "
+        f"since {str(holder['since'])[:19]}Z, on host {holder['host']} pid {holder['pid']}; "
+        f"last heartbeat {holder['heartbeat_age_seconds']}s ago. Nothing was changed; "
+        "try again when it has finished, or add --wait DURATION to queue behind it"
+    )
+
+
+def new_claim(ctx: EnvContext, operation: str, subject: str) -> holds.Claim:
+    return holds.Claim(
+        operation=operation,
+        subject=subject,
+        actor=ctx.actor.name,
+        via=ctx.actor.via,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        token=uuid.uuid4().hex,
+    )
+
+
+def try_claim(
+    ctx: EnvContext, claim: holds.Claim, ttl: float
+) -> tuple[dict[str, object] | None, dict[str, object] | None]:
+    """(the live holder, or None when claimed; the expired holder taken over, if any)."""
+    for _ in range(3):
+        try:
+            with ctx.session() as session:
+                now = ctx.clock.now()
+                before = holds.holder(session, ctx.app, ctx.env)
+                previous = describe(before, now) if before is not None else None
+                live = holds.claim(session, ctx.app, ctx.env, claim, now, ttl)
+                if live is not None:
+                    return describe(live, now), None
+                return None, previous
+        except IntegrityError:  # PostgreSQL: another first claim won the insert; read it next time
+            continue
+    raise EnvironmentHeld(f"{ctx.env}: could not claim the environment (contended)", {})
+
+
+@contextmanager
+def hold(ctx: EnvContext, operation: str, subject: str, wait: float | None = None) -> Iterator[Lease]:
+    """Hold the environment for the block; refused (EnvironmentHeld, exit 3) while another live claim holds it,
+    or after `wait` seconds of waiting for it."""
+    lease = acquire(ctx, operation, subject, wait)
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+def acquire(ctx: EnvContext, operation: str, subject: str, wait: float | None = None) -> Lease:
+    ttl = lease_seconds()
+    claim = new_claim(ctx, operation, subject)
+    deadline = time.monotonic() + (wait or 0)
+    while True:
+        holder, previous = try_claim(ctx, claim, ttl)
+        if holder is None:
+            lease = Lease(ctx, claim, ttl, took_over=previous)
+            lease.start()
+            return lease
+        if time.monotonic() >= deadline:
+            raise EnvironmentHeld(held_message(ctx.env, holder), holder)
+        time.sleep(POLL_SECONDS)
+
+
+def current_holder(ctx: EnvContext) -> dict[str, object] | None:
+    with ctx.session() as session:
+        row = holds.holder(session, ctx.app, ctx.env)
+        now = ctx.clock.now()
+        return describe(row, now) if row is not None and row.expires_at > now else None
