@@ -1,4 +1,5 @@
-"""A real `lastgood rollback` process is killed mid-way (SIGKILL); `lastgood resume` finishes without redoing."""
+"""A real `lastgood rollback` process is killed mid-way (SIGKILL): `lastgood resume` is refused while its lease
+is live, then takes it over and finishes without redoing."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def test_killed_rollback_resumes_without_redoing(aws_env: LocalEndpoint, aws: Aw
         shop.shift_alias(aws, name, "1", shop.publish_new_version(aws, name, "r2"), 1.0)
     assert lastgood("release", "record", "prod", "--version", "r2", env=env).wait(60) == 0
 
+    env["LASTGOOD_LEASE_SECONDS"] = "4"
     slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "0.4"}
     process = lastgood("rollback", "prod", "--yes", "--parallel", "2", "-o", "json", env=slow)
     ledger = open_ledger(f"sqlite:///{tmp_path / 'state.db'}")
@@ -83,6 +85,14 @@ def test_killed_rollback_resumes_without_redoing(aws_env: LocalEndpoint, aws: Aw
     assert all(live[name] == "1" for name in finished_before)
     assert any(live[name] == "2" for name in unfinished)
 
+    # The owner's lease is still live: resume is refused, naming the owner, and changes nothing.
+    refused = lastgood("resume", rollback_id, env=env)
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 3, err
+    assert f"rollback {rollback_id} is being run by" in err and f"pid {process.pid}" in err
+    assert versions(aws) == live
+    time.sleep(4.5)  # the lease expires: anyone may take the rollback over
+
     resumed = lastgood("resume", rollback_id, "-o", "json", env=env)
     out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, err
@@ -100,6 +110,7 @@ def test_killed_rollback_resumes_without_redoing(aws_env: LocalEndpoint, aws: Aw
         succeeded = [e.data["component"] for e in events if e.type == "step-succeeded"]
         assert sorted(succeeded) == sorted(FUNCTIONS)  # each step succeeded exactly once
         assert [e.type for e in events].count("rollback-resumed") == 1
+        assert [e.type for e in events].count("lease-taken-over") == 1
         releases = {r.label: r for r in store.list_releases(session, "crashy", "prod")}
         assert releases["r2"].bad
         assert store.live_release(session, "crashy", "prod").label == "r1"  # type: ignore[union-attr]

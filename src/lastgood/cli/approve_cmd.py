@@ -12,18 +12,15 @@ from lastgood.cli.common import (
     OutputOption,
     ParallelOption,
     emit,
-    ledger_for,
     open_env,
     open_runbook,
     stdout,
 )
-from lastgood.engine.approvals import approve as approve_rollback
-from lastgood.engine.approvals import deny as deny_rollback
 from lastgood.engine.approvals import sign_token
-from lastgood.engine.executor import Executor
 from lastgood.errors import BadInput
-from lastgood.ledger import store
 from lastgood.runtime.context import EnvContext
+from lastgood.service.rollbacks import approve_rollback, deny_rollback
+from lastgood.service.views import rollback_env
 
 IdArgument = Annotated[str, typer.Argument(help="The rollback id", metavar="ID")]
 
@@ -34,11 +31,8 @@ def register(app: typer.Typer) -> None:
     app.command("approval-token")(approval_token)
 
 
-def _context(rollback_id: str, file: FileOption, parallel: int = 16) -> tuple[EnvContext, str]:
-    with ledger_for(open_runbook(file)).session() as session:
-        row = store.get_rollback(session, rollback_id)
-        env, method = row.env, row.method or "rollback"
-    return open_env(file, env, parallel), method
+def _context(rollback_id: str, file: FileOption, parallel: int = 16) -> EnvContext:
+    return open_env(file, rollback_env(open_runbook(file), rollback_id), parallel)
 
 
 def approve(
@@ -50,23 +44,16 @@ def approve(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Approve a rollback that awaits approval; the last approval needed starts it (unless --no-run)."""
-    from lastgood.cli.rollback_cmd import execute, finish
+    from lastgood.cli.rollback_cmd import finish, run_with_console
 
-    ctx, method = _context(rollback_id, file, parallel)
-    outcome = approve_rollback(ctx, rollback_id, ctx.actor.name, token)
-    line = f"{rollback_id}: approved by {', '.join(outcome.approvers)} ({outcome.approvals} of {outcome.needed})"
-    if not outcome.complete or no_run or method == "planned-rollback":
-        emit(
-            output,
-            {"id": rollback_id, "status": outcome.status, "approvers": outcome.approvers},
-            lambda: stdout.print(line),
-        )
+    ctx = _context(rollback_id, file, parallel)
+    outcome = run_with_console(
+        ctx, True, output, lambda hooks: approve_rollback(ctx, rollback_id, token, run=not no_run, hooks=hooks)
+    )
+    if outcome.result is None:
+        emit(output, outcome.model_dump(mode="json"), lambda: stdout.print(outcome.message))
         return
-    if output == OutputFormat.text:
-        stdout.print(line + "; starting the rollback")
-    with ctx.session() as session:
-        total = len(store.get_rollback(session, rollback_id).steps)
-    finish(execute(Executor(ctx), rollback_id, total, output), output)
+    finish(outcome, output)
 
 
 def deny(
@@ -76,13 +63,8 @@ def deny(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Deny a rollback that awaits approval, with the reason recorded."""
-    ctx, _method = _context(rollback_id, file)
-    deny_rollback(ctx, rollback_id, ctx.actor.name, reason)
-    emit(
-        output,
-        {"id": rollback_id, "status": "denied", "reason": reason},
-        lambda: stdout.print(f"{rollback_id}: denied"),
-    )
+    outcome = deny_rollback(_context(rollback_id, file), rollback_id, reason)
+    emit(output, outcome.model_dump(mode="json"), lambda: stdout.print(outcome.message))
 
 
 def approval_token(

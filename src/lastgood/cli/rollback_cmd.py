@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -17,18 +18,28 @@ from lastgood.cli.common import (
     ParallelOption,
     emit,
     open_env,
+    open_runbook,
     split_names,
     stderr,
     stdout,
 )
+from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_wait
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.engine.decide import apply_decision, decide
-from lastgood.engine.executor import Executor, RollbackResult
-from lastgood.engine.planner import Plan, build_plan
+from lastgood.engine.decide import Decision
+from lastgood.engine.planner import Plan
 from lastgood.errors import Refused
-from lastgood.ledger import store
 from lastgood.runtime.context import EnvContext
+from lastgood.service.rollbacks import (
+    Confirm,
+    Hooks,
+    RollbackOutcome,
+    RollbackRequest,
+    preview_plan,
+    request_rollback,
+    resume_rollback,
+)
+from lastgood.service.views import rollback_detail, rollback_env, unfinished_rollbacks
 
 ToOption = Annotated[
     str | None, typer.Option("--to", help="Release to return to [default: newest older release not marked bad]")
@@ -99,27 +110,27 @@ def plan(
 ) -> None:
     """Show what a rollback would change. Changes nothing."""
     ctx = open_env(file, env)
-    result = build_plan(ctx, to, split_names(only))
+    result = preview_plan(ctx, to, split_names(only))
     emit(output, result.to_dict(), lambda: render_plan(result))
 
 
-def confirm(ctx: EnvContext, plan: Plan, yes: bool, allow_destructive: bool = False) -> None:
-    if plan.destructive_steps and yes and not allow_destructive:
-        raise Refused(
-            f"the plan has destructive steps ({', '.join(plan.destructive_steps)}): --yes is not enough, "
-            "add --allow-destructive. Nothing was changed."
-        )
-    if yes:
-        return
-    environment = ctx.runbook.environment(ctx.env)
-    phrase = environment.phrase(ctx.env) if environment.protected else "yes"
-    what = f"{ctx.env} is protected; type '{phrase}'" if environment.protected else f"type '{phrase}'"
-    stderr.print(f"Roll {ctx.env} back to {plan.to_release}? {what} to continue: ", end="")
-    answer = sys.stdin.readline()
-    if not answer:
-        raise Refused("no confirmation (stdin closed); pass --yes to roll back without a prompt. Nothing was changed.")
-    if answer.strip() != phrase:
-        raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+def confirmer(ctx: EnvContext, yes: bool) -> Confirm:
+    def confirm(plan: Plan, decision: Decision) -> None:
+        if yes:
+            return
+        environment = ctx.runbook.environment(ctx.env)
+        phrase = environment.phrase(ctx.env) if environment.protected else "yes"
+        what = f"{ctx.env} is protected; type '{phrase}'" if environment.protected else f"type '{phrase}'"
+        stderr.print(f"Roll {ctx.env} back to {plan.to_release}? {what} to continue: ", end="")
+        answer = sys.stdin.readline()
+        if not answer:
+            raise Refused(
+                "no confirmation (stdin closed); pass --yes to roll back without a prompt. Nothing was changed."
+            )
+        if answer.strip() != phrase:
+            raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+
+    return confirm
 
 
 class ProgressListener:
@@ -139,24 +150,76 @@ class ProgressListener:
         self.progress.console.print(f"  [{colour}]{status}[/] {component}: {detail}")
 
 
-def execute(executor: Executor, rollback_id: str, total: int, output: OutputFormat) -> RollbackResult:
-    if output == OutputFormat.json or total == 0:
-        return executor.run(rollback_id)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
-        executor.listener = ProgressListener(progress, total)
-        return executor.run(rollback_id)
+class ConsoleHooks(Hooks):
+    """The service's hooks for a person at a terminal: plan and decision shown, prompt, progress bar, Ctrl-C."""
+
+    def __init__(self, ctx: EnvContext, yes: bool, output: OutputFormat) -> None:
+        text = output == OutputFormat.text
+        super().__init__(
+            confirm=confirmer(ctx, yes),
+            on_plan=self._plan if text else None,
+            on_decision=self._decision if text else None,
+            on_start=self._start if text else None,
+        )
+        self.ctx, self.text = ctx, text
+        self.progress: Progress | None = None
+
+    def _plan(self, plan: Plan) -> None:
+        warn_unfinished(self.ctx)
+        render_plan(plan)
+
+    def _decision(self, decision: Decision) -> None:
+        stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
+
+    def _start(self, rollback_id: str, steps: int) -> None:
+        stderr.print(
+            f"rollback {rollback_id} started (Ctrl-C stops it cleanly; resume with: lastgood resume {rollback_id})"
+        )
+        if steps:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self.progress = Progress(*columns, console=stderr, transient=True)
+            self.progress.start()
+            self.listener = ProgressListener(self.progress, steps)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
-def finish(result: RollbackResult, output: OutputFormat) -> None:
+def run_with_console(
+    ctx: EnvContext, yes: bool, output: OutputFormat, use_case: Callable[[Hooks], RollbackOutcome]
+) -> RollbackOutcome:
+    hooks = ConsoleHooks(ctx, yes, output)
+    try:
+        with interruptible(hooks.stop, lambda: _interrupting(output)):
+            return use_case(hooks)
+    finally:
+        hooks.close()
+
+
+def _interrupting(output: OutputFormat) -> None:
+    if output == OutputFormat.text:
+        stderr.print(
+            "[yellow]interrupt[/]: starting no new step; the calls in flight finish and are recorded "
+            "(Ctrl-C again exits at once)"
+        )
+
+
+def finish(outcome: RollbackOutcome, output: OutputFormat) -> None:
+    """Print the outcome; exit with its code (0 done, 1 failed, 3 not run, 130 interrupted)."""
+
     def render() -> None:
-        colour = "green" if result.status == RollbackStatus.SUCCEEDED else "red"
-        stdout.print(f"[{colour}]{result.summary()}[/]")
-        stdout.print(f"took {result.seconds:.1f}s; timeline: lastgood show {result.id}")
+        if outcome.result is None:
+            stdout.print(outcome.message)
+            return
+        colour = "green" if outcome.status == RollbackStatus.SUCCEEDED else "red"
+        stdout.print(f"[{colour}]{outcome.message}[/]")
+        stdout.print(f"took {outcome.result.seconds:.1f}s; timeline: lastgood show {outcome.id}")
 
-    emit(output, result.to_dict(), render)
-    if result.status != RollbackStatus.SUCCEEDED:
-        raise typer.Exit(1)
+    if outcome.exit_code == 3:
+        raise Refused(outcome.message)
+    emit(output, outcome.flat(), render)
+    exit_now(outcome)
 
 
 def rollback(
@@ -171,86 +234,47 @@ def rollback(
     severity: Annotated[
         str | None, typer.Option("--severity", help="critical|high|medium|low [default: the policy's]")
     ] = None,
+    wait: WaitOption = None,
     parallel: ParallelOption = 16,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Plan, confirm, execute, verify and record a rollback; the release left is marked bad."""
     ctx = open_env(file, env, parallel)
-    planned = build_plan(ctx, to, split_names(only))
-    if output == OutputFormat.text:
-        warn_unfinished(ctx)
-        render_plan(planned)
-    if planned.blocked:
-        raise Refused(f"{planned.blocked}. Nothing was changed.")
-    if not planned.steps:
-        emit(output, {"status": "nothing-to-do", "plan": planned.to_dict()}, lambda: None)
-        return
-    decision = decide(ctx, severity)
-    if output == OutputFormat.text:
-        stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
-    roles = ctx.runbook.policy.roles_of(ctx.actor.name)
-    if decision.rolls_back_now(roles):
-        confirm(ctx, planned, yes, allow_destructive)
-    executor = Executor(ctx)
-    rollback_id = executor.create(planned, reason)
-    record_overrides(ctx, rollback_id, yes, allow_destructive and bool(planned.destructive_steps))
-    status = apply_decision(ctx, rollback_id, decision, roles, None)
-    if status == RollbackStatus.DECLINED:
-        raise Refused(f"decision: fix forward, no rollback ({decision.reason}); recorded as {rollback_id}")
-    if status == RollbackStatus.AWAITING_APPROVAL:
-        who = ", ".join(decision.roles) or "anyone"
-        raise Refused(
-            f"rollback {rollback_id} awaits {decision.approvals_needed} approval(s) from: {who}. "
-            f"Approve with: lastgood approve {rollback_id}"
-        )
-    if decision.method == "planned-rollback":
-        message = f"rollback {rollback_id} is planned, not run: run it in its window with lastgood resume {rollback_id}"
-        emit(
-            output, {"id": rollback_id, "status": status, "decision": decision.to_dict()}, lambda: stdout.print(message)
-        )
-        return
-    if output == OutputFormat.text:
-        stderr.print(f"rollback {rollback_id} started (resume with: lastgood resume {rollback_id})")
-    finish(execute(executor, rollback_id, len(planned.steps), output), output)
-
-
-def record_overrides(ctx: EnvContext, rollback_id: str, yes: bool, destructive: bool) -> None:
-    """Skipped safeguards go into the audit log."""
-    overrides = []
-    if yes and ctx.runbook.environment(ctx.env).protected:
-        overrides.append("--yes skipped the typed confirmation of a protected environment")
-    if destructive:
-        overrides.append("--allow-destructive ran steps the plan marks destructive")
-    with ctx.session() as session:
-        for text in overrides:
-            store.add_event(session, ctx.app, ctx.env, "override", text, ctx.clock.now(), rollback_id)
+    request = RollbackRequest(
+        to=to,
+        only=split_names(only),
+        reason=reason,
+        severity=severity,
+        confirmed=yes,
+        allow_destructive=allow_destructive,
+        wait=parse_wait(wait),
+    )
+    outcome = run_with_console(ctx, yes, output, lambda hooks: request_rollback(ctx, request, hooks))
+    finish(outcome, output)
 
 
 def warn_unfinished(ctx: EnvContext) -> None:
-    with ctx.session() as session:
-        unfinished = [
-            r for r in store.list_rollbacks(session, ctx.app, ctx.env, 5) if r.status in ("running", "failed")
-        ]
-    for row in unfinished:
-        stderr.print(f"[yellow]note[/]: rollback {row.id} is {row.status}; `lastgood resume {row.id}` finishes it")
+    for rollback_id, status in unfinished_rollbacks(ctx):
+        stderr.print(
+            f"[yellow]note[/]: rollback {rollback_id} is {status}; rolling back now supersedes it "
+            f"(`lastgood resume {rollback_id}` would finish it instead)"
+        )
 
 
 def resume(
     rollback_id: Annotated[str, typer.Argument(help="The rollback id, e.g. rb-1a2b3c4d5e")],
+    wait: WaitOption = None,
     parallel: ParallelOption = 16,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Finish a rollback that failed or whose process died, without redoing the steps already done."""
-    from lastgood.cli.common import ledger_for, open_runbook
-
-    runbook = open_runbook(file)
-    with ledger_for(runbook).session() as session:
-        row = store.get_rollback(session, rollback_id)
-        env, remaining = row.env, sum(1 for s in row.steps if s.status not in ("succeeded", "unchanged"))
-    ctx = open_env(file, env, parallel)
-    finish(execute(Executor(ctx), rollback_id, remaining, output), output)
+    """Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done."""
+    ctx = open_env(file, rollback_env(open_runbook(file), rollback_id), parallel)
+    outcome = run_with_console(
+        ctx, True, output, lambda hooks: resume_rollback(ctx, rollback_id, parse_wait(wait), hooks)
+    )
+    finish(outcome, output)
 
 
 def show(
@@ -258,50 +282,29 @@ def show(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """A rollback's steps and its timeline."""
-    from lastgood.cli.common import ledger_for, open_runbook
-
-    runbook = open_runbook(file)
-    with ledger_for(runbook).session() as session:
-        row = store.get_rollback(session, rollback_id)
-        data: dict[str, Any] = {
-            "id": row.id,
-            "env": row.env,
-            "status": row.status,
-            "requested_by": row.requested_by,
-            "reason": row.reason,
-            "error": row.error,
-            "steps": [
-                {
-                    "component": s.component,
-                    "action": s.action,
-                    "from": s.before,
-                    "to": s.after,
-                    "status": s.status,
-                    "attempts": s.attempts,
-                    "detail": s.detail,
-                    "error": s.error,
-                    "output": s.output,
-                }
-                for s in row.steps
-            ],
-            "timeline": [
-                {"at": e.at.isoformat(), "type": e.type, "message": e.message}
-                for e in store.events_of(session, rollback_id)
-            ],
-        }
+    """A rollback's steps, who runs it now, and its timeline."""
+    detail = rollback_detail(open_runbook(file), rollback_id)
 
     def render() -> None:
-        stdout.print(f"rollback {data['id']} in {data['env']}: [bold]{data['status']}[/] (by {data['requested_by']})")
+        stdout.print(f"rollback {detail.id} in {detail.env}: [bold]{detail.status}[/] (by {detail.requested_by})")
+        if detail.owner is not None:
+            stdout.print(f"run by {lease_owner(detail.owner)}")
         table = Table(title="steps", title_justify="left")
         for column in ("component", "action", "from", "to", "status", "attempts"):
             table.add_column(column)
-        for s in data["steps"]:
-            table.add_row(s["component"], s["action"], s["from"], s["to"], s["status"], str(s["attempts"]))
+        for s in detail.steps:
+            table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
         stdout.print(table)
-        render_timeline(data["timeline"])
+        render_timeline([e.model_dump(mode="json") for e in detail.timeline])
 
-    emit(output, data, render)
+    emit(output, detail.model_dump(mode="json", by_alias=True), render)
+
+
+def lease_owner(owner: dict[str, Any]) -> str:
+    return (
+        f"{owner['actor']} via {owner['via']} on {owner['host']} pid {owner['pid']} "
+        f"(heartbeat {owner['heartbeat_age_seconds']}s ago, lease {owner['lease_expires_in_seconds']}s left)"
+    )
 
 
 def render_timeline(timeline: list[dict[str, Any]]) -> None:

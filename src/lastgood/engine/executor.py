@@ -11,10 +11,11 @@ import os
 import random
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from lastgood.config.models import Component
@@ -35,6 +36,10 @@ from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 from lastgood.redact import redact
 from lastgood.runtime import notifications
 from lastgood.runtime.context import EnvContext
+from lastgood.runtime.lease import Lease
+
+POLL_SECONDS = 0.25
+DRAIN_SECONDS = 20.0
 
 
 class Listener(Protocol):
@@ -75,16 +80,16 @@ class StepOutcome:
     output: dict[str, Any] | None = None
 
 
-@dataclass
-class RollbackResult:
+class RollbackResult(BaseModel):
     id: str
     env: str
     status: str
     to_release: str
     from_release: str | None
-    done: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    not_started: list[str] = field(default_factory=list)
+    done: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+    not_started: list[str] = Field(default_factory=list)
+    in_flight: list[str] = Field(default_factory=list)  # interrupted while their call was out: outcome unknown
     seconds: float = 0.0
 
     @property
@@ -94,12 +99,18 @@ class RollbackResult:
     def summary(self) -> str:
         if self.status == RollbackStatus.SUCCEEDED:
             return f"rollback {self.id}: {self.env} is back on {self.to_release} ({len(self.done)} steps verified)"
-        parts = [f"rollback {self.id} failed"]
+        parts = [f"rollback {self.id} {self.status}"]
         parts.append("done: " + (", ".join(self.done) or "nothing"))
-        parts.append("failed: " + "; ".join(f"{c} ({e})" for c, e in self.failed.items()))
+        if self.failed:
+            parts.append("failed: " + "; ".join(f"{c} ({e})" for c, e in self.failed.items()))
+        if self.in_flight:
+            parts.append("in flight when interrupted (resume checks them): " + ", ".join(self.in_flight))
         if self.not_started:
             parts.append("not started: " + ", ".join(self.not_started))
-        parts.append(f"fix the cause, then run: {self.resume_command}")
+        if self.status == RollbackStatus.INTERRUPTED:
+            parts.append(f"to finish it, run: {self.resume_command}")
+        else:
+            parts.append(f"fix the cause, then run: {self.resume_command}")
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +123,7 @@ class RollbackResult:
             "done": self.done,
             "failed": self.failed,
             "not_started": self.not_started,
+            "in_flight": self.in_flight,
             "seconds": round(self.seconds, 3),
             "resume": None if self.status == RollbackStatus.SUCCEEDED else self.resume_command,
         }
@@ -135,6 +147,17 @@ class Executor:
         self._rollback_id = ""
         self._known: dict[str, State] = {}
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # set by an interrupt: start no new step
+        self.lease: Lease | None = None  # when set, every write checks the claim is still this process's
+        self.drain_seconds = DRAIN_SECONDS
+
+    def request_stop(self) -> None:
+        """Start no new step; the calls in flight finish (up to `drain_seconds`) and are recorded."""
+        self.stopping.set()
+
+    def _fence(self, session: Session) -> None:
+        if self.lease is not None:
+            self.lease.check(session)
 
     def create(
         self, plan: Plan, reason: str = "", requested_by: str | None = None, rollback_id: str | None = None
@@ -194,10 +217,11 @@ class Executor:
         done = set(work["done"])
         pending: dict[str, _Work] = {w.component: w for w in work["todo"]}
         failed: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency)) as pool:
-            running: dict[Future[StepOutcome], str] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency))
+        running: dict[Future[StepOutcome], str] = {}
+        try:
             while True:
-                ready = self._ready(pending, done, len(running))
+                ready = [] if self.stopping.is_set() else self._ready(pending, done, len(running))
                 if ready:
                     self._mark_running(rollback_id, [item.component for item in ready])
                 for item in ready:
@@ -205,18 +229,32 @@ class Executor:
                     running[pool.submit(self._execute, specs.get(item.component), item)] = item.component
                 if not running:
                     break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                draining = self.stopping.is_set()
+                finished = self._wait(running, draining)
                 outcomes = {running.pop(future): future.result() for future in finished}
-                self._mark_finished(rollback_id, outcomes)
+                if outcomes:
+                    self._mark_finished(rollback_id, outcomes)
                 for component, outcome in outcomes.items():
                     if outcome.status in DONE_STEP:
                         done.add(component)
                     else:
                         failed[component] = outcome.error or outcome.detail
-        result = self._finish(rollback_id, done, failed, list(pending), started)
+                if draining:
+                    break
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        in_flight = sorted(running.values())
+        result = self._finish(rollback_id, done, failed, list(pending), started, in_flight)
         self.ctx.dispatch.stop_updates(rollback_id)
         notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
         return result
+
+    def _wait(self, running: dict[Future[StepOutcome], str], draining: bool) -> set[Future[StepOutcome]]:
+        """The steps finished now (polled, so an interrupt is seen); when draining after an interrupt, the calls
+        in flight get `drain_seconds` to finish, and those still out stay RUNNING with their attempt counted."""
+        if draining:
+            return wait(running, timeout=self.drain_seconds)[0]
+        return wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)[0]
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
         room = max(1, self.ctx.concurrency) - running
@@ -234,11 +272,14 @@ class Executor:
                     f"rollback {rollback_id} awaits approval ({have} of {rollback.approvals_needed}): "
                     f"lastgood approve {rollback_id}"
                 )
+            if rollback.status == RollbackStatus.SUPERSEDED:
+                raise Refused(f"rollback {rollback_id} was superseded: {rollback.error or 'a newer rollback ran'}")
             if rollback.status in (RollbackStatus.DENIED, RollbackStatus.DECLINED):
                 raise Refused(f"rollback {rollback_id} was {rollback.status}: {rollback.decision_reason or ''}")
             if rollback.env != self.ctx.env or rollback.app != self.ctx.app:
                 where = f"{rollback.app}/{rollback.env}"
                 raise BadInput(f"rollback {rollback_id} belongs to {where}, not {self.ctx.app}/{self.ctx.env}")
+            self._fence(session)
             resuming = rollback.status != RollbackStatus.PLANNED
             transition(rollback, RollbackStatus.RUNNING, ROLLBACK_TRANSITIONS)
             rollback.error = None
@@ -264,19 +305,22 @@ class Executor:
         for component in components:
             self.listener.step_started(component)
         with self.ctx.session() as session:
+            self._fence(session)
             for step in store.get_steps(session, rollback_id, components):
                 transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
                 step.started_at = self.ctx.clock.now()
                 step.error = None
+                step.attempts += 1  # counted before the call: a step left RUNNING may have taken effect
 
     def _mark_finished(self, rollback_id: str, outcomes: dict[str, StepOutcome]) -> None:
         now = self.ctx.clock.now()
         with self.ctx.session() as session:
+            self._fence(session)
             for step in store.get_steps(session, rollback_id, list(outcomes)):
                 outcome = outcomes[step.component]
                 transition(step, outcome.status, STEP_TRANSITIONS)
                 step.finished_at = now
-                step.attempts += outcome.attempts
+                step.attempts += max(0, outcome.attempts - 1)
                 step.detail = redact(outcome.detail)
                 step.error = redact(outcome.error)
                 step.output = redact(outcome.output)
@@ -375,15 +419,21 @@ class Executor:
         failed: dict[str, str],
         not_started: list[str],
         started: datetime,
+        in_flight: list[str],
     ) -> RollbackResult:
         now = self.ctx.clock.now()
         with self.ctx.session() as session:
+            self._fence(session)
             rollback = store.get_rollback(session, rollback_id)
             target = session.get(ReleaseRow, rollback.to_release_id)
             left = session.get(ReleaseRow, rollback.from_release_id) if rollback.from_release_id else None
             assert target is not None  # a foreign key
-            ok = not failed and not not_started
-            transition(rollback, RollbackStatus.SUCCEEDED if ok else RollbackStatus.FAILED, ROLLBACK_TRANSITIONS)
+            ok = not failed and not not_started and not in_flight
+            interrupted = not ok and self.stopping.is_set()
+            end = (
+                RollbackStatus.SUCCEEDED if ok else RollbackStatus.INTERRUPTED if interrupted else RollbackStatus.FAILED
+            )
+            transition(rollback, end, ROLLBACK_TRANSITIONS)
             rollback.finished_at = now
             result = RollbackResult(
                 id=rollback_id,
@@ -394,6 +444,7 @@ class Executor:
                 done=sorted(done),
                 failed=failed,
                 not_started=sorted(not_started),
+                in_flight=in_flight,
                 seconds=(now - started).total_seconds(),
             )
             if ok:
@@ -401,7 +452,7 @@ class Executor:
             else:
                 rollback.error = redact(result.summary())
                 store.add_event(
-                    session, rollback.app, rollback.env, "rollback-failed", result.summary(), now, rollback_id
+                    session, rollback.app, rollback.env, f"rollback-{end}", result.summary(), now, rollback_id
                 )
         return result
 

@@ -14,6 +14,7 @@ _TAGS = {
     "rollback-started": "URGENT",
     "approval-needed": "URGENT",
     "rollback-failed": "URGENT",
+    "rollback-interrupted": "URGENT",
     "rollback-succeeded": "RESOLVED",
     "not-the-cause": "ALERT",
 }
@@ -25,6 +26,7 @@ _TITLES = {
     "status-update": "Still rolling back",
     "rollback-succeeded": "Rolled back",
     "rollback-failed": "Rollback failed",
+    "rollback-interrupted": "Rollback interrupted",
     "not-the-cause": "Alert, not the release: no rollback",
 }
 

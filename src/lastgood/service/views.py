@@ -1,0 +1,96 @@
+"""Read-only views of rollbacks for every caller: a rollback's detail, its environment, the unfinished ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from lastgood.config.models import Runbook
+from lastgood.domain.states import UNFINISHED_ROLLBACK
+from lastgood.ledger import holds, store
+from lastgood.ledger.db import Ledger, open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
+from lastgood.runtime.lease import describe
+
+
+class StepView(BaseModel):
+    component: str
+    action: str
+    before: str = Field(serialization_alias="from")
+    after: str = Field(serialization_alias="to")
+    status: str
+    attempts: int
+    detail: str | None
+    error: str | None
+    output: dict[str, Any] | None
+
+
+class EventView(BaseModel):
+    at: datetime
+    type: str
+    message: str
+    actor: str
+
+
+class RollbackDetail(BaseModel):
+    id: str
+    env: str
+    status: str
+    requested_by: str
+    reason: str
+    error: str | None
+    owner: dict[str, Any] | None  # the process running it now, with its lease
+    steps: list[StepView]
+    timeline: list[EventView]
+
+
+def app_ledger(runbook: Runbook) -> Ledger:
+    return open_ledger(resolve_url(runbook.state, runbook.base_dir))
+
+
+def rollback_env(runbook: Runbook, rollback_id: str) -> str:
+    with app_ledger(runbook).session() as session:
+        return store.get_rollback(session, rollback_id).env
+
+
+def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
+    with app_ledger(runbook).session() as session:
+        row = store.get_rollback(session, rollback_id)
+        hold = holds.holder_of(session, rollback_id)
+        now = datetime.now(UTC)
+        owner = describe(hold, now) if hold is not None and hold.expires_at > now else None
+        return RollbackDetail(
+            id=row.id,
+            env=row.env,
+            status=row.status,
+            requested_by=row.requested_by,
+            reason=row.reason,
+            error=row.error,
+            owner=owner,
+            steps=[
+                StepView(
+                    component=s.component,
+                    action=s.action,
+                    before=s.before,
+                    after=s.after,
+                    status=s.status,
+                    attempts=s.attempts,
+                    detail=s.detail,
+                    error=s.error,
+                    output=s.output,
+                )
+                for s in row.steps
+            ],
+            timeline=[
+                EventView(at=e.at, type=e.type, message=e.message, actor=e.actor)
+                for e in store.events_of(session, rollback_id)
+            ],
+        )
+
+
+def unfinished_rollbacks(ctx: EnvContext) -> list[tuple[str, str]]:
+    with ctx.session() as session:
+        rows = store.list_rollbacks(session, ctx.app, ctx.env, 5)
+        return [(r.id, r.status) for r in rows if r.status in UNFINISHED_ROLLBACK]
