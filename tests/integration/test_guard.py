@@ -13,10 +13,10 @@ from lastgood.config.loader import load_runbook
 from lastgood.config.models import MetricQuery
 from lastgood.demo import shop
 from lastgood.engine.record import record_release
-from lastgood.guard.loop import Guard
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.guard import guard_for
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
 
@@ -75,7 +75,7 @@ def test_guard_rolls_back_when_error_rate_holds(shop_dir: Path, aws: AwsClients)
     bad_release(aws, ctx)
     # 1% errors for 10 minutes, then 20% from minute 10 on.
     put_minutes(aws, "shop-api-prod", [(m, 1000, 10 if m < 10 else 200) for m in range(20)])
-    outcome = Guard(ctx, CloudWatchSource(aws)).run(duration=30 * 60)
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=30 * 60)
     assert outcome.status == "rolled-back"
     assert outcome.fired is not None and outcome.fired.trigger == "api-errors"
     # "> 5% for 5m" on 1-minute periods: minutes 10..14 must be complete, so it fires at minute 15.
@@ -104,7 +104,7 @@ def test_guard_alert_trigger_only_reports(shop_dir: Path, aws: AwsClients) -> No
         for m in range(12)
     ]
     aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=throttles)
-    outcome = Guard(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
     assert outcome.status == "healthy"
     assert [a.trigger for a in outcome.alerts] == ["api-throttles"]  # reported once, not every period
     assert aws.client("lambda").get_alias(FunctionName="shop-api-prod", Name="live")["FunctionVersion"] == "2"
@@ -115,7 +115,7 @@ def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClie
     ctx = context(shop_dir, clock)
     record_release(ctx, "v1")
     put_minutes(aws, "shop-api-prod", [(m, 100, 50) for m in range(10)])
-    outcome = Guard(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
     assert outcome.status == "nothing-to-roll-back-to" and outcome.exit_code == 3
 
 
@@ -123,7 +123,7 @@ def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClie
 def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missing: str) -> None:
     ctx = context(shop_dir, FakeClock(START))
     bad_release(aws, ctx)
-    outcome = Guard(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
     assert outcome.status == "healthy" and outcome.evaluations == 11
 
 
@@ -237,7 +237,7 @@ def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path
     bad_release(aws, ctx)  # v2 is recorded at START: the baseline is START-10m .. START
     # Before: 2 errors a minute. After: 20 a minute, 2% of 1000 calls, so the "> 5%" trigger stays quiet.
     put_minutes(aws, "shop-api-prod", [(m, 1000, 2) for m in range(-10, 0)] + [(m, 1000, 20) for m in range(10)])
-    outcome = Guard(ctx).run(duration=10 * 60)  # no source given: sources/registry.py builds CloudWatch's
+    outcome = guard_for(ctx).run(duration=10 * 60)  # no source given: sources/registry.py builds CloudWatch's
     assert outcome.status == "rolled-back", outcome.message
     assert outcome.fired is not None and outcome.fired.trigger == "api-errors-vs-baseline"
     assert "baseline 2" in outcome.fired.detail
@@ -260,7 +260,7 @@ def test_guard_builds_one_source_per_type(shop_dir: Path, aws: AwsClients) -> No
 """
     (shop_dir / "lastgood.yaml").write_text((shop_dir / "lastgood.yaml").read_text() + extra)
     ctx = context(shop_dir, FakeClock(START))
-    guard = Guard(ctx, CloudWatchSource(aws))
+    guard = guard_for(ctx, CloudWatchSource(aws))
     try:
         assert sorted(guard.sources) == ["cloudwatch", "probe", "prometheus"]
         assert isinstance(guard.sources["prometheus"], PrometheusSource)

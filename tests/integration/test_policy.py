@@ -18,11 +18,11 @@ from lastgood.cli.app import main
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.engine.approvals import sign_token
-from lastgood.guard.loop import Guard
 from lastgood.kinds.fake import FakeWorld, installed
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.guard import guard_for
 from lastgood.sources.base import Series, SeriesRequest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -271,6 +271,6 @@ def test_guard_acts_alone_only_where_the_matrix_allows(
     ctx = EnvContext(
         runbook, "prod", open_ledger(resolve_url(runbook.state, runbook.base_dir)), AwsClients(), FakeClock()
     )
-    outcome = Guard(ctx, Firing()).run(duration=60)
+    outcome = guard_for(ctx, Firing()).run(duration=60)
     assert outcome.status == expected and world.get("api") == api
     assert outcome.decision is not None and outcome.decision["severity"] == severity

@@ -6,7 +6,7 @@ import typer
 
 from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, emit, open_env, stderr, stdout
 from lastgood.config.durations import format_duration
-from lastgood.engine.drill import DrillResult, check_allowed, run_drill
+from lastgood.service.drill import DrillResult, check_allowed, run_drill
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 

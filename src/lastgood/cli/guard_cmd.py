@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import typer
@@ -18,11 +19,13 @@ from lastgood.cli.common import (
     stderr,
     stdout,
 )
+from lastgood.cli.interrupts import exit_now, interruptible
 from lastgood.config.durations import parse_duration
 from lastgood.engine.readiness import guard_check
 from lastgood.errors import BadInput
-from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
+from lastgood.service.guard import watch
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
 
@@ -76,10 +79,13 @@ def guard(
     if output == OutputFormat.text:
         judge = " and the canary judge (on an alias with a canary in flight)" if ctx.runbook.canary else ""
         stderr.print(f"guarding {ctx.app}/{env} for {for_}: {len(ctx.runbook.triggers)} triggers{judge}")
-    outcome = Guard(ctx, listener=listener).run(duration)
+    stop = threading.Event()
+    with interruptible(
+        stop, lambda: stderr.print("[yellow]interrupt[/]: the guard stops (Ctrl-C again exits at once)")
+    ):
+        outcome = watch(ctx, duration, listener=listener, stop=stop)
     emit(output, outcome.to_dict(), lambda: render(outcome))
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
+    exit_now(outcome)
 
 
 def render(outcome: GuardOutcome) -> None:

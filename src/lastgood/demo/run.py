@@ -20,11 +20,12 @@ from lastgood.demo import shop
 from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
 from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.record import record_release
-from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.guard import guard_for
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 ENV = "prod"
@@ -115,7 +116,7 @@ def _scenario(
     console.print(" 2. release [bold]v2[/] deployed to 10% of traffic, with a changed parameter and a rotated secret")
 
     listener = DemoGuardListener(console, timeline)
-    guard = Guard(ctx, CloudWatchSource(aws), listener=listener)
+    guard = guard_for(ctx, CloudWatchSource(aws), listener=listener)
     _shift_later(aws, new_versions, canary_seconds, console, timeline, listener.decided)
     console.print(
         " 3. the guard watches api-errors (> 5% of invocations for 5s; at 10% of traffic v2 shows as about 3%)\n"
@@ -184,7 +185,8 @@ def _report(
         )
     console.print(
         f"detected -> restored and verified: [bold green]{restored - outcome.detected_at.timestamp():.2f}s[/] "
-        f"({len(outcome.rollback.done)} components, rollback {outcome.rollback.id}); demo took {elapsed:.0f}s"
+        f"({len(outcome.rollback.to_dict()['done'])} components, rollback {outcome.rollback.id}); "
+        f"demo took {elapsed:.0f}s"
     )
     if kept:
         console.print(f"state kept in {workdir} (try: lastgood -f {workdir / 'lastgood.yaml'} ...)")

@@ -466,7 +466,8 @@ class Executor:
     ) -> None:
         if not rollback.partial:
             store.set_live(session, rollback.app, rollback.env, target.id)
-            if left is not None and left.id != target.id and not left.bad:
+            # Returning to a release marked bad (a drill re-deploying one) judges nothing about the one left.
+            if left is not None and left.id != target.id and not left.bad and not target.bad:
                 store.mark_bad(session, left, f"rolled back by {rollback.id}", now)
         store.add_event(
             session,

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from lastgood.config.models import Trigger
-from lastgood.domain.states import RollbackStatus
-from lastgood.engine.decide import apply_decision, decide
-from lastgood.engine.executor import Executor, Listener, RollbackResult
-from lastgood.engine.planner import build_plan
-from lastgood.errors import Refused
 from lastgood.guard.canary import CanaryWatch, feed_for
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
@@ -22,6 +18,35 @@ from lastgood.runtime.context import EnvContext
 from lastgood.runtime.notifications import notify_alert
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.registry import build_source, close_sources, sources_for
+
+
+class RollbackRun(Protocol):
+    """What the guard reports of the rollback its responder ran."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def seconds(self) -> float: ...
+    def summary(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Response:
+    """What was done about a firing rollback trigger."""
+
+    status: str  # rolled-back | rollback-failed | interrupted | joined | held | nothing-to-roll-back-to | ...
+    message: str
+    rollback: RollbackRun | None = None
+    decision: dict[str, Any] | None = None
+
+
+class Responder(Protocol):
+    """Acts on a rollback trigger that holds: the service's rollback use case (the guard knows no engine)."""
+
+    def respond(self, fired: TriggerVerdict, detected_at: datetime) -> Response: ...
 
 
 class GuardListener(Protocol):
@@ -40,10 +65,10 @@ class QuietGuardListener:
 @dataclass
 class GuardOutcome:
     env: str
-    status: str  # healthy | rolled-back | rollback-failed | nothing-to-roll-back-to
+    status: str  # healthy | rolled-back | rollback-failed | joined | interrupted | nothing-to-roll-back-to | ...
     evaluations: int
     fired: TriggerVerdict | None = None
-    rollback: RollbackResult | None = None
+    rollback: RollbackRun | None = None
     alerts: list[TriggerVerdict] = field(default_factory=list)
     detected_at: datetime | None = None
     message: str = ""
@@ -52,7 +77,8 @@ class GuardOutcome:
 
     @property
     def exit_code(self) -> int:
-        return {"healthy": 0, "nothing-to-roll-back-to": 3}.get(self.status, 1)
+        codes = {"healthy": 0, "nothing-to-roll-back-to": 3, "held": 3, "fired": 3, "interrupted": 130}
+        return codes.get(self.status, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +96,6 @@ class GuardOutcome:
 
 
 _NOT_THE_CAUSE = "\0not-the-cause"  # in `_alerting`: the not-the-cause alert of the current firing episode
-_GUARD_STATUS = {"declined": "fix-forward", "awaiting-approval": "awaiting-approval"}
 
 
 def window_end(now: datetime, period: float) -> datetime:
@@ -86,14 +111,16 @@ class Guard:
         source: MetricSource | Mapping[str, MetricSource] | None = None,
         judge: Judge | None = None,
         listener: GuardListener | None = None,
-        rollback_listener: Listener | None = None,
+        responder: Responder | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         """`source`: one source for the CloudWatch triggers (tests, drills), or sources by type; the sources
         the triggers need beyond those are built by sources/registry.py."""
         self.ctx = ctx
         self.judge = judge or ThresholdJudge()
         self.listener = listener or QuietGuardListener()
-        self.rollback_listener = rollback_listener
+        self.responder = responder
+        self.stop = stop or threading.Event()  # set by an interrupt: stop watching
         self.triggers = ctx.runbook.triggers_for(ctx.env)
         given = source if isinstance(source, Mapping) else {"cloudwatch": source} if source is not None else {}
         self.sources = sources_for(self.triggers, ctx.aws, given)
@@ -209,7 +236,10 @@ class Guard:
             if remaining <= 0:
                 outcome.message = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
                 return outcome
-            self.ctx.clock.sleep(min(self.interval, remaining))
+            if self._pause(min(self.interval, remaining)):
+                outcome.status = "interrupted"
+                outcome.message = f"stopped watching after {outcome.evaluations} evaluations (interrupted)"
+                return outcome
 
     def _hold_for_the_canary(self, fired: TriggerVerdict, waited: float, outcome: GuardOutcome) -> bool:
         """Whether a firing rollback trigger is held back by the canary judges: every in-flight canary is judged
@@ -261,33 +291,26 @@ class Guard:
             elif verdict.state != "firing":
                 self._alerting.discard(verdict.trigger)
 
+    def _pause(self, seconds: float) -> bool:
+        """Sleep in short slices so an interrupt is seen at once; True when interrupted."""
+        end = self.ctx.clock.now().timestamp() + seconds
+        while not self.stop.is_set():
+            left = end - self.ctx.clock.now().timestamp()
+            if left <= 0:
+                return False
+            self.ctx.clock.sleep(min(left, 0.5))
+        return True
+
     def _roll_back(self, fired: TriggerVerdict, outcome: GuardOutcome) -> GuardOutcome:
         outcome.fired = fired
         outcome.detected_at = self.ctx.clock.now()
-        reason = f"trigger {fired.trigger} ({fired.severity}): {fired.detail}"
-        try:
-            plan = build_plan(self.ctx)
-        except Refused as refused:
-            self._event("guard-fired", f"{reason}; {refused}", None, fired)
-            outcome.status, outcome.message = "nothing-to-roll-back-to", str(refused)
+        if self.responder is None:
+            self._event("guard-fired", f"trigger {fired.trigger} ({fired.severity}): {fired.detail}", None, fired)
+            outcome.status, outcome.message = "fired", f"trigger {fired.trigger} fired; no responder to roll back"
             return outcome
-        decision = decide(self.ctx, fired.severity, automated=True)
-        executor = Executor(self.ctx, self.rollback_listener)
-        rollback_id = store.new_rollback_id()
-        self._event("guard-fired", reason, rollback_id, fired)
-        executor.create(plan, reason=reason, requested_by="lastgood-guard", rollback_id=rollback_id)
-        status = apply_decision(self.ctx, rollback_id, decision, set(), outcome.detected_at, fired.to_dict())
-        outcome.decision = decision.to_dict()
-        if status != RollbackStatus.PLANNED or decision.method == "planned-rollback":
-            outcome.status = {"declined": "fix-forward", "awaiting-approval": "awaiting-approval"}.get(
-                status, "planned"
-            )
-            outcome.message = f"{decision.method}: {decision.reason}; rollback {rollback_id} is {status}"
-            return outcome
-        self.listener.rollback_started(rollback_id, fired)
-        outcome.rollback = executor.run(rollback_id)
-        outcome.status = "rolled-back" if outcome.rollback.status == "succeeded" else "rollback-failed"
-        outcome.message = outcome.rollback.summary()
+        response = self.responder.respond(fired, outcome.detected_at)
+        outcome.status, outcome.message = response.status, response.message
+        outcome.rollback, outcome.decision = response.rollback, response.decision
         return outcome
 
     def _event(self, type_: str, message: str, rollback_id: str | None, verdict: TriggerVerdict) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,9 @@ from lastgood.kinds.base import Kind, KindContext
 from lastgood.kinds.registry import get_kind
 from lastgood.ledger.db import Ledger
 from lastgood.notify.dispatch import Dispatch, NopDispatcher
+
+if TYPE_CHECKING:
+    from lastgood.runtime.lease import Lease
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,6 +38,7 @@ class EnvContext:
     concurrency: int = 16
     dispatch: Dispatch = field(default_factory=NopDispatcher)
     actor: Actor = field(default_factory=lambda: Actor(name="lastgood", via="test"))
+    holding: Lease | None = None  # this process already holds the environment: nested operations run under it
 
     @contextmanager
     def session(self) -> Iterator[Session]:

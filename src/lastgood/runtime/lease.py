@@ -132,7 +132,11 @@ def try_claim(
 @contextmanager
 def hold(ctx: EnvContext, operation: str, subject: str, wait: float | None = None) -> Iterator[Lease]:
     """Hold the environment for the block; refused (EnvironmentHeld, exit 3) while another live claim holds it,
-    or after `wait` seconds of waiting for it."""
+    or after `wait` seconds of waiting for it. Under an operation that already holds it (`ctx.holding`: a drill's
+    own rollbacks, a deployment's abort), the block runs under that claim."""
+    if ctx.holding is not None:
+        yield ctx.holding
+        return
     lease = acquire(ctx, operation, subject, wait)
     try:
         yield lease

@@ -39,6 +39,8 @@ class RollbackRequest(BaseModel):
     automated: bool = False  # requested by the guard, not a person
     detected_at: datetime | None = None
     trigger: dict[str, Any] | None = None
+    id: str | None = None  # chosen by the caller (the guard records its event under it first)
+    expect_from: str | None = None  # the release the caller judged: if it is no longer live, do nothing
 
 
 class RollbackOutcome(BaseModel):
@@ -89,9 +91,13 @@ def preview_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None 
 def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | None = None) -> RollbackOutcome:
     """Hold the environment, plan, decide, confirm, create, apply the approvals matrix and run."""
     hooks = hooks or Hooks()
-    rollback_id = store.new_rollback_id()
+    rollback_id = request.id or store.new_rollback_id()
     with hold(ctx, "rollback", rollback_id, request.wait) as lease:
         plan = build_plan(ctx, request.to, request.only)
+        if request.expect_from is not None and plan.from_release != request.expect_from:
+            live = plan.from_release or "(unrecorded)"
+            message = f"{request.expect_from} is no longer live ({live} is): it was rolled back already"
+            return RollbackOutcome(env=ctx.env, status="stale", message=message)
         hooks.on_plan(plan)
         if plan.blocked:
             raise Refused(f"{plan.blocked}. Nothing was changed.")

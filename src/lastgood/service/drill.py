@@ -6,17 +6,19 @@ from __future__ import annotations
 import shlex
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
-from lastgood.errors import BadInput, Refused, StepFailed
-from lastgood.guard.loop import Guard, GuardOutcome
+from lastgood.errors import BadInput, LastgoodError, Refused, StepFailed
+from lastgood.guard.loop import GuardOutcome
 from lastgood.ledger import store
 from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
 from lastgood.runtime.context import EnvContext
+from lastgood.runtime.lease import hold
+from lastgood.service.guard import guard_for
 from lastgood.sources.base import MetricSource
 
 
@@ -43,19 +45,56 @@ def check_allowed(ctx: EnvContext) -> None:
 
 
 def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
+    """Hold the environment, record its good release, make the bad change, let the guard catch it; whatever
+    fails, the environment ends on the good release."""
     check_allowed(ctx)
     drill_id = "drill-" + uuid.uuid4().hex[:8]
-    started = ctx.clock.now()
+    with hold(ctx, "drill", drill_id) as lease:
+        ctx = replace(ctx, holding=lease)
+        started = ctx.clock.now()
+        with ctx.session() as session:
+            row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status="running")
+            row.targets = _targets(ctx)
+            session.add(row)
+            store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        good = record_release(ctx, f"{drill_id}-good").label
+        try:
+            bad_change = _make_bad_change(ctx, drill_id)
+            changed_at = ctx.clock.now()
+            outcome = guard_for(ctx, source).run(ctx.runbook.policy.drills.guard_for)
+        except LastgoodError as error:
+            restored = _restore(ctx, drill_id, good)
+            return _failed(ctx, drill_id, f"the drill failed: {error}; {restored}")
+        result = _finish(ctx, drill_id, bad_change, changed_at, outcome)
+        restored = _restore(ctx, drill_id, good)
+        if restored:
+            result.notes += f"; {restored}"
+        return result
+
+
+def _restore(ctx: EnvContext, drill_id: str, good: str) -> str:
+    """Back to the drill's good release if the environment is not on it (the guard did not roll back, or
+    a step failed); the note says what was done."""
+    plan = build_plan(ctx, to=good)
+    if not plan.steps:
+        return ""
+    executor = Executor(ctx)
+    result = executor.run(executor.create(plan, reason=f"{drill_id}: back to the good release {good}"))
+    _mark_drill(ctx, result.id)
+    if result.status != "succeeded":
+        return f"RESTORING {good} FAILED ({result.summary()}); finish it with lastgood resume {result.id}"
+    return f"restored {good} ({result.id})"
+
+
+def _failed(ctx: EnvContext, drill_id: str, notes: str) -> DrillResult:
+    now = ctx.clock.now()
     with ctx.session() as session:
-        session.add(
-            DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status="running", targets=_targets(ctx))
-        )
-        store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
-    record_release(ctx, f"{drill_id}-good")
-    bad_change = _make_bad_change(ctx, drill_id)
-    changed_at = ctx.clock.now()
-    outcome = Guard(ctx, source).run(ctx.runbook.policy.drills.guard_for)
-    return _finish(ctx, drill_id, bad_change, changed_at, outcome)
+        row = session.get(DrillRow, drill_id)
+        assert row is not None
+        row.status, row.finished_at, row.notes = "failed", now, notes
+        store.add_event(session, ctx.app, ctx.env, "drill-finished", f"{drill_id}: failed ({notes})", now)
+        targets = dict(row.targets)
+    return DrillResult(drill_id, ctx.env, "failed", None, None, targets, notes, None)
 
 
 def _targets(ctx: EnvContext) -> dict[str, Any]:
