@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-
 from pydantic import BaseModel
+from rich.console import Console
 from rich.markup import escape
 
 from lastgood.config.loader import load_runbook

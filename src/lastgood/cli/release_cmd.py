@@ -104,7 +104,9 @@ def mark_bad(
         result = releases.mark_bad(ctx, label, reason, live_confirmed=True)
 
     def render() -> None:
-        stdout.print(f"{escape(label)}: marked bad" + (f" (it is still the live release of {env})" if result.was_live else ""))
+        stdout.print(
+            f"{escape(label)}: marked bad" + (f" (it is still the live release of {env})" if result.was_live else "")
+        )
         print_notes(result.notes)
 
     emit(output, result, render)

@@ -50,9 +50,7 @@ def record_release(
     return release
 
 
-def list_releases(
-    session: Session, app: str, env: str, limit: int | None = None, offset: int = 0
-) -> list[ReleaseRow]:
+def list_releases(session: Session, app: str, env: str, limit: int | None = None, offset: int = 0) -> list[ReleaseRow]:
     """Newest first; a page of them with `limit` and `offset`."""
     query = select(ReleaseRow).filter_by(app=app, env=env).order_by(ReleaseRow.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))

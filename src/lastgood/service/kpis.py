@@ -59,4 +59,6 @@ def review_rollback(ctx: AppContext, rollback_id: str, unnecessary: bool, note: 
         message = f"rollback {row.id} reviewed by {who}: {verdict}" + (f": {note}" if note else "")
         details = {"unnecessary": unnecessary, "note": note, "previous": previous}
         store.add_event(session, row.app, row.env, "rollback-reviewed", message, ctx.clock.now(), row.id, details)
-    return RollbackReview(id=row.id, env=row.env, reviewed_by=who, unnecessary=unnecessary, note=note, previous=previous)
+    return RollbackReview(
+        id=row.id, env=row.env, reviewed_by=who, unnecessary=unnecessary, note=note, previous=previous
+    )

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, PlainSerializer
 
+from lastgood.ledger.tables import ReleaseRow
+
 IsoTime = Annotated[datetime, PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json")]
 
 
@@ -31,3 +33,14 @@ class ReleaseSummary(BaseModel):
     live: bool
     bad: bool
     bad_reason: str | None
+
+
+def release_summary(release: ReleaseRow, live_id: int | None) -> ReleaseSummary:
+    return ReleaseSummary(
+        label=release.label,
+        recorded_at=release.recorded_at,
+        recorded_by=release.recorded_by,
+        live=release.id == live_id,
+        bad=release.bad,
+        bad_reason=release.bad_reason,
+    )

@@ -14,10 +14,9 @@ from lastgood.engine.record import record_release, warnings_for
 from lastgood.errors import ConfirmationNeeded
 from lastgood.kinds.registry import get_kind
 from lastgood.ledger import store
-from lastgood.ledger.tables import ReleaseRow
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import current_holder
-from lastgood.service.models import ReleaseSummary
+from lastgood.service.models import ReleaseSummary, release_summary
 
 
 class ComponentState(BaseModel):
@@ -29,7 +28,7 @@ class ComponentState(BaseModel):
 class RecordedRelease(ReleaseSummary):
     components: dict[str, ComponentState]
     warnings: list[str]
-    notes: list[str] = []
+    notes: list[str] = Field(default_factory=list)
 
 
 class ReleaseList(BaseModel):
@@ -46,18 +45,7 @@ class MarkedBad(BaseModel):
     bad: bool = True
     reason: str
     was_live: bool
-    notes: list[str] = []
-
-
-def summary(release: ReleaseRow, live_id: int | None) -> ReleaseSummary:
-    return ReleaseSummary(
-        label=release.label,
-        recorded_at=release.recorded_at,
-        recorded_by=release.recorded_by,
-        live=release.id == live_id,
-        bad=release.bad,
-        bad_reason=release.bad_reason,
-    )
+    notes: list[str] = Field(default_factory=list)
 
 
 def running_notes(ctx: EnvContext) -> list[str]:
@@ -75,13 +63,13 @@ def record(ctx: EnvContext, label: str) -> RecordedRelease:
     """Read every component from AWS and store the states as a release, which becomes the live one."""
     release = record_release(ctx, label)
     components = {
-        row.component: ComponentState(kind=row.kind, state=row.state, description=get_kind(row.kind).describe(row.state))
+        row.component: ComponentState(
+            kind=row.kind, state=row.state, description=get_kind(row.kind).describe(row.state)
+        )
         for row in release.components
     }
-    base = summary(release, release.id).model_dump()
-    return RecordedRelease(
-        **base, components=components, warnings=warnings_for(ctx, release), notes=running_notes(ctx)
-    )
+    base = release_summary(release, release.id).model_dump()
+    return RecordedRelease(**base, components=components, warnings=warnings_for(ctx, release), notes=running_notes(ctx))
 
 
 def list_releases(ctx: EnvContext, limit: int | None = None, offset: int = 0) -> ReleaseList:
@@ -91,7 +79,7 @@ def list_releases(ctx: EnvContext, limit: int | None = None, offset: int = 0) ->
         total = store.count_releases(session, ctx.app, ctx.env)
         live = store.live_release(session, ctx.app, ctx.env)
     live_id = live.id if live else None
-    releases = [summary(r, live_id) for r in rows]
+    releases = [release_summary(r, live_id) for r in rows]
     return ReleaseList(env=ctx.env, releases=releases, total=total, limit=limit, offset=offset)
 
 
