@@ -22,6 +22,7 @@ from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
+from lastgood.domain.actor import Actor
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, transition
 from lastgood.engine.executor import Executor, RetryPolicy
 from lastgood.engine.planner import build_plan
@@ -83,7 +84,8 @@ def stand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
         runbook = load_runbook(file)
         ledger = open_ledger(resolve_url(runbook.state, runbook.base_dir))
         clock = FakeClock(T0)
-        ctx = EnvContext(runbook=runbook, env="prod", ledger=ledger, aws=AwsClients(), clock=clock)
+        tester = Actor(name="tester", via="test")
+        ctx = EnvContext(runbook=runbook, env="prod", ledger=ledger, aws=AwsClients(), clock=clock, actor=tester)
         yield Stand(ctx, world, clock, file)
         ledger.close()
     redact.clear()
