@@ -82,7 +82,10 @@ def open_app_ctx(file: Path | None) -> AppContext:
 def ask(question: str, phrase: str) -> None:
     """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no."""
     stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
-    if _answer() != phrase:
+    answer = _answer()
+    if answer != phrase:
+        if not answer:
+            stderr.print()  # end the prompt's line before the refusal
         raise Refused("no confirmation; nothing was changed (pass --yes to skip the prompt)")
 
 
