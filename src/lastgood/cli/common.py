@@ -22,9 +22,8 @@ from lastgood.domain.actor import Actor
 from lastgood.errors import Refused
 from lastgood.redact import RedactingStream, redact
 from lastgood.runtime.context import EnvContext
-from lastgood.service.session import AppContext, ledger_for, open_app, open_environment
-
-__all__ = ["ledger_for"]  # for the command modules that still open the ledger themselves
+from lastgood.service.session import AppContext, open_app, open_environment
+from lastgood.service.session import ledger_for as ledger_for  # for the commands still opening the ledger
 
 
 class OutputFormat(StrEnum):
@@ -50,9 +49,9 @@ stderr = Console(highlight=False, file=RedactingStream("stderr"))  # type: ignor
 
 def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:
     """`data` (a result model, printed as it is, or a dict) for scripts; `render()` for people."""
-    if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
     if output == OutputFormat.json:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
         sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
     else:
         render()
