@@ -6,7 +6,8 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   ├── UnknownRelease
 │   └── UnknownRollback
 ├── Refused                   exit 3: no confirmation, or nothing to roll back to
-│   └── EnvironmentHeld       another operation holds the environment (its holder named)
+│   ├── EnvironmentHeld       another operation holds the environment (its holder named)
+│   └── ConfirmationNeeded    a use case needs the caller's yes first (it carries the question)
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
 │   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
 │   ├── ResourceNotFound
@@ -50,6 +51,14 @@ class EnvironmentHeld(Refused):
     def __init__(self, message: str, holder: dict[str, object]) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class ConfirmationNeeded(Refused):
+    """Nothing was changed: ask `question` and call again with the confirmation."""
+
+    def __init__(self, message: str, question: str) -> None:
+        super().__init__(message)
+        self.question = question
 
 
 class LeaseLost(LastgoodError):

@@ -23,6 +23,7 @@ from lastgood.cli import (
     report_cmd,
     rollback_cmd,
     runbook_cmd,
+    status_cmd,
     stop_cmd,
 )
 from lastgood.errors import ConfigError, LastgoodError
@@ -55,6 +56,7 @@ def root(
 
 runbook_cmd.register(app)
 release_cmd.register(app)
+status_cmd.register(app)
 rollback_cmd.register(app)
 iam_cmd.register(app)
 guard_cmd.register(app)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, ledger_for, open_runbook, stdout
-from lastgood.ledger import audit
-from lastgood.ledger.tables import EventRow
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
+from lastgood.service import audit
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log in the ledger.", no_args_is_help=True)
 
@@ -22,17 +21,15 @@ def register(app: typer.Typer) -> None:
 @audit_app.command("verify")
 def verify(file: FileOption = None, output: OutputOption = OutputFormat.text) -> None:
     """Check every entry's hash and link: an edited or deleted entry is named. Exit 1 if the chain is broken."""
-    with ledger_for(open_runbook(file)).session() as session:
-        report = audit.verify(session)
-    data = {"ok": report.ok, "entries": report.entries, "problem": report.problem, "event_id": report.event_id}
+    report = audit.verify(open_app_ctx(file))
 
     def render() -> None:
         if report.ok:
             stdout.print(f"[green]ok[/]: {report.entries} entries, chain intact")
         else:
-            stdout.print(f"[red]broken[/]: {report.problem} ({report.entries} entries checked)")
+            stdout.print(f"[red]broken[/]: {escape(report.problem or '')} ({report.entries} entries checked)")
 
-    emit(output, data, render)
+    emit(output, report, render)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -44,19 +41,15 @@ def log(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The newest audit entries: who did what, when."""
-    with ledger_for(open_runbook(file)).session() as session:
-        rows = list(session.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit)))
-    entries: list[dict[str, Any]] = [
-        {"id": r.id, "at": r.at.isoformat(), "actor": r.actor, "env": r.env, "type": r.type, "message": r.message}
-        for r in reversed(rows)
-    ]
+    result = audit.log(open_app_ctx(file), limit)
 
     def render() -> None:
         table = Table(title="audit log", title_justify="left")
         for column in ("id", "at (UTC)", "actor", "env", "event", "detail"):
             table.add_column(column, overflow="fold")
-        for e in entries:
-            table.add_row(str(e["id"]), e["at"][:19], e["actor"], e["env"], e["type"], e["message"])
+        for e in result.entries:
+            at = e.at.strftime("%Y-%m-%dT%H:%M:%S")
+            table.add_row(str(e.id), at, escape(e.actor), escape(e.env), e.type, escape(e.message))
         stdout.print(table)
 
-    emit(output, {"entries": entries}, render)
+    emit(output, result, render)

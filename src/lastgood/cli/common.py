@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
-from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.domain.actor import Actor
-from lastgood.ledger.db import Ledger, open_ledger, resolve_url
+from lastgood.errors import Refused
 from lastgood.redact import RedactingStream, redact
 from lastgood.runtime.context import EnvContext
-from lastgood.runtime.notifications import dispatcher_for
+from lastgood.service.session import AppContext, open_app, open_environment
+from lastgood.service.session import ledger_for as ledger_for  # for the commands still opening the ledger
 
 
 class OutputFormat(StrEnum):
@@ -46,7 +48,10 @@ stderr = Console(highlight=False, file=RedactingStream("stderr"))  # type: ignor
 
 
 def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:
+    """`data` (a result model, printed as it is, or a dict) for scripts; `render()` for people."""
     if output == OutputFormat.json:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
         sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
     else:
         render()
@@ -54,10 +59,6 @@ def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:
 
 def open_runbook(file: Path | None) -> Runbook:
     return load_runbook(file)
-
-
-def ledger_for(runbook: Runbook) -> Ledger:
-    return open_ledger(resolve_url(runbook.state, runbook.base_dir))
 
 
 def cli_actor(runbook: Runbook) -> Actor:
@@ -68,17 +69,35 @@ def cli_actor(runbook: Runbook) -> Actor:
 
 def open_env(file: Path | None, env: str, parallel: int = 16) -> EnvContext:
     runbook = open_runbook(file)
-    environment = runbook.environment(env)
-    ctx = EnvContext(
-        runbook=runbook,
-        env=env,
-        ledger=ledger_for(runbook),
-        aws=AwsClients(environment.aws, max_pool_connections=parallel + 4),
-        concurrency=parallel,
-        actor=cli_actor(runbook),
-    )
-    ctx.dispatch = dispatcher_for(ctx)
-    return ctx
+    return open_environment(runbook, env, cli_actor(runbook), parallel)
+
+
+def open_app_ctx(file: Path | None) -> AppContext:
+    """For the app-wide commands (audit, KPIs, reports, reviews)."""
+    runbook = open_runbook(file)
+    return open_app(runbook, cli_actor(runbook))
+
+
+def ask(question: str, phrase: str) -> None:
+    """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no."""
+    stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
+    answer = _answer()
+    if answer != phrase:
+        if not answer:
+            stderr.print()  # end the prompt's line before the refusal
+        raise Refused("no confirmation; nothing was changed (pass --yes to skip the prompt)")
+
+
+def _answer() -> str:
+    try:
+        return sys.stdin.readline().strip() if sys.stdin is not None else ""
+    except (OSError, ValueError):  # stdin closed: nobody to say yes
+        return ""
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        stdout.print(f"[yellow]note[/]: {escape(note)}")
 
 
 def split_names(value: str | None) -> list[str] | None:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from lastgood.cli.common import (
-    FileOption,
-    OutputFormat,
-    OutputOption,
-    cli_actor,
-    emit,
-    ledger_for,
-    open_runbook,
-    stdout,
-)
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
 from lastgood.clock import utcnow
 from lastgood.config.durations import format_duration, parse_duration
-from lastgood.errors import BadInput, UnknownRollback
-from lastgood.kpis import Check, GroupKpis, KpiReport, Section, compute, format_rate, load_records
-from lastgood.ledger import store
+from lastgood.errors import BadInput
+from lastgood.kpis import Check, GroupKpis, Section, format_rate
+from lastgood.service.kpis import KpisResult, kpis_report, review_rollback
 
 SinceOption = Annotated[
     str, typer.Option("--since", help="How far back: a duration (90d, 12h) or a date (2026-01-31)", show_default=True)
@@ -60,20 +50,15 @@ def kpis(
 ) -> None:
     """Time to detect, decide and restore, success and false rollback rates, data-loss incidents, against the
     file's targets (policy.targets); real incidents and drills apart, per environment and component kind."""
-    runbook = open_runbook(file)
-    if env is not None:
-        runbook.environment(env)
-    start = parse_since(since, utcnow())
-    with ledger_for(runbook).session() as session:
-        records = load_records(session, runbook.app, env, start)
-    report = compute(records, runbook.policy.targets, env, start)
-    emit(output, report.to_dict(), lambda: render_report(report))
+    ctx = open_app_ctx(file)
+    report = kpis_report(ctx, env, parse_since(since, utcnow()))
+    emit(output, report, lambda: render_report(report))
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
 
 
-def render_report(report: KpiReport) -> None:
+def render_report(report: KpisResult) -> None:
     scope = report.env or "every environment"
     since = report.since.strftime("%Y-%m-%d %H:%M UTC") if report.since else "the beginning"
     render_section(f"real incidents in {scope} since {since}", report.incidents)
@@ -181,25 +166,10 @@ def rollback_review(
     """Record whether a rollback was needed after all: the false rollback rate counts the unnecessary ones."""
     if unnecessary is None:
         raise BadInput("say whether the rollback was needed: --unnecessary or --necessary")
-    runbook = open_runbook(file)
-    with ledger_for(runbook).session() as session:
-        data = review(session, runbook.app, rollback_id, unnecessary, note, cli_actor(runbook).name)
+    result = review_rollback(open_app_ctx(file), rollback_id, unnecessary, note)
 
     def render() -> None:
         verdict = "unnecessary" if unnecessary else "necessary"
-        stdout.print(f"rollback {data['id']} in {data['env']} reviewed by {data['reviewed_by']}: {verdict}")
+        stdout.print(f"rollback {result.id} in {result.env} reviewed by {result.reviewed_by}: {verdict}")
 
-    emit(output, data, render)
-
-
-def review(session: Session, app: str, rollback_id: str, unnecessary: bool, note: str, who: str) -> dict[str, Any]:
-    row = store.get_rollback(session, rollback_id)
-    if row.app != app:
-        raise UnknownRollback(f"no rollback {rollback_id!r} in app {app!r} (it belongs to {row.app!r})")
-    previous = row.unnecessary
-    row.unnecessary, row.review_note, row.reviewed_by = unnecessary, note or None, who
-    verdict = "unnecessary" if unnecessary else "necessary"
-    message = f"rollback {row.id} reviewed by {who}: {verdict}" + (f": {note}" if note else "")
-    details = {"unnecessary": unnecessary, "note": note, "previous": previous}
-    store.add_event(session, row.app, row.env, "rollback-reviewed", message, utcnow(), row.id, details, actor=who)
-    return {"id": row.id, "env": row.env, "reviewed_by": who, **details}
+    emit(output, result, render)

@@ -14,9 +14,11 @@ from lastgood.cli.common import (
     ParallelOption,
     emit,
     open_env,
+    print_notes,
     stdout,
 )
-from lastgood.engine.readiness import EnvReadiness, check_env
+from lastgood.service.readiness import Readiness
+from lastgood.service.readiness import readiness as check_readiness
 
 _COLOURS = {"ok": "green", "at-risk": "yellow", "impossible": "red"}
 
@@ -36,14 +38,13 @@ def readiness(
     Exit codes: 0 everything a rollback to the previous release needs is there; 1 something it needs is at risk
     or gone, or there is no previous release to roll back to.
     """
-    ctx = open_env(file, env, parallel)
-    result = check_env(ctx)
-    emit(output, result.to_dict(), lambda: render(result))
+    result = check_readiness(open_env(file, env, parallel))
+    emit(output, result, lambda: render(result))
     if not result.ready:
         raise typer.Exit(1)
 
 
-def render(result: EnvReadiness) -> None:
+def render(result: Readiness) -> None:
     table = Table(title=f"rollback readiness: {result.app}/{result.env}", title_justify="left")
     for column in ("release", "component", "kind", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -58,5 +59,4 @@ def render(result: EnvReadiness) -> None:
     for release in result.releases:
         colour = _COLOURS[release.status]
         stdout.print(f"{escape(release.label)} ({release.role}): [{colour}]{release.status}[/]")
-    for note in result.notes:
-        stdout.print(f"[yellow]note[/]: {escape(note)}")
+    print_notes(result.notes)

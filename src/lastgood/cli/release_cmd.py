@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, emit, open_env, stdout
-from lastgood.engine.record import record_release, warnings_for
-from lastgood.kinds.registry import get_kind
-from lastgood.ledger import store
-from lastgood.ledger.tables import ReleaseRow
+from lastgood.cli.common import (
+    EnvArgument,
+    FileOption,
+    OutputFormat,
+    OutputOption,
+    ask,
+    emit,
+    open_env,
+    print_notes,
+    stdout,
+)
+from lastgood.errors import ConfirmationNeeded
+from lastgood.service import releases
 
 release_app = typer.Typer(help="Record and list releases: the exact state of every component.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(release_app, name="release")
-
-
-def release_dict(release: ReleaseRow, live_id: int | None, with_components: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "label": release.label,
-        "recorded_at": release.recorded_at.isoformat(),
-        "recorded_by": release.recorded_by,
-        "live": release.id == live_id,
-        "bad": release.bad,
-        "bad_reason": release.bad_reason,
-    }
-    if with_components:
-        data["components"] = {c.component: {"kind": c.kind, "state": c.state} for c in release.components}
-    return data
 
 
 @release_app.command("record")
@@ -42,51 +37,53 @@ def record(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Read the live state of every component from AWS and store it as a release (it becomes the live one)."""
-    ctx = open_env(file, env)
-    release = record_release(ctx, version)
-    warnings = warnings_for(ctx, release)
+    result = releases.record(open_env(file, env), version)
 
     def render() -> None:
-        table = Table(title=f"release {release.label} recorded in {env}", title_justify="left")
+        table = Table(title=f"release {result.label} recorded in {env}", title_justify="left")
         for column in ("component", "kind", "state"):
             table.add_column(column)
-        for row in release.components:
-            table.add_row(row.component, row.kind, get_kind(row.kind).describe(row.state))
+        for name, component in result.components.items():
+            table.add_row(name, component.kind, component.description)
         stdout.print(table)
-        for warning in warnings:
-            stdout.print(f"[yellow]warning[/]: {warning}")
+        for warning in result.warnings:
+            stdout.print(f"[yellow]warning[/]: {escape(warning)}")
+        print_notes(result.notes)
 
-    emit(output, {**release_dict(release, release.id, with_components=True), "warnings": warnings}, render)
+    emit(output, result, render)
 
 
 @release_app.command("list")
 def list_(
     env: EnvArgument,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many [default: all]")] = None,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many of the newest first")] = 0,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Releases, newest first, with the live one and those marked bad."""
     ctx = open_env(file, env)
-    with ctx.session() as session:
-        releases = store.list_releases(session, ctx.app, env)
-        live = store.live_release(session, ctx.app, env)
-    live_id = live.id if live else None
+    result = releases.list_releases(ctx, limit, offset)
 
     def render() -> None:
-        if not releases:
+        if not result.total:
             stdout.print(f"no releases recorded in {env} yet: lastgood release record {env} --version LABEL")
             return
         table = Table(title=f"{ctx.app} releases in {env}", title_justify="left")
         for column in ("release", "recorded", "by", "status"):
             table.add_column(column)
-        for release in releases:
-            status = "[bold green]live[/]" if release.id == live_id else ""
+        for release in result.releases:
+            status = "[bold green]live[/]" if release.live else ""
             if release.bad:
-                status = (status + " " if status else "") + f"[red]bad[/] ({release.bad_reason})"
-            table.add_row(release.label, release.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), release.recorded_by, status)
+                status = (status + " " if status else "") + f"[red]bad[/] ({escape(release.bad_reason or '')})"
+            at = release.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(escape(release.label), at, escape(release.recorded_by), status)
         stdout.print(table)
+        shown = len(result.releases)
+        if shown < result.total:
+            stdout.print(f"releases {offset + 1}-{offset + shown} of {result.total}, newest first")
 
-    emit(output, {"env": env, "releases": [release_dict(r, live_id) for r in releases]}, render)
+    emit(output, result, render)
 
 
 @release_app.command("mark-bad")
@@ -94,16 +91,22 @@ def mark_bad(
     env: EnvArgument,
     label: Annotated[str, typer.Argument(help="The release to mark")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is bad")] = "marked bad by hand",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (the live release)")] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Mark a release bad, so that automatic rollbacks never return to it."""
+    """Mark a release bad, so that automatic rollbacks never return to it. Marking the live release asks first."""
     ctx = open_env(file, env)
-    with ctx.session() as session:
-        release = store.get_release(session, ctx.app, env, label)
-        store.mark_bad(session, release, reason, ctx.clock.now())
-    emit(
-        output,
-        {"env": env, "label": label, "bad": True, "reason": reason},
-        lambda: stdout.print(f"{label}: marked bad"),
-    )
+    try:
+        result = releases.mark_bad(ctx, label, reason, live_confirmed=yes)
+    except ConfirmationNeeded as needed:
+        ask(needed.question, "yes")
+        result = releases.mark_bad(ctx, label, reason, live_confirmed=True)
+
+    def render() -> None:
+        stdout.print(
+            f"{escape(label)}: marked bad" + (f" (it is still the live release of {env})" if result.was_live else "")
+        )
+        print_notes(result.notes)
+
+    emit(output, result, render)

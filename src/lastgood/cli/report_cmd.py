@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, ledger_for, open_runbook, stdout
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
 from lastgood.errors import BadInput
-from lastgood.report import IncidentReport, build_report, render_html, render_markdown
+from lastgood.service.reports import ChecklistEntry, Format, IncidentReportContent, incident_report
 
 
 class ReportFormat(StrEnum):
@@ -19,21 +20,31 @@ class ReportFormat(StrEnum):
     both = "both"
 
 
+FORMATS: dict[ReportFormat, tuple[Format, ...]] = {
+    ReportFormat.md: ("md",),
+    ReportFormat.html: ("html",),
+    ReportFormat.both: ("md", "html"),
+}
+
+
+class WrittenReport(BaseModel):
+    id: str
+    status: str
+    paths: dict[Format, str]
+    checklist: list[ChecklistEntry]
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
 
 
-def write_report(report: IncidentReport, out: Path, fmt: ReportFormat) -> dict[str, str]:
+def write_report(content: IncidentReportContent, out: Path) -> WrittenReport:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BadInput(f"--out: cannot create {out}: {error.strerror}") from None
-    paths: dict[str, str] = {}
-    if fmt in (ReportFormat.md, ReportFormat.both):
-        paths["md"] = _write(out / f"report-{report.incident.id}.md", render_markdown(report))
-    if fmt in (ReportFormat.html, ReportFormat.both):
-        paths["html"] = _write(out / f"report-{report.incident.id}.html", render_html(report))
-    return paths
+    paths = {fmt: _write(out / f"report-{content.id}.{fmt}", text) for fmt, text in content.documents.items()}
+    return WrittenReport(id=content.id, status=content.status, paths=paths, checklist=content.checklist)
 
 
 def _write(path: Path, content: str) -> str:
@@ -54,16 +65,10 @@ def report(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Write a rollback's incident record: timeline, trigger values, checklist ticks and post-rollback actions."""
-    runbook = open_runbook(file)
-    target = runbook.policy.targets.mean_time_to_restore
-    with ledger_for(runbook).session() as session:
-        built = build_report(session, rollback_id, restore_target_seconds=target)
-    paths = write_report(built, out, fmt)
-    data: dict[str, Any] = {"id": built.incident.id, "status": built.incident.status, "paths": paths}
-    data["checklist"] = built.to_dict()["checklist"]
+    written = write_report(incident_report(open_app_ctx(file), rollback_id, FORMATS[fmt]), out)
 
     def render() -> None:
-        for path in paths.values():
+        for path in written.paths.values():
             stdout.print(path, soft_wrap=True)
 
-    emit(output, data, render)
+    emit(output, written, render)

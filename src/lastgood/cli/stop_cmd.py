@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, emit, open_env, stderr, stdout
-from lastgood.engine import stop as emergency
-from lastgood.errors import Refused
+from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, ask, emit, open_env, stdout
+from lastgood.config.durations import parse_duration
+from lastgood.errors import BadInput
+from lastgood.service import stop as emergency
 
 
 def register(app: typer.Typer) -> None:
@@ -19,37 +21,41 @@ def stop(
     env: EnvArgument,
     release: Annotated[bool, typer.Option("--release", help="Undo the active emergency stop exactly")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    wait: Annotated[
+        str | None, typer.Option("--wait", help="Wait up to this long (e.g. 2m) for an operation holding ENV")
+    ] = None,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Emergency stop: throttle every API Gateway stage in the file to 0 and turn kill-switch flags off."""
+    """Emergency stop: throttle every API Gateway stage in the file to 0 and turn kill-switch flags off.
+    Refused (exit 3) while a rollback, deployment or drill holds the environment."""
     ctx = open_env(file, env)
+    seconds = _seconds(wait)
     if release:
-        result = emergency.release(ctx)
+        result = emergency.release(ctx, seconds)
     else:
-        names = [s.name for s in emergency.stoppable(ctx)]
         if not yes:
-            _confirm(ctx.runbook.environment(env).protected, env, names)
-        result = emergency.stop(ctx)
+            phrase = f"stop-{env}" if ctx.runbook.environment(env).protected else "yes"
+            ask(f"Cut all traffic in {env} ({', '.join(emergency.stoppable(ctx))})?", phrase)
+        result = emergency.stop(ctx, seconds)
 
     def render() -> None:
         verb = "released" if release else "stopped"
         stdout.print(f"{result.id}: {verb}: {', '.join(result.done) or 'nothing'}")
         for name, error in result.failed.items():
-            stdout.print(f"[red]failed[/] {name}: {error}")
+            stdout.print(f"[red]failed[/] {name}: {escape(error)}")
         if not release and not result.failed:
             stdout.print(f"undo with: lastgood stop {env} --release")
 
-    emit(output, result.to_dict(), render)
+    emit(output, result, render)
     if result.failed:
         raise typer.Exit(1)
 
 
-def _confirm(protected: bool, env: str, names: list[str]) -> None:
-    import sys
-
-    phrase = f"stop-{env}" if protected else "yes"
-    stderr.print(f"Cut all traffic in {env} ({', '.join(names)})? type '{phrase}' to continue: ", end="")
-    answer = sys.stdin.readline()
-    if answer.strip() != phrase:
-        raise Refused("no confirmation; nothing was changed (pass --yes to skip the prompt)")
+def _seconds(wait: str | None) -> float | None:
+    if wait is None:
+        return None
+    try:
+        return parse_duration(wait)
+    except ValueError as error:
+        raise BadInput(f"--wait: {error}") from None

@@ -38,14 +38,19 @@ def active_stop(ctx: EnvContext) -> EmergencyStopRow | None:
         return session.scalar(query.order_by(EmergencyStopRow.created_at.desc()))
 
 
-def stop(ctx: EnvContext) -> StopResult:
+def new_stop_id() -> str:
+    return "stop-" + uuid.uuid4().hex[:10]
+
+
+def stop(ctx: EnvContext, stop_id: str | None = None) -> StopResult:
+    """Cut traffic; `stop_id` lets a caller that holds the environment under that id name the stop the same."""
     specs = stoppable(ctx)
     if not specs:
         raise BadInput(f"nothing in {ctx.env} can be stopped: no apigateway-stage, no feature-flag with kill_switch")
     existing = active_stop(ctx)
     if existing is not None:
         raise Refused(f"{ctx.env} is already stopped ({existing.id}); undo it with: lastgood stop {ctx.env} --release")
-    stop_id = "stop-" + uuid.uuid4().hex[:10]
+    stop_id = stop_id or new_stop_id()
     with ctx.session() as session:
         session.add(
             EmergencyStopRow(

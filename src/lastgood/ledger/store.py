@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lastgood.config.messages import did_you_mean
@@ -50,9 +50,15 @@ def record_release(
     return release
 
 
-def list_releases(session: Session, app: str, env: str) -> list[ReleaseRow]:
+def list_releases(session: Session, app: str, env: str, limit: int | None = None, offset: int = 0) -> list[ReleaseRow]:
+    """Newest first; a page of them with `limit` and `offset`."""
     query = select(ReleaseRow).filter_by(app=app, env=env).order_by(ReleaseRow.id.desc())
-    return list(session.scalars(query))
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def count_releases(session: Session, app: str, env: str) -> int:
+    query = select(func.count()).select_from(ReleaseRow).filter_by(app=app, env=env)
+    return int(session.scalar(query) or 0)
 
 
 def get_release(session: Session, app: str, env: str, label: str) -> ReleaseRow:

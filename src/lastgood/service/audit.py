@@ -1,0 +1,48 @@
+"""The audit log: verify the hash chain, read the newest entries."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from lastgood.ledger import audit
+from lastgood.ledger.tables import EventRow
+from lastgood.service.models import IsoTime
+from lastgood.service.session import AppContext
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    entries: int
+    problem: str | None
+    event_id: int | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: IsoTime
+    actor: str
+    env: str
+    type: str
+    message: str
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntry]
+
+
+def verify(ctx: AppContext) -> AuditVerification:
+    """Every entry's hash and link checked; the first edited or deleted entry is named."""
+    with ctx.session() as session:
+        report = audit.verify(session)
+    return AuditVerification(ok=report.ok, entries=report.entries, problem=report.problem, event_id=report.event_id)
+
+
+def log(ctx: AppContext, limit: int = 50) -> AuditLog:
+    """The newest `limit` entries, oldest of them first."""
+    with ctx.session() as session:
+        rows = list(session.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit)))
+    entries = [
+        AuditEntry(id=r.id, at=r.at, actor=r.actor, env=r.env, type=r.type, message=r.message) for r in reversed(rows)
+    ]
+    return AuditLog(entries=entries)

@@ -1,0 +1,63 @@
+"""Opening what a use case works on: one environment (`EnvContext`) or the whole app (`AppContext`).
+
+Callers (the CLI, the server, workers) come here rather than to the ledger: they hold a context, never a
+database handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from lastgood.aws.clients import AwsClients
+from lastgood.clock import Clock, SystemClock
+from lastgood.config.models import Runbook
+from lastgood.domain.actor import Actor
+from lastgood.ledger.db import Ledger, open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
+from lastgood.runtime.notifications import dispatcher_for
+
+
+def ledger_for(runbook: Runbook) -> Ledger:
+    """The file's ledger (LASTGOOD_STATE, else `state:`), migrated to head."""
+    return open_ledger(resolve_url(runbook.state, runbook.base_dir))
+
+
+@dataclass
+class AppContext:
+    """The app-wide use cases' context (audit, KPIs, reports, reviews): no environment, no AWS."""
+
+    runbook: Runbook
+    ledger: Ledger
+    actor: Actor
+    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def app(self) -> str:
+        return self.runbook.app
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.ledger.session(self.actor.name) as session:
+            yield session
+
+
+def open_app(runbook: Runbook, actor: Actor) -> AppContext:
+    return AppContext(runbook=runbook, ledger=ledger_for(runbook), actor=actor)
+
+
+def open_environment(runbook: Runbook, env: str, actor: Actor, parallel: int = 16) -> EnvContext:
+    environment = runbook.environment(env)
+    ctx = EnvContext(
+        runbook=runbook,
+        env=env,
+        ledger=ledger_for(runbook),
+        aws=AwsClients(environment.aws, max_pool_connections=parallel + 4),
+        concurrency=parallel,
+        actor=actor,
+    )
+    ctx.dispatch = dispatcher_for(ctx)
+    return ctx
