@@ -14,7 +14,7 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.errors import StepFailed
-from lastgood.kinds import _restore
+from lastgood.kinds import _restore, dynamodb_table
 from lastgood.kinds.base import KindContext
 from lastgood.kinds.dynamodb_table import DynamoDbTable, DynamoDbTableSpec
 from lastgood.kinds.registry import get_kind
@@ -143,6 +143,21 @@ def test_a_retried_start_reuses_the_copy(aws: AwsClients) -> None:
     assert kind.verify(spec, step, recorded) == []
     tables = aws.client("dynamodb").list_tables()["TableNames"]
     assert sorted(tables) == sorted(["orders", _restore.copy_name("orders", step.token)])
+
+
+def test_a_retry_that_does_not_see_the_copy_yet_reuses_it(aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first restore's answer was lost and the retry's describe misses the new table (eventual consistency):
+    # the restore sent again is refused with TableAlreadyExistsException, which means the copy is ours.
+    recorded_at = _orders(aws)
+    assert recorded_at is not None
+    kind, spec = DynamoDbTable(), _spec()
+    recorded = kind.read(spec, _ctx(aws, recorded_at))
+    step = _ctx(aws, recorded_at + timedelta(minutes=5), token="rb-0000000003-orders")
+    copy = _restore.copy_name("orders", step.token)
+    assert "restoring" in kind.apply(spec, step, recorded).detail
+    real = dynamodb_table._describe
+    monkeypatch.setattr(dynamodb_table, "_describe", lambda ctx, table: None if table == copy else real(ctx, table))
+    assert "reusing" in kind.apply(spec, step, recorded).detail
 
 
 def test_failed_check_leaves_the_pointer_alone(aws: AwsClients) -> None:

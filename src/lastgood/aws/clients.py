@@ -1,17 +1,69 @@
-"""Clients built the way the AWS CLI builds them: profile, region, endpoint and AWS_* variables honoured."""
+"""Clients built the way the AWS CLI builds them: profile, region, endpoint and AWS_* variables honoured.
+
+Retries: botocore's standard mode, except that a write whose outcome is unknown is never re-sent blindly.
+A read timeout, a connection closed after the request went out, or a 5xx answer may mean AWS applied the
+write; re-sending it would write twice (a second `PutParameter` version) or fail (`UpdateSecretVersionStage`
+removing a stage the first attempt already moved). Such a write fails fast as `TransientAwsError`, and the
+executor retries the kind's whole `apply`, which reads the live state first and does nothing if already there.
+botocore still retries reads, throttled writes (AWS refused them) and writes that never reached AWS
+(the connection could not be opened).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+from botocore.retries import standard
 
-from lastgood.aws.errors import map_aws_errors
+from lastgood.aws.errors import is_throttling, map_aws_errors
 from lastgood.config.models import AwsSettings
 from lastgood.errors import CredentialsError
+
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter")
+"""Operations that only read: botocore may re-send them whatever happened to the first attempt."""
+NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(READ_PREFIXES)
+
+
+def outcome_unknown(response: Any, caught_exception: Exception | None) -> bool:
+    """Whether AWS may have applied a request that failed this way (the arguments of botocore's needs-retry)."""
+    if caught_exception is not None:
+        return not isinstance(caught_exception, NEVER_SENT)
+    if response is None:
+        return True
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code", "")
+    return int(http.status_code) >= 500 and not is_throttling(code)
+
+
+def _needs_retry(botocore_retry: Any, **kwargs: Any) -> Any:
+    """botocore's standard decision, except for writes whose outcome is unknown: never re-sent."""
+    if not is_read(kwargs["operation"].name) and outcome_unknown(kwargs["response"], kwargs["caught_exception"]):
+        return None
+    return botocore_retry(**kwargs)
+
+
+def guard_writes(client: Any) -> Any:
+    """Put `_needs_retry` in place of the standard retry handler botocore registered for this client."""
+    events = client.meta.events
+    service = client.meta.service_model.service_id.hyphenize()
+    event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+    # botocore keeps no public handle on the handler it registered: register a new one to get one, then wrap it.
+    events.unregister(event, unique_id=unique_id)
+    attempts = client.meta.config.retries.get("total_max_attempts")
+    handler = standard.register_retry_handler(client, max_attempts=attempts)
+    events.unregister(event, unique_id=unique_id)
+    events.register(event, partial(_needs_retry, handler.needs_retry), unique_id=unique_id)
+    return client
 
 
 class AwsClients:
@@ -58,7 +110,8 @@ class AwsClients:
                 kwargs: dict[str, Any] = {"region_name": self.region, "config": self._config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                self._clients[service] = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
+                client = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
+                self._clients[service] = guard_writes(client)
             return self._clients[service]
 
     def account_id(self) -> str:

@@ -10,11 +10,11 @@ from botocore.exceptions import (
     ClientError,
     ConnectionError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
     ProfileNotFound,
-    ReadTimeoutError,
 )
 
 from lastgood.errors import AccessDenied, AwsError, CredentialsError, ResourceNotFound, TransientAwsError
@@ -61,6 +61,10 @@ _NOT_FOUND = {
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 
 
+def is_throttling(code: str) -> bool:
+    return code in _THROTTLING
+
+
 def _is_not_found(code: str, message: str) -> bool:
     if code in _NOT_FOUND or code.endswith(("NotFoundException", "NotFoundFault", "DoesNotExistException")):
         return True
@@ -83,7 +87,9 @@ def translate(error: Exception, what: str) -> AwsError:
         return AwsError(text)
     if isinstance(error, NoCredentialsError | PartialCredentialsError | ProfileNotFound | NoRegionError):
         return CredentialsError(f"{what}: {error}")
-    if isinstance(error, EndpointConnectionError | ConnectionError | ReadTimeoutError):
+    if isinstance(error, EndpointConnectionError | ConnectionError | HTTPClientError):
+        # HTTPClientError: a read timeout or a connection closed before the answer; the outcome is unknown,
+        # so the retry is the executor's, through the kind's apply, which reads first.
         return TransientAwsError(f"{what}: {error}")
     return AwsError(f"{what}: {error}")
 

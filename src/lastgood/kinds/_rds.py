@@ -252,6 +252,12 @@ class RdsRestoreKind(Kind[SpecT]):
     def _start(self, spec: SpecT, ctx: KindContext, target: State, copy: str) -> str:
         if self.describe_resource(ctx, copy) is not None:
             return f"{self.noun} {copy} exists from an earlier attempt; reusing it"
+        try:
+            return self._begin_restore(spec, ctx, target, copy)
+        except _restore.CopyExists:
+            return f"{self.noun} {copy} exists from an earlier attempt; reusing it"
+
+    def _begin_restore(self, spec: SpecT, ctx: KindContext, target: State, copy: str) -> str:
         source_id = target.get(self.key)
         if not source_id:
             raise StepFailed(f"the release recorded no {self.noun} behind {target['endpoint']}: nothing to restore")
@@ -275,7 +281,8 @@ class RdsRestoreKind(Kind[SpecT]):
             # The restorable window trails the present by about five minutes.
             shown = latest.isoformat() if latest is not None else "none yet"
             return f"waiting until {source_id} is restorable to {target['recorded_at']} (latest: {shown})"
-        self.restore_to_time(spec, ctx, source, copy, at, tags)
+        with _restore.creating_copy():
+            self.restore_to_time(spec, ctx, source, copy, at, tags)
         ctx.progress(f"restoring {source_id} as of {target['recorded_at']} into {copy}")
         return f"restoring {source_id} as of {target['recorded_at']} into {self.noun} {copy}"
 
@@ -296,7 +303,8 @@ class RdsRestoreKind(Kind[SpecT]):
             raise StepFailed(f"snapshot {name} no longer exists")
         if snapshot.get("Status") != AVAILABLE:
             return f"waiting for snapshot {name} ({snapshot.get('Status')})"
-        self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
+        with _restore.creating_copy():
+            self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
         ctx.progress(f"restoring snapshot {name} into {copy}")
         return f"restoring snapshot {name} into {self.noun} {copy}"
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from lastgood.config.durations import format_duration
+from lastgood.errors import AwsError
 from lastgood.kinds.base import Change, KindContext, State
 
 TAG_SOURCE = "lastgood:restored-from"
@@ -57,6 +59,25 @@ def copy_stem(base: str, max_length: int = 255, rds: bool = False) -> str:
 def copy_name(base: str, token: str, max_length: int = 255, rds: bool = False) -> str:
     """The restored copy's name: the same for every attempt of one rollback step, new for every step."""
     return f"{copy_stem(base, max_length, rds)}{_SUFFIX}{short_token(token, _TOKEN_LENGTH)}"
+
+
+ALREADY_EXISTS = ("TableAlreadyExistsException", "DBInstanceAlreadyExists", "DBClusterAlreadyExistsFault")
+
+
+class CopyExists(Exception):
+    """The create of a copy named from the step token was refused: the copy exists."""
+
+
+@contextmanager
+def creating_copy() -> Iterator[None]:
+    """Around the create of a copy named from the step token. "Already exists" means an earlier attempt made it
+    (its answer lost on the way, and the describe before this create not seeing it yet): raise CopyExists."""
+    try:
+        yield
+    except AwsError as error:
+        if any(code in str(error) for code in ALREADY_EXISTS):
+            raise CopyExists(str(error)) from error
+        raise
 
 
 def lineage(source: str, at: str) -> dict[str, str]:

@@ -186,8 +186,14 @@ class AuroraCluster(RdsRestoreKind[AuroraClusterSpec]):
                 kwargs["DBParameterGroupName"] = groups[0]["DBParameterGroupName"]
             if model.get("PubliclyAccessible") is not None:
                 kwargs["PubliclyAccessible"] = bool(model["PubliclyAccessible"])
-        with map_aws_errors(f"rds:CreateDBInstance {writer} in {copy['DBClusterIdentifier']}"):
-            ctx.aws.client("rds").create_db_instance(**kwargs)
+        try:
+            with (
+                _restore.creating_copy(),
+                map_aws_errors(f"rds:CreateDBInstance {writer} in {copy['DBClusterIdentifier']}"),
+            ):
+                ctx.aws.client("rds").create_db_instance(**kwargs)
+        except _restore.CopyExists:
+            return  # an earlier attempt created it; the next verify waits for it
         ctx.progress(f"creating writer instance {writer} ({instance_class})")
 
     def _source_writer(self, ctx: KindContext, cluster: str) -> dict[str, Any] | None:

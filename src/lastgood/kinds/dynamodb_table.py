@@ -256,6 +256,12 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
     def _start(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> str:
         if _describe(ctx, copy) is not None:
             return f"table {copy} exists from an earlier attempt; reusing it"
+        try:
+            return self._begin_restore(spec, ctx, target, copy)
+        except _restore.CopyExists:
+            return f"table {copy} exists from an earlier attempt; reusing it"
+
+    def _begin_restore(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> str:
         source, at = target["table"], _restore.parse_iso(target["recorded_at"])
         if not target.get("exists"):
             raise StepFailed(f"table {source} did not exist at the release: there is nothing to restore")
@@ -263,14 +269,17 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         if spec.restore_from == "backup":
             if not target.get("backup_arn"):
                 raise StepFailed(f"no backup of {source} was recorded with this release: it cannot be restored")
-            with map_aws_errors(f"dynamodb:RestoreTableFromBackup {target['backup_arn']} -> {copy}"):
+            with (
+                _restore.creating_copy(),
+                map_aws_errors(f"dynamodb:RestoreTableFromBackup {target['backup_arn']} -> {copy}"),
+            ):
                 client.restore_table_from_backup(TargetTableName=copy, BackupArn=target["backup_arn"])
             ctx.progress(f"restoring backup of {source} into {copy}")
             return f"restoring the backup of {source} into table {copy}"
         waiting = self._not_restorable(ctx, source, target)
         if waiting:
             return waiting
-        with map_aws_errors(f"dynamodb:RestoreTableToPointInTime {source} -> {copy}"):
+        with _restore.creating_copy(), map_aws_errors(f"dynamodb:RestoreTableToPointInTime {source} -> {copy}"):
             client.restore_table_to_point_in_time(SourceTableName=source, TargetTableName=copy, RestoreDateTime=at)
         ctx.progress(f"restoring {source} as of {target['recorded_at']} into {copy}")
         return f"restoring {source} as of {target['recorded_at']} into table {copy}"
