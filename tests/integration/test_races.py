@@ -92,7 +92,8 @@ def race_pairs(aws: AwsClients, env: dict[str, str]) -> None:
         codes = sorted(p.returncode for p, _, _ in outcomes)
         assert codes == [0, 3], f"pair {pair}: {[(p.returncode, err[-400:]) for p, _, err in outcomes]}"
         winner, out, _ = next(o for o in outcomes if o[0].returncode == 0)
-        _, _, refusal = next(o for o in outcomes if o[0].returncode == 3)
+        _, refused_out, refused_err = next(o for o in outcomes if o[0].returncode == 3)
+        refusal = refused_out + refused_err  # -o json: the error is a JSON object on stdout
         rollback_id = json.loads(out)["id"]
         assert f"prod is held by rollback {rollback_id}" in refusal, refusal
         assert f"pid {winner.pid}" in refusal and "Nothing was changed" in refusal

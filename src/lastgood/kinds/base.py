@@ -8,20 +8,20 @@ and the guard's canary judge compares their two versions.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.models import Component
+from lastgood.domain import state as _state
 from lastgood.errors import StepFailed
 
-State = dict[str, Any]
-"""A component's recorded state: JSON-able, never a secret value (values are stored as hashes)."""
+State: TypeAlias = _state.State
+state_hash = _state.state_hash
 
 SpecT = TypeVar("SpecT", bound=Component)
 
@@ -95,10 +95,6 @@ class ApplyResult:
 def value_hash(value: str) -> str:
     """A stable fingerprint of a value that may be secret; the value itself is never stored."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:32]
-
-
-def state_hash(state: State) -> str:
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
 
 ReadinessStatus = Literal["ok", "at-risk", "impossible"]

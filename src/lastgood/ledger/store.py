@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lastgood.config.messages import did_you_mean
+from lastgood.domain.state import State, state_hash
 from lastgood.errors import BadInput, UnknownRelease, UnknownRollback
-from lastgood.kinds.base import State, state_hash
 from lastgood.ledger import audit
 from lastgood.ledger.tables import (
     ApprovalRow,
