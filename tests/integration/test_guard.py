@@ -11,7 +11,6 @@ from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import MetricQuery
-from lastgood.demo import shop
 from lastgood.engine.context import EnvContext
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import Guard
@@ -19,6 +18,7 @@ from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
 
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 

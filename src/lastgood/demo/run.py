@@ -16,9 +16,6 @@ from rich.table import Table
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.context import EnvContext
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import Guard, GuardOutcome
@@ -26,6 +23,9 @@ from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint, use_fake_credentials
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 ENV = "prod"
 GOOD_ERROR_RATE = 0.005
