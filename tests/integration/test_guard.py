@@ -133,7 +133,7 @@ def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missi
 def test_metric_math_against_moto(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     """moto evaluates only an expression that names one metric id (moto/cloudwatch/metric_data_expression_parser.py),
     so this checks the wire shapes and id mapping end to end; arithmetic is pinned with Stubber below."""
-    from lastgood.config.models import MetricMath
+    from lastgood.sources.cloudwatch import MetricMath
 
     put_minutes(aws, "f", [(0, 100, 1), (1, 200, 2)])
     math = MetricMath(
@@ -155,7 +155,7 @@ def test_metric_math_request_shapes_with_stubber() -> None:
     import boto3
     from botocore.stub import Stubber
 
-    from lastgood.config.models import MetricMath
+    from lastgood.sources.cloudwatch import MetricMath
 
     client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     errors = MetricQuery(namespace="AWS/Lambda", metric="Errors", dimensions={"FunctionName": "f"})
