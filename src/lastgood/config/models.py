@@ -171,9 +171,8 @@ class Trigger(Strict):
             return handler(data)
         data = _count_window(data)
         found = plugins.sources()
-        key, query, rest, errors = plugins.validate_plugged(
-            data, found, lambda p: p.settings, "a trigger names exactly one source"
-        )
+        given, query, rest, errors = plugins.validate_plugged(data, found, lambda p: p.settings)
+        key = given[0] if len(given) == 1 else ""
         raw_per = rest.pop("per", None)
         per = None
         if raw_per is not None and key:
@@ -186,9 +185,13 @@ class Trigger(Strict):
         try:
             trigger = handler(rest)
         except ValidationError as error:
-            errors = [*error.errors(include_url=False), *errors]  # type: ignore[list-item]
-            plugins.raise_errors(cls.__name__, errors)
+            plugins.raise_errors(cls.__name__, [*plugins.details(error), *errors])
             raise
+        if not key:
+            names, found_names = plugins.one_of(list(found)), ", ".join(given) or "none"
+            errors.append(
+                plugins.value_error((), f"a trigger names exactly one source: {names} (found: {found_names})")
+            )
         plugins.raise_errors(cls.__name__, errors)
         trigger._source, trigger._query, trigger._per = key, query, per
         plugins.raise_errors(cls.__name__, trigger._check_source(found[key]))

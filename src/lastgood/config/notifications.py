@@ -11,6 +11,7 @@ from pydantic import (
     PrivateAttr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationError,
     model_serializer,
     model_validator,
 )
@@ -36,13 +37,17 @@ class Channel(Strict):
         if not isinstance(data, dict):
             return handler(data)
         found = plugins.channels()
-        key, settings, rest, errors = plugins.validate_plugged(
-            data, found, lambda p: p.settings, "a channel is exactly one of"
-        )
-        channel = handler(rest) if not errors else None
+        given, settings, rest, errors = plugins.validate_plugged(data, found, lambda p: p.settings)
+        try:
+            channel = handler(rest)
+        except ValidationError as error:
+            plugins.raise_errors(cls.__name__, [*plugins.details(error), *errors])
+            raise
+        if len(given) != 1:
+            message = f"a channel is exactly one of {', '.join(found)} (got {given or 'none'})"
+            errors.append(plugins.value_error((), message))
         plugins.raise_errors(cls.__name__, errors)
-        assert channel is not None
-        channel._type, channel._settings = key, settings
+        channel._type, channel._settings = given[0], settings
         return channel
 
     @model_serializer(mode="wrap")

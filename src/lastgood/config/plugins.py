@@ -95,29 +95,28 @@ def one_of(names: list[str]) -> str:
 
 
 def validate_plugged(
-    data: dict[str, Any], plugins: Mapping[str, _P], settings: Callable[[_P], Any], what: str
-) -> tuple[str, Any, dict[str, Any], list[InitErrorDetails]]:
-    """Pops the one plugged key out of `data` and validates its value against that plug-in's settings.
-
-    Returns (key, settings, the rest of data, errors located under the key). `what` starts the message when the
-    mapping names none or several, e.g. "a trigger names exactly one source".
-    """
+    data: dict[str, Any], plugins: Mapping[str, _P], settings: Callable[[_P], Any]
+) -> tuple[list[str], Any, dict[str, Any], list[InitErrorDetails]]:
+    """Pops the plugged keys out of `data`; when there is exactly one, validates its value against that plug-in's
+    settings. Returns (the keys given, the settings, the rest of data, errors located under the key)."""
     given = [key for key in plugins if key in data and data[key] is not None]
     rest = {k: v for k, v in data.items() if k not in plugins}
     if len(given) != 1:
-        found = ", ".join(given) or "none"
-        message = f"{what}: {one_of(list(plugins))} (found: {found})"
-        return "", None, rest, [value_error((), message)]
-    key = given[0]
-    value, errors = validate_value(settings(plugins[key]), data[key], (key,))
-    return key, value, rest, errors
+        return given, None, rest, []
+    value, errors = validate_value(settings(plugins[given[0]]), data[given[0]], (given[0],))
+    return given, value, rest, errors
 
 
 def validate_value(annotation: Any, value: Any, loc: tuple[str | int, ...]) -> tuple[Any, list[InitErrorDetails]]:
     try:
         return TypeAdapter(annotation).validate_python(value), []
     except ValidationError as error:
-        return None, [_relocated(item, loc) for item in error.errors(include_url=False)]
+        return None, details(error, loc)
+
+
+def details(error: ValidationError, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    """The errors, to raise again (with others) from a validator, under `loc`."""
+    return [_relocated(item, loc) for item in error.errors(include_url=False)]
 
 
 def _relocated(item: Any, loc: tuple[str | int, ...]) -> InitErrorDetails:
