@@ -48,7 +48,6 @@ from lastgood.aws.clients import AwsClients
 from lastgood.clock import Clock, FakeClock, SystemClock
 from lastgood.config.loader import parse_runbook
 from lastgood.config.models import AwsSettings
-from lastgood.demo.endpoint import FAKE_CREDENTIALS, free_port
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
 from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
@@ -57,6 +56,7 @@ from lastgood.ledger.db import Ledger, open_ledger
 from lastgood.runtime.context import EnvContext
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing.endpoint import FAKE_CREDENTIALS, free_port
 
 BUDGET = 10.0  # seconds: the guard evaluates every 10 s
 PERIOD = 10

@@ -40,8 +40,8 @@ import yaml
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.models import AwsSettings
-from lastgood.demo import shop
-from lastgood.demo.endpoint import FAKE_CREDENTIALS, free_port
+from lastgood.testing import shop
+from lastgood.testing.endpoint import FAKE_CREDENTIALS, free_port
 
 REGION = "us-east-1"
 ENV = "bench"

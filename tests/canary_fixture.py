@@ -11,11 +11,11 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.record import record_release
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.testing import shop
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 API = "shop-api-prod"
 

@@ -10,8 +10,8 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.models import AwsSettings
-from lastgood.demo import shop
-from lastgood.demo.endpoint import FAKE_CREDENTIALS, LocalEndpoint
+from lastgood.testing import shop
+from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint
 
 pytest_plugins = ["pg_fixture", "canary_fixture"]
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from lastgood.aws.clients import AwsClients
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint
 
 FUNCTIONS = [f"crash-fn{i:02d}" for i in range(12)]
 

@@ -17,8 +17,6 @@ import pytest
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.deploy import Deployer, DeployResult, get_deployment, parse_steps, request
 from lastgood.engine.record import record_release
 from lastgood.errors import BadInput
@@ -26,6 +24,8 @@ from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 API = "shop-api-prod"
 GOOD, BAD = 0.005, 0.40

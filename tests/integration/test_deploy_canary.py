@@ -23,11 +23,11 @@ from canary_fixture import canary_context as context
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import parse_runbook
-from lastgood.demo import shop
-from lastgood.demo.traffic import FunctionTraffic
 from lastgood.guard.canary import CanaryFeed
 from lastgood.ledger import store
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
+from lastgood.testing.traffic import FunctionTraffic
 
 
 def deploy(capsys: pytest.CaptureFixture[str], directory: Path, version: str, pause: str) -> tuple[int, dict[str, Any]]:

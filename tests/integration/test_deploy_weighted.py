@@ -19,7 +19,6 @@ from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings, Canary
-from lastgood.demo.endpoint import LocalEndpoint
 from lastgood.engine.deploy import (
     DEPLOYABLE_KINDS,
     Deployer,
@@ -38,6 +37,7 @@ from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.ledger.tables import DeploymentRow
 from lastgood.runtime.context import EnvContext
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing.endpoint import LocalEndpoint
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 RUNBOOK = """\

@@ -10,12 +10,12 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.ledger.tables import DrillRow
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 POLICY = """
 policy:

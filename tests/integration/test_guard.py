@@ -11,7 +11,6 @@ from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import MetricQuery
-from lastgood.demo import shop
 from lastgood.engine.record import record_release
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
@@ -19,6 +18,7 @@ from lastgood.runtime.context import EnvContext
 from lastgood.service.guard import guard_for
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
 
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 
@@ -133,7 +133,7 @@ def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missi
 def test_metric_math_against_moto(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     """moto evaluates only an expression that names one metric id (moto/cloudwatch/metric_data_expression_parser.py),
     so this checks the wire shapes and id mapping end to end; arithmetic is pinned with Stubber below."""
-    from lastgood.config.models import MetricMath
+    from lastgood.sources.cloudwatch import MetricMath
 
     put_minutes(aws, "f", [(0, 100, 1), (1, 200, 2)])
     math = MetricMath(
@@ -155,7 +155,7 @@ def test_metric_math_request_shapes_with_stubber() -> None:
     import boto3
     from botocore.stub import Stubber
 
-    from lastgood.config.models import MetricMath
+    from lastgood.sources.cloudwatch import MetricMath
 
     client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     errors = MetricQuery(namespace="AWS/Lambda", metric="Errors", dimensions={"FunctionName": "f"})

@@ -12,10 +12,10 @@ import pytest
 from canary_fixture import API, CANARY, canary_context
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
-from lastgood.demo import shop
-from lastgood.demo.traffic import FunctionTraffic
 from lastgood.engine.record import record_release
 from lastgood.ledger import store
+from lastgood.testing import shop
+from lastgood.testing.traffic import FunctionTraffic
 
 
 def canary_in_flight(aws: AwsClients, directory: Path, weight: float = 0.2) -> str:

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from lastgood.aws.clients import AwsClients
-from lastgood.demo import shop
 from lastgood.errors import ResourceNotFound, StepFailed
 from lastgood.kinds.base import KindContext, value_hash
 from lastgood.kinds.lambda_alias import LambdaAlias, LambdaAliasSpec
 from lastgood.kinds.secret import Secret, SecretSpec
 from lastgood.kinds.ssm_parameter import SsmParameter, SsmParameterSpec
+from lastgood.testing import shop
 
 
 @pytest.fixture

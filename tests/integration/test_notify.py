@@ -28,19 +28,13 @@ from cryptography.x509.oid import NameOID
 
 from lastgood import redact
 from lastgood.aws.clients import AwsClients
-from lastgood.config.notifications import (
-    EmailSettings,
-    Notifications,
-    SlackSettings,
-    SnsSettings,
-    WebhookSettings,
-)
+from lastgood.config.notifications import Notifications
 from lastgood.errors import AwsError
 from lastgood.notify import Dispatcher, Message, NotifyError, build_notifiers, message_from_rollback
-from lastgood.notify.email import EmailNotifier
-from lastgood.notify.slack import SlackNotifier
-from lastgood.notify.sns import SnsNotifier
-from lastgood.notify.webhook import WebhookNotifier
+from lastgood.notify.email import EmailNotifier, EmailSettings
+from lastgood.notify.slack import SlackNotifier, SlackSettings
+from lastgood.notify.sns import SnsNotifier, SnsSettings
+from lastgood.notify.webhook import WebhookNotifier, WebhookSettings
 
 TEMPLATE_LABELS = ("Issue: ", "Impact: ", "Action: ", "ETA: ", "Status: ")
 

@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from lastgood.aws.clients import AwsClients
-from lastgood.demo import shop
 from lastgood.errors import ResourceNotFound
 from lastgood.kinds.base import IamScope, KindContext
 from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
+from lastgood.testing import shop
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from lastgood.aws.clients import AwsClients
-from lastgood.demo.endpoint import LocalEndpoint
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger
 from lastgood.ledger.tables import RollbackRow
+from lastgood.testing.endpoint import LocalEndpoint
 
 PARAMS = [f"/race/p{i}" for i in range(3)]
 PAIRS = 20

@@ -18,7 +18,6 @@ from botocore.stub import Stubber
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
 from lastgood.engine.readiness import check_env
 from lastgood.engine.record import record_release
 from lastgood.errors import AccessDenied, ResourceNotFound
@@ -36,6 +35,7 @@ from lastgood.kinds.ssm_parameter import SsmParameter, SsmParameterSpec
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.testing import shop
 
 # The shop, through the CLI
 

@@ -9,7 +9,7 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
-from lastgood.demo import shop
+from lastgood.testing import shop
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

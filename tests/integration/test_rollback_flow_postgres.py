@@ -9,10 +9,10 @@ import pytest
 
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
-from lastgood.demo import shop
 from lastgood.domain.states import RollbackStatus, StepStatus
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger
+from lastgood.testing import shop
 
 COMPONENTS = ["api", "api-config", "db-credentials", "worker"]
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lastgood.config.models import ProbeQuery, Trigger
+from lastgood.config.models import Trigger
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.sources.base import SeriesRequest
-from lastgood.sources.http_probe import ProbeSource, Sample, measure
+from lastgood.sources.http_probe import ProbeQuery, ProbeSource, Sample, measure
 
 
 class Service(BaseHTTPRequestHandler):

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lastgood.config.models import PrometheusQuery, Trigger
+from lastgood.config.models import Trigger
 from lastgood.guard.loop import window_end
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.sources.base import SeriesRequest
-from lastgood.sources.prometheus import PrometheusSource
+from lastgood.sources.prometheus import PrometheusQuery, PrometheusSource
 from prometheus_fixture import free_port, running_prometheus, serving_exposition
 
 ERRORS = 'sum(increase(app_requests_total{code="500"}[3s]))'

@@ -22,14 +22,14 @@ from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint
 from lastgood.engine.executor import Executor, RetryPolicy
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
 from lastgood.errors import TransientAwsError
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint
 
 PARAMETERS = 12
 SECRETS = 6

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lastgood.config.loader import parse_runbook
-from lastgood.config.models import Canary, MetricQuery, PrometheusQuery
+from lastgood.config.models import Canary, MetricQuery
 from lastgood.errors import ConfigError
 from lastgood.guard.canary import CanaryFeed, CanaryReading, CanaryWatch
 from lastgood.judge.canary import CanaryInterval
 from lastgood.sources.base import Series, SeriesRequest
+from lastgood.sources.prometheus import PrometheusQuery
 
 BASE = """\
 app: shop

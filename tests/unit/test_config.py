@@ -92,7 +92,7 @@ def test_the_example_file_validates() -> None:
     assert runbook.components_for("staging")[0].function == "shop-api-staging"  # type: ignore[attr-defined]
 
     (trigger,) = runbook.triggers_for("prod")
-    assert trigger.cloudwatch.dimensions == {"FunctionName": "shop-api-prod"}
+    assert trigger.query.dimensions == {"FunctionName": "shop-api-prod"}
     assert trigger.per is not None and trigger.per.metric == "Invocations"
     assert str(trigger.when) == "> 5%" and trigger.when.percent
     assert (trigger.for_, trigger.period, trigger.periods_required) == (300.0, 60.0, 5)

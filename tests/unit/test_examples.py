@@ -179,7 +179,7 @@ def test_distro_nation() -> None:
     triggers = {t.name: t for t in runbook.triggers_for("production")}
     assert (triggers["error-rate"].when.threshold, triggers["error-rate"].for_) == (5.0, 300.0)
     assert triggers["error-rate"].action == "rollback"
-    assert triggers["response-time-p95"].cloudwatch.stat == "p95"
+    assert triggers["response-time-p95"].query.stat == "p95"
     assert (triggers["deployment-error-rate"].for_, triggers["deployment-duration"].for_) == (120.0, 180.0)
     assert triggers["deployment-throttles"].when.threshold == 0
 
@@ -197,7 +197,7 @@ def test_propie() -> None:
     rate = triggers["5xx-error-rate"]
     assert (rate.when.threshold, rate.when.percent, rate.for_, rate.action) == (5.0, True, 300.0, "rollback")
     latency = triggers["latency-p99"]
-    assert (latency.cloudwatch.stat, latency.when.threshold, latency.action) == ("p99", 3.0, "alert")
+    assert (latency.query.stat, latency.when.threshold, latency.action) == ("p99", 3.0, "alert")
 
 
 def test_security_design_assistant() -> None:
@@ -216,8 +216,8 @@ def test_security_design_assistant() -> None:
     assert not any(name.endswith("-prod") for name in staging_triggers)
     for function in ("api", "worker"):
         prod, staging = triggers[f"{function}-error-rate-prod"], staging_triggers[f"{function}-error-rate-staging"]
-        assert prod.cloudwatch.dimensions == {"FunctionName": f"security-assistant-{function}-prod"}
-        assert staging.cloudwatch.dimensions == {"FunctionName": f"security-assistant-{function}-staging"}
+        assert prod.query.dimensions == {"FunctionName": f"security-assistant-{function}-prod"}
+        assert staging.query.dimensions == {"FunctionName": f"security-assistant-{function}-staging"}
         assert (prod.when.threshold, staging.when.threshold) == (5.0, 10.0)
         assert prod.action == staging.action == "rollback"
     five_xx = triggers["api-5xx"]
@@ -260,6 +260,4 @@ def test_cira_invoice() -> None:
     assert spec(runbook, "prod", "schema").checks.tables == ["jobs"]
     triggers = {t.name: t for t in runbook.triggers_for("prod")}
     assert triggers["api-error-rate"].when.threshold == 10.0
-    assert triggers["job-management-error-rate"].cloudwatch.dimensions == {
-        "FunctionName": "CiraInvoice-JobManagement-prod"
-    }
+    assert triggers["job-management-error-rate"].query.dimensions == {"FunctionName": "CiraInvoice-JobManagement-prod"}

@@ -235,7 +235,7 @@ def test_count_per_window_sets_period_and_sum(
     t = Trigger.model_validate(
         {"name": "n", "cloudwatch": {"namespace": "AWS/SQS", "metric": "NumberOfMessagesSent"}, **overrides}
     )
-    assert (t.period, t.for_, t.cloudwatch.stat) == (period, for_, stat)  # type: ignore[union-attr]
+    assert (t.period, t.for_, t.query.stat) == (period, for_, stat)  # type: ignore[attr-defined]
     assert Trigger.model_validate(t.model_dump(by_alias=True)) == t  # round-trips (triggers_for re-validates)
 
 
@@ -292,7 +292,7 @@ def test_other_sources_and_their_periods() -> None:
             "for": "1m",
         }
     )
-    assert probe.source_type == "probe" and probe.probe is not None
-    assert (probe.probe.rate, probe.probe.expect_status, probe.probe.timeout) == (0.5, [200], 5.0)
+    assert probe.source_type == "probe" and probe.query is not None
+    assert (probe.query.rate, probe.query.expect_status, probe.query.timeout) == (0.5, [200], 5.0)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="CloudWatch periods"):
         trigger(period="20s", **{"for": "1m"})

@@ -84,9 +84,8 @@ def _register_secrets(data: Any, runbook: Runbook) -> None:
             _register_secrets(value, runbook) if not isinstance(value, str) else register_url_password(value)
     register_secret(runbook.policy.approval_key)
     for channel in runbook.notifications.channels:
-        register_secret(channel.slack.webhook_url if channel.slack else None)
-        register_secret(channel.webhook.secret if channel.webhook else None)
-        register_secret(channel.email.password if channel.email else None)
+        for secret in channel.settings.secrets():
+            register_secret(secret)
 
 
 def _restore_placeholders(data: Any) -> Any:

@@ -35,9 +35,9 @@ def _field_names(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
             mapping_key = False
             continue
         field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
+        annotation = field.annotation if field is not None else _plugged(current).get(part)
+        if annotation is None:
             return []
-        annotation = field.annotation
         mapping_key = get_origin(annotation) is dict
         args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
         candidates = [annotation, *args]
@@ -45,7 +45,13 @@ def _field_names(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
         if current is None:
             return []
     fields = getattr(current, "model_fields", {})
-    return [f.alias or name for name, f in fields.items()]
+    return [f.alias or name for name, f in fields.items()] + list(_plugged(current))
+
+
+def _plugged(model: Any) -> dict[str, Any]:
+    """The keys registered plug-ins add to a model (a trigger's sources, a channel's notifiers)."""
+    plugged = getattr(model, "plugged_fields", None)
+    return dict(plugged()) if callable(plugged) else {}
 
 
 def pydantic_problems(error: ValidationError, model: type[BaseModel], prefix: Sequence[int | str] = ()) -> list[str]:

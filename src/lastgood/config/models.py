@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Union, cast
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
+from lastgood.config import plugins
 from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
 from lastgood.config.notifications import Notifications
@@ -56,11 +71,15 @@ _HIGH_RESOLUTION_PERIODS = {1.0, 5.0, 10.0, 30.0}
 
 def _check_period(value: float, cloudwatch: bool) -> float:
     if cloudwatch:
-        if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
-            raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
-    elif value <= 0:
-        raise ValueError("the period must be positive")
+        cloudwatch_period(value)
+    else:
+        positive_period(value)
     return value
+
+
+def positive_period(value: float) -> None:
+    if value <= 0:
+        raise ValueError("the period must be positive")
 
 
 class MetricQuery(Strict):
@@ -70,73 +89,49 @@ class MetricQuery(Strict):
     dimensions: dict[str, str] = Field(default_factory=dict)
 
 
-class MetricMath(Strict):
-    """CloudWatch metric math: `expression` over the `metrics`, named by id (e.g. `m1 / m2 * 100`)."""
-
-    expression: str
-    metrics: dict[str, MetricQuery] = Field(description="The metrics the expression names, by id (m1, m2, ...).")
-
-    @field_validator("metrics")
-    @classmethod
-    def _ids(cls, value: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
-        if not value:
-            raise ValueError("metric math needs at least one metric")
-        bad = [key for key in value if not re.fullmatch(r"[a-z][a-zA-Z0-9_]*", key)]
-        if bad:
-            raise ValueError(f"metric ids must start with a lowercase letter, then letters, digits or _: {bad}")
-        return value
+def cloudwatch_period(value: float) -> None:
+    if value not in _HIGH_RESOLUTION_PERIODS and (value < 60 or value % 60):
+        raise ValueError("CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s")
 
 
-class PrometheusQuery(Strict):
-    url: str | None = Field(
-        default=None, description="The Prometheus server, e.g. http://prometheus:9090 (under `per`: the trigger's)."
-    )
-    query: str = Field(description="PromQL; one series per step (aggregate with sum(...) etc.).")
+def _count_window(data: dict[str, Any]) -> dict[str, Any]:
+    """`when: "> 5 per 5m"` sets the period (and `for`, unless given) to the window."""
+    if "when" not in data:
+        return data
+    try:
+        condition = parse_condition(data["when"])
+    except ValueError:
+        return data  # the field reports it
+    if condition.window is not None:
+        data = dict(data)
+        if "period" in data and parse_duration(data["period"]) != condition.window:
+            raise ValueError(f"'when: {condition}' sets the period; remove 'period' or make it match")
+        data["period"] = condition.window
+        if "for" not in data and "for_" not in data:
+            data["for"] = condition.window
+    return data
 
 
-class ProbeQuery(Strict):
-    """lastgood calls `url` itself, `rate` times a second, and measures the answers."""
-
-    url: str
-    rate: float = Field(default=1.0, gt=0, description="Requests per second ('5', '5/s' or '30/m').")
-    timeout: Duration = 5.0
-    expect_status: list[int] = Field(default_factory=lambda: [200], description="Statuses that count as success.")
-    measure: Literal["error-rate", "p50", "p90", "p99"] = Field(
-        default="error-rate",
-        description="error-rate: % of calls failing (timeouts and unexpected statuses); pNN: latency in ms.",
-    )
-
-    @field_validator("rate", mode="before")
-    @classmethod
-    def _rate(cls, value: Any) -> Any:
-        if isinstance(value, str) and "/" in value:
-            number, _, unit = value.partition("/")
-            per = {"s": 1.0, "m": 60.0}.get(unit.strip().lower())
-            if per is None:
-                raise ValueError(f"expected a rate such as '5/s' or '30/m', got {value!r}")
-            return float(number) / per
-        return value
-
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _status_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int | str) else value
+def _per_shape(key: str, raw: Any, found: Mapping[str, plugins.SourcePlugin]) -> list[InitErrorDetails]:
+    """`per` written for another source (a CloudWatch metric under a Prometheus trigger) says what it must be."""
+    for other in found.values():
+        fits = other.per_settings is not None and not plugins.validate_value(other.per_settings, raw, ())[1]
+        if other.name != key and fits:
+            return [plugins.value_error((), f"'per' must be {found[key].per_shape} for a {key} trigger")]
+    return []
 
 
-SourceType = Literal["cloudwatch", "prometheus", "probe"]
-SOURCE_TYPES: tuple[SourceType, ...] = ("cloudwatch", "prometheus", "probe")
+def _dump_settings(value: Any, info: SerializationInfo) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode=info.mode, by_alias=bool(info.by_alias), exclude_none=info.exclude_none)
+    return value
 
 
 class Trigger(Strict):
+    """A rollback or alert trigger. Its source is one key named by a registered source (`cloudwatch:`,
+    `prometheus:`, `probe:`, see config/plugins.py), validated against that source's settings, as is `per`."""
+
     name: str
-    cloudwatch: MetricQuery | MetricMath | None = Field(
-        default=None, description="A CloudWatch metric, or metric math: {expression, metrics: {m1: ..., m2: ...}}."
-    )
-    prometheus: PrometheusQuery | None = Field(default=None, description="A PromQL query over query_range.")
-    probe: ProbeQuery | None = Field(default=None, description="lastgood calls an endpoint and measures it.")
-    per: MetricQuery | PrometheusQuery | None = Field(
-        default=None, description="Divide by this metric (a rate); with a '%' condition the ratio is x100."
-    )
     when: ConditionField
     for_: Duration = Field(default=60.0, alias="for")
     within: Duration | None = Field(
@@ -157,69 +152,70 @@ class Trigger(Strict):
         description="Whether a period with no data counts as breaching (default: it does not).",
     )
 
-    @model_validator(mode="before")
+    _source: str = PrivateAttr(default="")
+    _query: Any = PrivateAttr(default=None)
+    _per: Any = PrivateAttr(default=None)
+
     @classmethod
-    def _count_window(cls, data: Any) -> Any:
-        """`when: "> 5 per 5m"` sets the period (and `for`, unless given) to the window."""
-        if not isinstance(data, dict) or "when" not in data:
-            return data
+    def plugged_fields(cls) -> dict[str, Any]:
+        """The keys registered sources add (and `per`), with their settings: for hints and the JSON schema."""
+        found = plugins.sources()
+        pers = [p.per_settings for p in found.values() if p.per_settings is not None]
+        per = pers[0] if len(pers) == 1 else Union[tuple(pers)] if pers else None  # noqa: UP007
+        return {**{name: p.settings for name, p in found.items()}, **({"per": per} if per is not None else {})}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plugged(cls, data: Any, handler: ModelWrapValidatorHandler[Trigger]) -> Trigger:
+        if not isinstance(data, dict):
+            return handler(data)
+        data = _count_window(data)
+        found = plugins.sources()
+        given, query, rest, errors = plugins.validate_plugged(data, found, lambda p: p.settings)
+        key = given[0] if len(given) == 1 else ""
+        raw_per = rest.pop("per", None)
+        per = None
+        if raw_per is not None and key:
+            per_settings = found[key].per_settings
+            if per_settings is None:
+                errors.append(plugins.value_error((), f"'per' does not apply to a {key} trigger"))
+            else:
+                per, per_errors = plugins.validate_value(per_settings, raw_per, ("per",))
+                errors += (_per_shape(key, raw_per, found) or per_errors) if per_errors else []
         try:
-            condition = parse_condition(data["when"])
-        except ValueError:
-            return data  # the field reports it
-        if condition.window is not None:
-            data = dict(data)
-            if "period" in data and parse_duration(data["period"]) != condition.window:
-                raise ValueError(f"'when: {condition}' sets the period; remove 'period' or make it match")
-            data["period"] = condition.window
-            if "for" not in data and "for_" not in data:
-                data["for"] = condition.window
-        return data
-
-    @field_validator("period")
-    @classmethod
-    def _cloudwatch_period(cls, value: float, info: ValidationInfo) -> float:
-        cloudwatch = info.data.get("cloudwatch") is not None
-        return _check_period(value, cloudwatch or not any(info.data.get(k) for k in ("prometheus", "probe")))
-
-    @model_validator(mode="after")
-    def _window_covers_period(self) -> Trigger:
-        given = [name for name in SOURCE_TYPES if getattr(self, name) is not None]
-        if len(given) != 1:
-            found = ", ".join(given) or "none"
-            raise ValueError(f"a trigger names exactly one source: cloudwatch, prometheus or probe (found: {found})")
-        if self.prometheus is not None and not self.prometheus.url:
-            raise ValueError("prometheus needs 'url'")
-        if self.per is not None:
-            expected = {"cloudwatch": MetricQuery, "prometheus": PrometheusQuery}.get(self.source_type)
-            if expected is None or not isinstance(self.per, expected):
-                shape = {"cloudwatch": "a CloudWatch metric", "prometheus": "{query: ...}"}.get(self.source_type)
-                raise ValueError(
-                    f"'per' must be {shape} for a {self.source_type} trigger"
-                    if shape
-                    else f"'per' does not apply to a {self.source_type} trigger"
-                )
-        when = self.when
-        if when.window is not None:
-            if self.per is not None:
-                raise ValueError(f"'when: {when}' is a count; it takes no 'per'")
-            if self.probe is not None:
-                raise ValueError(f"'when: {when}' counts CloudWatch or Prometheus values, not probe measures")
-            stats = (
-                [self.cloudwatch.stat]
-                if isinstance(self.cloudwatch, MetricQuery)
-                else [m.stat for m in self.cloudwatch.metrics.values()]
-                if isinstance(self.cloudwatch, MetricMath)
-                else []
+            trigger = handler(rest)
+        except ValidationError as error:
+            plugins.raise_errors(cls.__name__, [*plugins.details(error), *errors])
+            raise
+        if not key:
+            names, found_names = plugins.one_of(list(found)), ", ".join(given) or "none"
+            errors.append(
+                plugins.value_error((), f"a trigger names exactly one source: {names} (found: {found_names})")
             )
-            if any(stat != "Sum" for stat in stats):
-                raise ValueError(f"'when: {when}' counts with the Sum statistic; remove 'stat'")
+        plugins.raise_errors(cls.__name__, errors)
+        trigger._source, trigger._query, trigger._per = key, query, per
+        plugins.raise_errors(cls.__name__, trigger._check_source(found[key]))
+        return trigger
+
+    def _check_source(self, source: plugins.SourcePlugin) -> list[InitErrorDetails]:
+        try:
+            source.check_period(self.period)
+        except ValueError as error:
+            return [plugins.value_error(("period",), str(error))]
+        try:
+            source.check_trigger(self.query, self.per, self.when, self.period)
+            self._check_windows()
+        except ValueError as error:
+            return [plugins.value_error((), str(error))]
+        return []
+
+    def _check_windows(self) -> None:
+        when = self.when
+        if when.window is not None and self.per is not None:
+            raise ValueError(f"'when: {when}' is a count; it takes no 'per'")
         if when.kind == "present" and self.per is not None:
             raise ValueError("'when: present' takes no 'per'")
-        if when.kind == "baseline":
-            if self.probe is not None:
-                raise ValueError("a probe has no history before the guard starts: it cannot use a baseline")
-        elif self.baseline is not None:
+        if when.kind != "baseline" and self.baseline is not None:
             raise ValueError("'baseline' needs a condition such as '> 5x baseline'")
         if self.for_ < self.period:
             raise ValueError(f"'for' ({self.for_:g}s) is shorter than 'period' ({self.period:g}s)")
@@ -232,18 +228,30 @@ class Trigger(Strict):
                 raise ValueError(f"'within' ({self.within:g}s) must be a whole number of periods ({self.period:g}s)")
         if self.baseline_window % self.period or self.baseline_window < self.period:
             raise ValueError(f"'baseline' ({self.baseline_window:g}s) must be a whole number of periods")
-        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The file's shape: the source's key (and `per`) beside the common keys."""
+        data: dict[str, Any] = handler(self)
+        data[self._source] = _dump_settings(self._query, info)
+        if self._per is not None:
+            data["per"] = _dump_settings(self._per, info)
+        return data
 
     @property
-    def source_type(self) -> SourceType:
-        return "prometheus" if self.prometheus is not None else "probe" if self.probe is not None else "cloudwatch"
+    def source_type(self) -> str:
+        """The registered source this trigger names (its key in the file)."""
+        return self._source
 
     @property
-    def query(self) -> MetricQuery | MetricMath | PrometheusQuery | ProbeQuery:
-        """The one source query this trigger names."""
-        query = self.cloudwatch or self.prometheus or self.probe
-        assert query is not None  # the validator requires exactly one
-        return query
+    def query(self) -> BaseModel:
+        """The one source query this trigger names, as that source's settings model."""
+        return cast(BaseModel, self._query)
+
+    @property
+    def per(self) -> BaseModel | None:
+        """Divide by this metric (a rate); with a '%' condition the ratio is x100."""
+        return cast(BaseModel | None, self._per)
 
     @property
     def periods_required(self) -> int:
@@ -405,7 +413,7 @@ class Canary(Strict):
         return int(self.warmup // self.period)
 
     @property
-    def source_type(self) -> SourceType:
+    def source_type(self) -> str:
         return "cloudwatch" if self.cloudwatch is not None else "prometheus"
 
 

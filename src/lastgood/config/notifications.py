@@ -1,50 +1,70 @@
-"""Where lastgood tells people: Slack, SNS, email, a signed webhook. Secrets come from ${VAR}."""
+"""Where lastgood tells people: one channel per entry, named by a registered notifier's key (`slack:`, `sns:`,
+`email:`, `webhook:`; see config/plugins.py). Secrets come from ${VAR}."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
 
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from lastgood.config import plugins
 from lastgood.config.durations import Duration
 from lastgood.config.strict import Strict
 
 
-class SlackSettings(Strict):
-    webhook_url: str = Field(description="Incoming webhook URL (a secret: use ${VAR}).")
-
-
-class SnsSettings(Strict):
-    topic_arn: str
-
-
-class EmailSettings(Strict):
-    smtp_host: str
-    smtp_port: int = 25
-    sender: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    username: str | None = None
-    password: str | None = Field(default=None, description="Use ${VAR}.")
-    starttls: bool = False
-
-
-class WebhookSettings(Strict):
-    url: str
-    secret: str = Field(description="HMAC-SHA256 key for the X-Lastgood-Signature header (use ${VAR}).")
-
-
 class Channel(Strict):
-    """Exactly one of slack, sns, email, webhook."""
+    """Exactly one key, naming a registered notifier; its value is that notifier's settings."""
 
-    slack: SlackSettings | None = None
-    sns: SnsSettings | None = None
-    email: EmailSettings | None = None
-    webhook: WebhookSettings | None = None
+    _type: str = PrivateAttr(default="")
+    _settings: Any = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Channel:
-        given = [name for name in ("slack", "sns", "email", "webhook") if getattr(self, name) is not None]
+    @classmethod
+    def plugged_fields(cls) -> dict[str, Any]:
+        return {name: plugin.settings for name, plugin in plugins.channels().items()}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plugged(cls, data: Any, handler: ModelWrapValidatorHandler[Channel]) -> Channel:
+        if not isinstance(data, dict):
+            return handler(data)
+        found = plugins.channels()
+        given, settings, rest, errors = plugins.validate_plugged(data, found, lambda p: p.settings)
+        try:
+            channel = handler(rest)
+        except ValidationError as error:
+            plugins.raise_errors(cls.__name__, [*plugins.details(error), *errors])
+            raise
         if len(given) != 1:
-            raise ValueError(f"a channel is exactly one of slack, sns, email, webhook (got {given or 'none'})")
-        return self
+            message = f"a channel is exactly one of {', '.join(found)} (got {given or 'none'})"
+            errors.append(plugins.value_error((), message))
+        plugins.raise_errors(cls.__name__, errors)
+        channel._type, channel._settings = given[0], settings
+        return channel
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data[self._type] = self.settings.model_dump(mode=info.mode, by_alias=bool(info.by_alias))
+        return data
+
+    @property
+    def type(self) -> str:
+        """The notifier's key in the file: slack, sns, email, webhook, ..."""
+        return self._type
+
+    @property
+    def settings(self) -> plugins.ChannelSettings:
+        assert isinstance(self._settings, plugins.ChannelSettings)
+        return self._settings
 
 
 class Notifications(Strict):

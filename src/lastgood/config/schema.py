@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lastgood.config.models import Runbook
+from lastgood.config import plugins
+from lastgood.config.models import Runbook, Trigger
+from lastgood.config.notifications import Channel
 
 
 def runbook_schema() -> dict[str, Any]:
@@ -26,6 +28,21 @@ def runbook_schema() -> dict[str, Any]:
         "description": "Components; `kind` picks the keys each one takes.",
         "items": {"oneOf": variants},
     }
+    for model in (Trigger, Channel):
+        _add_plugged(defs, model.__name__, model.plugged_fields())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "lastgood runbook file"
     return schema
+
+
+def _add_plugged(defs: dict[str, Any], title: str, fields: dict[str, Any]) -> None:
+    """The keys registered sources and notifiers add to a trigger or a channel, each with its settings."""
+    properties = defs[title].setdefault("properties", {})
+    for key, annotation in fields.items():
+        variants = []
+        for model in plugins.plugged_models(annotation):
+            model_schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+            defs.update(model_schema.pop("$defs", {}))
+            defs[model.__name__] = model_schema
+            variants.append({"$ref": f"#/$defs/{model.__name__}"})
+        properties[key] = variants[0] if len(variants) == 1 else {"anyOf": variants}

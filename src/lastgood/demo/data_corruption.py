@@ -19,14 +19,14 @@ from rich.console import Console
 from lastgood.aws.clients import AwsClients
 from lastgood.config.durations import format_duration
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
 from lastgood.engine import stop as emergency
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint, use_fake_credentials
 
 ENV = "prod"
 TABLE = f"shop-orders-{ENV}"

@@ -16,9 +16,6 @@ from rich.table import Table
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.endpoint import LocalEndpoint, use_fake_credentials
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.record import record_release
 from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
@@ -27,6 +24,9 @@ from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.service.guard import guard_for
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.testing import shop
+from lastgood.testing.endpoint import LocalEndpoint, use_fake_credentials
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 ENV = "prod"
 GOOD_ERROR_RATE = 0.005

@@ -10,12 +10,12 @@ from rich.console import Console
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.demo import shop
-from lastgood.demo.endpoint import FAKE_CREDENTIALS, LocalEndpoint, use_fake_credentials
-from lastgood.demo.traffic import FunctionTraffic, TrafficSimulator
 from lastgood.engine.record import record_release
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.testing import shop
+from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint, use_fake_credentials
+from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 
 def run_sandbox(directory: Path | None, port: int | None, stop: threading.Event | None = None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from lastgood.config.models import Canary, Component, MetricQuery, PrometheusQuery
+from lastgood.config.models import Canary, Component, MetricQuery
 from lastgood.judge.canary import CanaryInterval, CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import (
     histogram_threshold,
@@ -29,7 +29,7 @@ from lastgood.judge.sequential import (
 )
 from lastgood.kinds.base import State, WeightedKind
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
-from lastgood.sources.prometheus import PrometheusSource
+from lastgood.sources.prometheus import PrometheusQuery, PrometheusSource
 
 Role = Literal["canary", "baseline"]
 ROLES: tuple[Role, Role] = ("canary", "baseline")

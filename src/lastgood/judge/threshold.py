@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from lastgood.config.models import PrometheusQuery, Trigger
+from lastgood.config.models import Trigger
 from lastgood.judge.base import TriggerVerdict, VerdictState
 from lastgood.sources.base import Series, SeriesRequest
+from lastgood.sources.prometheus import PrometheusQuery
 
 
 def _values(

@@ -7,8 +7,8 @@ rollback.
 
 from lastgood.notify.base import Message, NopNotifier, Notifier, NotifyError
 from lastgood.notify.dispatch import Dispatch, Dispatcher, NopDispatcher
-from lastgood.notify.factory import build_notifiers
 from lastgood.notify.messages import message_for, message_from_rollback
+from lastgood.notify.registry import build_notifiers
 
 __all__ = [
     "Dispatch",

@@ -6,9 +6,25 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import ClassVar
 
-from lastgood.config.notifications import EmailSettings
+from pydantic import Field
+
+from lastgood.aws.clients import AwsClients
+from lastgood.config.plugins import ChannelSettings
 from lastgood.notify.base import Message, NotifyError
+
+
+class EmailSettings(ChannelSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+
+    smtp_host: str
+    smtp_port: int = 25
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    username: str | None = None
+    password: str | None = Field(default=None, description="Use ${VAR}.")
+    starttls: bool = False
 
 
 def email_of(message: Message, sender: str, to: list[str]) -> EmailMessage:
@@ -27,6 +43,14 @@ def email_of(message: Message, sender: str, to: list[str]) -> EmailMessage:
 class EmailNotifier:
     """`ssl_context` verifies the server on STARTTLS (default: the system's CAs and hostname checking)."""
 
+    key: ClassVar[str] = "email"
+    settings: ClassVar[type[ChannelSettings]] = EmailSettings
+
+    @classmethod
+    def build(cls, settings: ChannelSettings, aws: AwsClients, name: str) -> EmailNotifier:
+        assert isinstance(settings, EmailSettings)
+        return cls(settings, name=name)
+
     def __init__(
         self,
         settings: EmailSettings,
@@ -35,7 +59,7 @@ class EmailNotifier:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
-        self._settings = settings
+        self._settings: EmailSettings = settings
         self._timeout = timeout
         self._ssl_context = ssl_context
 

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from lastgood.config.notifications import SlackSettings
+from pydantic import Field
+
+from lastgood.aws.clients import AwsClients
+from lastgood.config.plugins import ChannelSettings
 from lastgood.notify import _http
 from lastgood.notify.base import Message
 
 _SECTION_LIMIT = 3000  # Slack's limit for a section's text
 _FIELD_LIMIT = 2000  # and for one field
 _HEADER_LIMIT = 150  # and for a header's plain text
+
+
+class SlackSettings(ChannelSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("webhook_url",)
+
+    webhook_url: str = Field(description="Incoming webhook URL (a secret: use ${VAR}).")
 
 
 def _escape(text: str) -> str:
@@ -49,6 +58,14 @@ def payload(message: Message) -> dict[str, Any]:
 
 
 class SlackNotifier:
+    key: ClassVar[str] = "slack"
+    settings: ClassVar[type[ChannelSettings]] = SlackSettings
+
+    @classmethod
+    def build(cls, settings: ChannelSettings, aws: AwsClients, name: str) -> SlackNotifier:
+        assert isinstance(settings, SlackSettings)
+        return cls(settings, name=name)
+
     def __init__(self, settings: SlackSettings, name: str = "slack", timeout: float = 10.0) -> None:
         self.name = name
         self._url = settings.webhook_url

@@ -7,14 +7,18 @@ another region than the environment's is published to in its own region (from it
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
-from lastgood.config.notifications import SnsSettings
+from lastgood.config.plugins import ChannelSettings
 from lastgood.notify.base import Message
 
 _SUBJECT_LIMIT = 100  # SNS: ASCII, no line breaks or control characters, at most 100 characters
+
+
+class SnsSettings(ChannelSettings):
+    topic_arn: str
 
 
 def subject_for_sns(text: str) -> str:
@@ -57,6 +61,14 @@ def publish_arguments(topic_arn: str, message: Message) -> dict[str, Any]:
 
 
 class SnsNotifier:
+    key: ClassVar[str] = "sns"
+    settings: ClassVar[type[ChannelSettings]] = SnsSettings
+
+    @classmethod
+    def build(cls, settings: ChannelSettings, aws: AwsClients, name: str) -> SnsNotifier:
+        assert isinstance(settings, SnsSettings)
+        return cls(settings, aws, name=name)
+
     def __init__(self, settings: SnsSettings, aws: AwsClients, name: str = "sns") -> None:
         self.name = name
         self._topic_arn = settings.topic_arn

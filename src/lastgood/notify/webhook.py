@@ -10,14 +10,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from lastgood.config.notifications import WebhookSettings
+from pydantic import Field
+
+from lastgood.aws.clients import AwsClients
+from lastgood.config.plugins import ChannelSettings
 from lastgood.notify import _http
 from lastgood.notify.base import Message
 
 SIGNATURE_HEADER = "X-Lastgood-Signature"
 EVENT_HEADER = "X-Lastgood-Event"
+
+
+class WebhookSettings(ChannelSettings):
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
+
+    url: str
+    secret: str = Field(description="HMAC-SHA256 key for the X-Lastgood-Signature header (use ${VAR}).")
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -35,6 +45,14 @@ def body_of(message: Message) -> bytes:
 
 
 class WebhookNotifier:
+    key: ClassVar[str] = "webhook"
+    settings: ClassVar[type[ChannelSettings]] = WebhookSettings
+
+    @classmethod
+    def build(cls, settings: ChannelSettings, aws: AwsClients, name: str) -> WebhookNotifier:
+        assert isinstance(settings, WebhookSettings)
+        return cls(settings, name=name)
+
     def __init__(self, settings: WebhookSettings, name: str = "webhook", timeout: float = 10.0) -> None:
         self.name = name
         self._url = settings.url

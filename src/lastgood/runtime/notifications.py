@@ -101,8 +101,7 @@ def _send(ctx: EnvContext, message: Message, rollback_id: str | None, **data: st
 
 
 def _channel_types(ctx: EnvContext) -> list[str]:
-    kinds = ("slack", "sns", "email", "webhook")
-    return [next(k for k in kinds if getattr(c, k) is not None) for c in ctx.runbook.notifications.channels]
+    return [channel.type for channel in ctx.runbook.notifications.channels]
 
 
 def escalation_lines(ctx: EnvContext) -> list[str]:

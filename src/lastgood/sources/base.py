@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from lastgood.config.models import MetricMath, MetricQuery, ProbeQuery, PrometheusQuery
+from pydantic import BaseModel
 
 SeriesStatus = Literal["ok", "no-data", "error"]
-Query = MetricQuery | MetricMath | PrometheusQuery | ProbeQuery
+Query = BaseModel  # a source's own settings model (a trigger's `query`); each source checks it is one of its own
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,63 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, field_validator
 
 from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
-from lastgood.config.models import MetricMath, MetricQuery
+from lastgood.config.durations import Condition
+from lastgood.config.models import MetricQuery, Strict, cloudwatch_period
 from lastgood.errors import AwsError
 from lastgood.sources.base import Series, SeriesRequest
 
 MAX_QUERIES_PER_CALL = 500
 
 
+class MetricMath(Strict):
+    """CloudWatch metric math: `expression` over the `metrics`, named by id (e.g. `m1 / m2 * 100`)."""
+
+    expression: str
+    metrics: dict[str, MetricQuery] = Field(description="The metrics the expression names, by id (m1, m2, ...).")
+
+    @field_validator("metrics")
+    @classmethod
+    def _ids(cls, value: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
+        if not value:
+            raise ValueError("metric math needs at least one metric")
+        bad = [key for key in value if not re.fullmatch(r"[a-z][a-zA-Z0-9_]*", key)]
+        if bad:
+            raise ValueError(f"metric ids must start with a lowercase letter, then letters, digits or _: {bad}")
+        return value
+
+
 class CloudWatchSource:
+    """`cloudwatch:` a CloudWatch metric, or metric math: {expression, metrics: {m1: ..., m2: ...}}."""
+
     name = "cloudwatch"
+    settings: ClassVar[Any] = MetricQuery | MetricMath
+    per_settings: ClassVar[Any] = MetricQuery
+    per_shape: ClassVar[str] = "a CloudWatch metric"
 
     def __init__(self, aws: AwsClients) -> None:
         self.aws = aws
+
+    @classmethod
+    def build(cls, aws: AwsClients, queries: list[BaseModel]) -> CloudWatchSource:
+        return cls(aws)
+
+    @classmethod
+    def check_period(cls, period: float) -> None:
+        cloudwatch_period(period)
+
+    @classmethod
+    def check_trigger(cls, query: Any, per: Any, when: Condition, period: float) -> None:
+        if when.window is None:
+            return
+        metrics = query.metrics.values() if isinstance(query, MetricMath) else [query]
+        if any(metric.stat != "Sum" for metric in metrics):
+            raise ValueError(f"'when: {when}' counts with the Sum statistic; remove 'stat'")
 
     def fetch(self, requests: list[SeriesRequest], start: datetime, end: datetime) -> dict[str, Series]:
         out: dict[str, Series] = {}

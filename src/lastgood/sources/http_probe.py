@@ -17,11 +17,45 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
 
-from lastgood.config.models import ProbeQuery
+from pydantic import BaseModel, Field, field_validator
+
+from lastgood.aws.clients import AwsClients
+from lastgood.config.durations import Condition, Duration
+from lastgood.config.models import Strict, positive_period
 from lastgood.sources.base import Series, SeriesRequest
 
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+
+
+class ProbeQuery(Strict):
+    """lastgood calls `url` itself, `rate` times a second, and measures the answers."""
+
+    url: str
+    rate: float = Field(default=1.0, gt=0, description="Requests per second ('5', '5/s' or '30/m').")
+    timeout: Duration = 5.0
+    expect_status: list[int] = Field(default_factory=lambda: [200], description="Statuses that count as success.")
+    measure: Literal["error-rate", "p50", "p90", "p99"] = Field(
+        default="error-rate",
+        description="error-rate: % of calls failing (timeouts and unexpected statuses); pNN: latency in ms.",
+    )
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if isinstance(value, str) and "/" in value:
+            number, _, unit = value.partition("/")
+            per = {"s": 1.0, "m": 60.0}.get(unit.strip().lower())
+            if per is None:
+                raise ValueError(f"expected a rate such as '5/s' or '30/m', got {value!r}")
+            return float(number) / per
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | str) else value
 
 
 @dataclass(frozen=True)
@@ -100,7 +134,30 @@ class Prober:
 
 
 class ProbeSource:
+    """`probe:` lastgood calls an endpoint and measures it."""
+
     name = "probe"
+    settings: ClassVar[Any] = ProbeQuery
+    per_settings: ClassVar[Any] = None
+    per_shape: ClassVar[str] = ""
+
+    @classmethod
+    def build(cls, aws: AwsClients, queries: list[BaseModel]) -> ProbeSource:
+        """A probe source starts calling its endpoints at once."""
+        source = cls()
+        source.start([q for q in queries if isinstance(q, ProbeQuery)])
+        return source
+
+    @classmethod
+    def check_period(cls, period: float) -> None:
+        positive_period(period)
+
+    @classmethod
+    def check_trigger(cls, query: Any, per: Any, when: Condition, period: float) -> None:
+        if when.window is not None:
+            raise ValueError(f"'when: {when}' counts CloudWatch or Prometheus values, not probe measures")
+        if when.kind == "baseline":
+            raise ValueError("a probe has no history before the guard starts: it cannot use a baseline")
 
     def __init__(self, retention: float = 6 * 3600.0) -> None:
         self.retention = retention

@@ -14,19 +14,48 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from lastgood.config.models import PrometheusQuery
+from pydantic import BaseModel, Field
+
+from lastgood.aws.clients import AwsClients
+from lastgood.config.durations import Condition
+from lastgood.config.models import Strict, positive_period
 from lastgood.sources.base import Series, SeriesRequest
 
 MAX_PARALLEL = 8
 
 
+class PrometheusQuery(Strict):
+    url: str | None = Field(
+        default=None, description="The Prometheus server, e.g. http://prometheus:9090 (under `per`: the trigger's)."
+    )
+    query: str = Field(description="PromQL; one series per step (aggregate with sum(...) etc.).")
+
+
 class PrometheusSource:
+    """`prometheus:` a PromQL query over query_range."""
+
     name = "prometheus"
+    settings: ClassVar[Any] = PrometheusQuery
+    per_settings: ClassVar[Any] = PrometheusQuery
+    per_shape: ClassVar[str] = "{query: ...}"
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
+
+    @classmethod
+    def build(cls, aws: AwsClients, queries: list[BaseModel]) -> PrometheusSource:
+        return cls()
+
+    @classmethod
+    def check_period(cls, period: float) -> None:
+        positive_period(period)
+
+    @classmethod
+    def check_trigger(cls, query: Any, per: Any, when: Condition, period: float) -> None:
+        if not query.url:
+            raise ValueError("prometheus needs 'url'")
 
     def fetch(self, requests: list[SeriesRequest], start: datetime, end: datetime) -> dict[str, Series]:
         if not requests:

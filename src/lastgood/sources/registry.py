@@ -1,31 +1,64 @@
-"""One metric source per source type a trigger can name (`cloudwatch:`, `prometheus:`, `probe:`).
+"""Source name -> implementation. Adding a metric source is one module and one line in SOURCES.
 
-The file's validation admits only these types, so an unknown one here is a bug: it raises, never falls back.
+A source class names its key in a trigger (`name`), owns its settings model (`settings`, and `per_settings` for
+`per:`), checks what it cannot judge (`check_period`, `check_trigger`) and builds itself (`build`); registering
+it here also registers it with the file's validation (config/plugins.py). Validation admits only registered
+sources, so an unknown one here is a bug: it raises, never falls back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from lastgood.aws.clients import AwsClients
-from lastgood.config.models import SOURCE_TYPES, ProbeQuery, Trigger
+from lastgood.config import plugins
+from lastgood.config.durations import Condition
+from lastgood.config.models import Trigger
 from lastgood.sources.base import MetricSource
 from lastgood.sources.cloudwatch import CloudWatchSource
 from lastgood.sources.http_probe import ProbeSource
 from lastgood.sources.prometheus import PrometheusSource
 
 
+class SourceClass(Protocol):
+    """What a registered source class provides (config/plugins.SourcePlugin, plus `build`)."""
+
+    name: str
+    settings: Any
+    per_settings: Any
+    per_shape: str
+
+    @classmethod
+    def check_trigger(cls, query: Any, per: Any, when: Condition, period: float) -> None: ...
+
+    @classmethod
+    def check_period(cls, period: float) -> None: ...
+
+    @classmethod
+    def build(cls, aws: AwsClients, queries: list[BaseModel]) -> MetricSource: ...
+
+
+SOURCES: dict[str, SourceClass] = {}
+
+
+def register(source: SourceClass) -> None:
+    SOURCES[source.name] = source
+    plugins.register_source(source)
+
+
+def unregister(name: str) -> None:
+    SOURCES.pop(name, None)
+    plugins.SOURCES.pop(name, None)
+
+
 def build_source(source_type: str, aws: AwsClients, triggers: list[Trigger]) -> MetricSource:
-    """The source for one type; a probe source starts calling its endpoints at once."""
-    if source_type == "cloudwatch":
-        return CloudWatchSource(aws)
-    if source_type == "prometheus":
-        return PrometheusSource()
-    if source_type == "probe":
-        source = ProbeSource()
-        source.start([t.probe for t in triggers if isinstance(t.probe, ProbeQuery)])
-        return source
-    raise ValueError(f"unknown metric source type {source_type!r} (known: {', '.join(SOURCE_TYPES)})")
+    """The source for one type (a probe source starts calling its endpoints at once)."""
+    if source_type not in SOURCES:
+        raise ValueError(f"unknown metric source type {source_type!r} (known: {', '.join(SOURCES)})")
+    return SOURCES[source_type].build(aws, [t.query for t in triggers])
 
 
 def sources_for(
@@ -46,3 +79,7 @@ def close_sources(sources: Mapping[str, MetricSource]) -> None:
         close = getattr(source, "close", None)
         if callable(close):
             close()
+
+
+for _source in (CloudWatchSource, PrometheusSource, ProbeSource):
+    register(_source)
