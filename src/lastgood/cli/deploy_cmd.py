@@ -217,6 +217,8 @@ def deploy(
             _confirm(ctx, question, yes)
             result = deployer.deploy(ask)
     emit(output, result.to_dict(), lambda: render(result))
+    if result.status == "paused":
+        stderr.print(f"paused: go on with {result.resume_command()}, or: lastgood promote {env} / lastgood abort {env}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -303,8 +305,6 @@ def render(result: DeployResult) -> None:
                 )
     colour = {"promoted": "green", "paused": "yellow"}.get(result.status, "red")
     stdout.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
-    if result.status == "paused":
-        stdout.print(f"resume: {result.resume_command()}")
     if result.rollback is not None:
         stdout.print(
             f"rollback {result.rollback.id}: {result.rollback.status} (timeline: lastgood show {result.rollback.id})"
