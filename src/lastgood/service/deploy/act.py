@@ -30,12 +30,13 @@ def act(
     """`what` is promote or abort; `force` acts here (refused while the deploy process holds the environment)."""
     deployment = rows.the_unfinished(ctx, component)
     quiet = listener or QuietDeployListener()
-    holder = current_holder(ctx)
-    owned = holder is not None and holder["operation"] == "deploy" and holder["id"] == deployment.id
-    if owned and not force and deployment.status == DeploymentStatus.RUNNING:
+    if _owned(ctx, deployment.id) and not force and deployment.status == DeploymentStatus.RUNNING:
         rows.request(ctx, deployment.id, what)
         quiet.message(f"{what} requested for deployment {deployment.id}; waiting for its `deploy` process")
-        return _await(ctx, deployment, what, wait)
+        ended = _await(ctx, deployment, what, wait)
+        if ended is not None:
+            return ended
+        quiet.message(f"the `deploy` process of {deployment.id} is gone (its lease expired): acting here")
     with hold(ctx, "deploy", deployment.id) as lease:
         if what == "promote":
             return finish.promote(ctx, _asked(ctx, deployment.id, what), _why(ctx, what), lease, quiet)
@@ -51,12 +52,22 @@ def _why(ctx: EnvContext, what: str) -> str:
     return f"{what}{'d' if what == 'promote' else 'ed'} by {ctx.actor.name} (directly)"
 
 
-def _await(ctx: EnvContext, deployment: Deployment, what: str, wait: float) -> DeployResult:
+def _owned(ctx: EnvContext, deployment_id: str) -> bool:
+    """Whether the deployment's own process holds the environment (its lease live)."""
+    holder = current_holder(ctx)
+    return holder is not None and holder["operation"] == "deploy" and holder["id"] == deployment_id
+
+
+def _await(ctx: EnvContext, deployment: Deployment, what: str, wait: float) -> DeployResult | None:
+    """The deployment once its process has acted; None when that process is gone (no live claim, still running)."""
     deadline = time.monotonic() + wait
     while True:
         current = rows.get(ctx, deployment.id)
         if current.status != DeploymentStatus.RUNNING:
             return DeployResult.of_deployment(current)
+        if not _owned(ctx, deployment.id):  # it may have finished and let go just now: read once more
+            current = rows.get(ctx, deployment.id)
+            return None if current.status == DeploymentStatus.RUNNING else DeployResult.of_deployment(current)
         if time.monotonic() >= deadline:
             raise Refused(
                 f"the `deploy` process of {deployment.id} has not acted on the {what} request within {wait:g}s "
