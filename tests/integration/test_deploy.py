@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,12 +18,15 @@ import pytest
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
-from lastgood.engine.deploy import Deployer, DeployResult, get_deployment, parse_steps, request
+from lastgood.domain.actor import Actor
+from lastgood.engine.deploy.rows import get as get_deployment
+from lastgood.engine.deploy.rows import request
 from lastgood.engine.record import record_release
 from lastgood.errors import BadInput
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.deploy import Deployer, DeployRequest, DeployResult, parse_steps
 from lastgood.sources.cloudwatch import CloudWatchSource
 from lastgood.testing import shop
 from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
@@ -65,6 +69,10 @@ def new_version(aws: AwsClients, traffic: FunctionTraffic, error_rate: float) ->
     version = shop.publish_new_version(aws, API, "v2")
     traffic.error_rate_by_version[version] = error_rate
     return version
+
+
+def ask(component: str, version: str, steps: list[float], pause: float, label: str | None = None) -> DeployRequest:
+    return DeployRequest(component=component, version=version, steps=steps, pause_seconds=pause, label=label)
 
 
 def alias(aws: AwsClients) -> tuple[str, dict[str, Any]]:
@@ -141,7 +149,7 @@ def test_a_good_version_is_promoted_through_every_step(  # type: ignore[no-untyp
 def _deploy_in_thread(directory: Path, version: str) -> tuple[threading.Thread, dict[str, DeployResult], str]:
     ctx = context(directory)
     deployer = Deployer(ctx, CloudWatchSource(ctx.aws))
-    row = deployer.start("api", version, [10.0, 50.0, 100.0], pause=120.0)
+    row = deployer.start(ask("api", version, [10.0, 50.0, 100.0], 120.0))
     out: dict[str, DeployResult] = {}
     thread = threading.Thread(target=lambda: out.setdefault("result", deployer.run(row.id)), daemon=True)
     thread.start()
@@ -158,7 +166,7 @@ def test_a_person_aborts_from_another_thread_while_deploy_waits(
     version = new_version(aws, traffic, GOOD)
     thread, out, deployment = _deploy_in_thread(deploy_dir, version)
     assert alias(aws) == ("1", {version: 0.1})
-    request(context(deploy_dir), deployment, "abort", by="alice")
+    request(dataclasses.replace(context(deploy_dir), actor=Actor(name="alice")), deployment, "abort")
     thread.join(timeout=30)
     assert out["result"].status == "aborted" and "alice" in out["result"].message
     assert alias(aws) == ("1", {})
@@ -201,8 +209,8 @@ def test_a_second_deployment_of_the_same_component_is_refused(deploy_dir: Path, 
 
     ctx = context(deploy_dir)
     version = shop.publish_new_version(aws, API, "v2")
-    Deployer(ctx, CloudWatchSource(ctx.aws)).start("api", version, [10.0, 100.0], 1.0)
+    Deployer(ctx, CloudWatchSource(ctx.aws)).start(ask("api", version, [10.0, 100.0], 1.0))
     with pytest.raises(Refused, match="already running"):
-        Deployer(ctx, CloudWatchSource(ctx.aws)).start("api", version, [10.0, 100.0], 1.0, label="other")
+        Deployer(ctx, CloudWatchSource(ctx.aws)).start(ask("api", version, [10.0, 100.0], 1.0, label="other"))
     with pytest.raises(BadInput, match="lambda-alias"):
-        Deployer(ctx, CloudWatchSource(ctx.aws)).start("api-config", version, [100.0], 1.0, label="x")
+        Deployer(ctx, CloudWatchSource(ctx.aws)).start(ask("api-config", version, [100.0], 1.0, label="x"))

@@ -5,6 +5,7 @@ rollback trigger that fires), and refused with exit 2 for a version it does not 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -19,14 +20,10 @@ from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings, Canary
-from lastgood.engine.deploy import (
-    DEPLOYABLE_KINDS,
-    Deployer,
-    DeployResult,
-    QuietDeployListener,
-    get_deployment,
-    request,
-)
+from lastgood.domain.actor import Actor
+from lastgood.engine.deploy.rows import get as get_deployment
+from lastgood.engine.deploy.rows import request
+from lastgood.engine.deploy.shift import apply_share
 from lastgood.engine.record import record_release
 from lastgood.guard.canary import feed_for
 from lastgood.kinds.elbv2_listener import Elbv2Listener, Elbv2ListenerSpec
@@ -36,6 +33,14 @@ from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.ledger.tables import DeploymentRow
 from lastgood.runtime.context import EnvContext
+from lastgood.service.deploy import (
+    DEPLOYABLE_KINDS,
+    Deployer,
+    Deployment,
+    DeployRequest,
+    DeployResult,
+    QuietDeployListener,
+)
 from lastgood.sources.cloudwatch import CloudWatchSource
 from lastgood.testing.endpoint import LocalEndpoint
 
@@ -226,8 +231,12 @@ class WatchingListener(QuietDeployListener):
         self.case, self.aws, self.stack = case, aws, stack
         self.seen: dict[float, dict[str, int]] = {}
 
-    def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
+    def shifted(self, deployment: Deployment, step: int, percent: float) -> None:
         self.seen[percent] = self.case.live(self.aws, self.stack)
+
+
+def ask(component: str, version: str, steps: list[float], pause: float, label: str | None = None) -> DeployRequest:
+    return DeployRequest(component=component, version=version, steps=steps, pause_seconds=pause, label=label)
 
 
 def test_every_weighted_kind_is_deployable() -> None:
@@ -239,7 +248,7 @@ def test_a_deploy_shifts_each_step_and_promotes(case: Case, stack: Stack, aws: A
     ctx = context(stack.directory)
     listener = WatchingListener(case, aws, stack)
     deployer = Deployer(ctx, CloudWatchSource(ctx.aws), listener=listener)
-    row = deployer.start(case.component, case.typed(stack), [10.0, 50.0, 100.0], pause=1.0, label="v2")
+    row = deployer.start(ask(case.component, case.typed(stack), [10.0, 50.0, 100.0], 1.0, "v2"))
     assert (row.from_version, row.to_version) == (case.stable, case.version)
     assert case.live(aws, stack) == case.before  # start shifts nothing
     result = deployer.run(row.id)
@@ -263,7 +272,7 @@ def test_a_deploy_shifts_each_step_and_promotes(case: Case, stack: Stack, aws: A
 def _deploy_in_thread(stack: Stack, case: Case) -> tuple[threading.Thread, dict[str, DeployResult], str]:
     ctx = context(stack.directory)
     deployer = Deployer(ctx, CloudWatchSource(ctx.aws))
-    row = deployer.start(case.component, case.typed(stack), [10.0, 50.0, 100.0], pause=120.0, label="v2")
+    row = deployer.start(ask(case.component, case.typed(stack), [10.0, 50.0, 100.0], 120.0, "v2"))
     out: dict[str, DeployResult] = {}
     thread = threading.Thread(target=lambda: out.setdefault("result", deployer.run(row.id)), daemon=True)
     thread.start()
@@ -293,7 +302,7 @@ def test_a_person_aborts_and_the_component_goes_back_through_a_rollback(
 ) -> None:
     thread, out, deployment = _deploy_in_thread(stack, case)
     assert case.live(aws, stack) == case.at[10.0]
-    request(context(stack.directory), deployment, "abort", by="alice")
+    request(dataclasses.replace(context(stack.directory), actor=Actor(name="alice")), deployment, "abort")
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert "alice" in out["result"].message
@@ -305,8 +314,8 @@ def test_abort_force_from_the_cli_while_the_deploy_process_is_gone(  # type: ign
 ) -> None:
     case = CASES[1]  # the ALB: the rollback puts back the single-group forward action of release v1
     ctx = context(stack.directory)
-    row = Deployer(ctx, CloudWatchSource(ctx.aws)).start("alb", "green", [25.0, 100.0], pause=60.0, label="v2")
-    Deployer(ctx, CloudWatchSource(ctx.aws))._apply(row, 25.0)  # the process shifted 25%, then died
+    row = Deployer(ctx, CloudWatchSource(ctx.aws)).start(ask("alb", "green", [25.0, 100.0], 60.0, "v2"))
+    apply_share(ctx, row, 25.0)  # the process shifted 25%, then died
     assert alb_split(aws, stack) == {"blue": 75, "green": 25}
     file = str(stack.directory / "lastgood.yaml")
     code = main(["abort", "prod", "-c", "alb", "--force", "-f", file, "--output", "json"])
@@ -342,7 +351,7 @@ def test_a_rollback_trigger_that_fires_aborts(
     ctx = context(stack.directory)
     listener = WatchingListener(case, aws, stack)
     deployer = Deployer(ctx, CloudWatchSource(ctx.aws), listener=listener)
-    row = deployer.start(case.component, case.typed(stack), [10.0, 50.0, 100.0], pause=1.0, label="v2")
+    row = deployer.start(ask(case.component, case.typed(stack), [10.0, 50.0, 100.0], 1.0, "v2"))
     errors.set()
     result = deployer.run(row.id)
     assert listener.seen == {10.0: case.at[10.0]}
@@ -388,7 +397,7 @@ def test_a_split_already_in_flight_is_refused(stack: Stack, aws: AwsClients) -> 
 
     ctx = context(stack.directory)
     with pytest.raises(Refused, match="already splits its traffic"):
-        Deployer(ctx, CloudWatchSource(ctx.aws)).start("orders", "2", [10.0, 100.0], 1.0)
+        Deployer(ctx, CloudWatchSource(ctx.aws)).start(ask("orders", "2", [10.0, 100.0], 1.0))
 
 
 # -- the canary feed's placeholders per kind ---------------------------------------------------------------------

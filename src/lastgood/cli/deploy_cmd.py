@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -20,22 +24,11 @@ from lastgood.cli.common import (
     stderr,
     stdout,
 )
-from lastgood.config.durations import format_duration, parse_duration
-from lastgood.engine.deploy import (
-    PROMOTED,
-    RUNNING,
-    Deployer,
-    DeployResult,
-    get_deployment,
-    parse_steps,
-    request,
-    result_of,
-    running_deployment,
-)
+from lastgood.config.durations import parse_duration
 from lastgood.errors import BadInput, Refused
 from lastgood.judge.base import TriggerVerdict
-from lastgood.ledger.tables import DeploymentRow
 from lastgood.runtime.context import EnvContext
+from lastgood.service.deploy import Deployer, Deployment, DeployRequest, DeployResult, act, parse_steps
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
@@ -71,7 +64,7 @@ class ConsoleDeployListener:
         self._last: dict[str, str] = {}
         self._canary_seen = 0
 
-    def shifted(self, deployment: DeploymentRow, step: int, percent: float) -> None:
+    def shifted(self, deployment: Deployment, step: int, percent: float) -> None:
         self._last.clear()
         stderr.print(
             f"[bold]step {step + 1}/{len(deployment.steps)}[/]: {percent:g}% of {deployment.component} "
@@ -120,13 +113,12 @@ def _duration(option: str, value: str) -> float:
         raise BadInput(f"{option}: {error}") from None
 
 
-def _confirm(ctx: EnvContext, component: str, version: str, steps: list[float], yes: bool) -> None:
+def _confirm(ctx: EnvContext, question: str, yes: bool) -> None:
     if yes:
         return
     environment = ctx.runbook.environment(ctx.env)
     phrase = environment.phrase(ctx.env) if environment.protected else "yes"
-    shown = ",".join(f"{s:g}" for s in steps)
-    stderr.print(f"Deploy version {version} of {component} to {ctx.env} in steps {shown}%? type '{phrase}': ", end="")
+    stderr.print(f"{question}? type '{phrase}': ", end="")
     answer = sys.stdin.readline()
     if not answer:
         raise Refused("no confirmation (stdin closed); pass --yes to deploy without a prompt. Nothing was changed.")
@@ -134,27 +126,59 @@ def _confirm(ctx: EnvContext, component: str, version: str, steps: list[float], 
         raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
 
 
+@contextmanager
+def _pause_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM pauses the deployment (no new shift); a second one exits at once."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        stderr.print("\npausing: no new shift; the traffic stays where it is (Ctrl-C again to exit at once)")
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, handle) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def deploy(
     env: EnvArgument,
     component: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--component",
             "-c",
             help="The component to shift: a lambda-alias, stepfunctions-alias, elbv2-listener or route53-weighted",
         ),
-    ],
+    ] = None,
     version: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--version",
             help="Where to shift traffic to: a Lambda version, a state machine version (number or ARN), "
             "a target group (name or ARN), a record set's SetIdentifier",
         ),
-    ],
+    ] = None,
     steps: Annotated[str, typer.Option("--steps", help="Percentages of traffic, in order")] = "10,50,100",
     pause: Annotated[str, typer.Option("--pause", help="How long each step is watched, e.g. 5m")] = "5m",
     release: Annotated[str | None, typer.Option("--release", help="The release label [default: the version]")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Go on with deployment ID (paused, or its process gone) from its current step"),
+    ] = None,
+    allow_bad: Annotated[
+        bool, typer.Option("--allow-bad", help="Deploy a version whose release was marked bad")
+    ] = False,
+    wait: Annotated[
+        str | None, typer.Option("--wait", help="Queue this long behind another operation holding ENV")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -165,58 +189,52 @@ def deploy(
     version (a verified rollback) and the release is marked bad. With a `canary:` block in the file, the canary judge
     compares the new version with the old one every period: it aborts when the new one is worse, and a rollback
     trigger that fires while both versions are equally bad is an alert, not an abort. `lastgood promote ENV` /
-    `lastgood abort ENV` act on a
-    running deployment from anywhere. Exit codes: 0 promoted, 1 aborted or failed.
+    `lastgood abort ENV` act on a running deployment from anywhere, within a second or two. The deployment holds
+    ENV while it runs. Ctrl-C pauses it (`--resume ID` goes on). Exit codes: 0 promoted, 1 aborted or failed,
+    3 refused (ENV held, a version marked bad without --allow-bad), 130 paused.
     """
-    shares = parse_steps(steps)
-    pause_seconds = _duration("--pause", pause)
+    ask = None if resume else _request(component, version, steps, pause, release, allow_bad)
+    queue = _duration("--wait", wait) if wait else None
     ctx = open_env(file, env)
-    _confirm(ctx, component, version, shares, yes)
     text = output == OutputFormat.text
+    stop = threading.Event()
     deployer = Deployer(
         ctx,
         CloudWatchSource(ctx.aws),
         listener=ConsoleDeployListener() if text else None,
         rollback_listener=StepListener() if text else None,
+        stop=stop,
+        wait=queue,
     )
-    row = deployer.start(component, version, shares, pause_seconds, release)
-    if text:
-        stderr.print(
-            f"deployment {row.id}: {component} version {row.from_version} -> {version}, release {row.release_label} "
-            f"recorded; {len(deployer.guard.triggers)} triggers; pause {format_duration(pause_seconds)}\n"
-            f"  promote now: lastgood promote {env} -c {component}    abort: lastgood abort {env} -c {component}"
-        )
-    result = deployer.run(row.id)
+    with _pause_on_signals(stop):
+        if ask is None:
+            assert resume is not None
+            _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
+            result = deployer.resume(resume)
+        else:
+            shown = ",".join(f"{s:g}" for s in ask.steps)
+            question = f"Deploy version {ask.version} of {ask.component} to {ctx.env} in steps {shown}%"
+            _confirm(ctx, question, yes)
+            result = deployer.deploy(ask)
     emit(output, result.to_dict(), lambda: render(result))
+    if result.status == "paused":
+        stderr.print(f"paused: go on with {result.resume_command()}, or: lastgood promote {env} / lastgood abort {env}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
 
-def _act(
-    env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat
-) -> DeployResult:
-    ctx = open_env(file, env)
-    row = running_deployment(ctx, component)
-    deployer = Deployer(
-        ctx, CloudWatchSource(ctx.aws), rollback_listener=StepListener() if output == OutputFormat.text else None
-    )
-    if force:
-        return deployer.promote_now(row.id) if what == "promote" else deployer.abort_now(row.id)
-    request(ctx, row.id, what)
-    if output == OutputFormat.text:
-        stderr.print(f"{what} requested for deployment {row.id}; waiting for its `deploy` process")
-    deadline = time.monotonic() + _duration("--wait", wait)
-    while time.monotonic() < deadline:
-        current = get_deployment(ctx, row.id)
-        if current.status != RUNNING:
-            return result_of(current)
-        time.sleep(0.5)
-    current = get_deployment(ctx, row.id)
-    if current.status != RUNNING:
-        return result_of(current)
-    raise Refused(
-        f"the `deploy` process of {row.id} has not acted on the {what} request within {wait} (the request stands); "
-        f"if that process is gone, run: lastgood {what} {env} -c {row.component} --force"
+def _request(
+    component: str | None, version: str | None, steps: str, pause: str, release: str | None, allow_bad: bool
+) -> DeployRequest:
+    if component is None or version is None:
+        raise BadInput("deploy needs --component and --version (or --resume ID to go on with a deployment)")
+    return DeployRequest(
+        component=component,
+        version=version,
+        steps=parse_steps(steps),
+        pause_seconds=_duration("--pause", pause),
+        label=release,
+        allow_bad=allow_bad,
     )
 
 
@@ -228,8 +246,8 @@ def promote(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Promote the running deployment now: all traffic to the new version, its release live."""
-    _act_and_report(env, component, "promote", force, wait, file, output, PROMOTED)
+    """Promote the running (or paused) deployment now: all traffic to the new version, its release live."""
+    _act_and_report(env, component, "promote", force, wait, file, output, "promoted")
 
 
 def abort(
@@ -240,14 +258,18 @@ def abort(
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Abort the running deployment: all traffic back on the old version, the release bad."""
+    """Abort the running (or paused) deployment: all traffic back on the old version, the release bad."""
     _act_and_report(env, component, "abort", force, wait, file, output, "aborted")
 
 
 def _act_and_report(
     env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat, ok: str
 ) -> None:
-    result = _act(env, component, what, force, wait, file, output)
+    seconds = _duration("--wait", wait)
+    ctx = open_env(file, env)
+    text = output == OutputFormat.text
+    listener = ConsoleDeployListener() if text else None
+    result = act(ctx, component, what, force, seconds, listener, StepListener() if text else None)
     emit(output, result.to_dict(), lambda: render(result))
     if result.status != ok:
         raise typer.Exit(1)
@@ -281,7 +303,7 @@ def render(result: DeployResult) -> None:
                     f"canary judge at {decision['percent']:g}% (version {canary['canary_version']} against "
                     f"{canary['baseline_version']}): [{colour}]{escape(canary['detail'])}[/]"
                 )
-    colour = "green" if result.status == PROMOTED else "red"
+    colour = {"promoted": "green", "paused": "yellow"}.get(result.status, "red")
     stdout.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
     if result.rollback is not None:
         stdout.print(

@@ -70,3 +70,34 @@ def transition(obj: HasStatus, to: str, rules: dict[str, set[str]]) -> None:
     if to not in rules.get(obj.status, set()):
         raise IllegalTransition(f"{type(obj).__name__}: {obj.status} -> {to} is not allowed")
     obj.status = to
+
+
+class DeploymentStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # Ctrl-C, SIGTERM or an error: traffic left where it was; `deploy --resume` goes on
+    PROMOTED = "promoted"
+    ABORTED = "aborted"
+    FAILED = "failed"  # the abort's rollback failed; the rollback is resumed on its own
+
+
+# RUNNING -> RUNNING is a resume after the owner died (its lease expired).
+DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
+    DeploymentStatus.RUNNING: {
+        DeploymentStatus.RUNNING,
+        DeploymentStatus.PAUSED,
+        DeploymentStatus.PROMOTED,
+        DeploymentStatus.ABORTED,
+        DeploymentStatus.FAILED,
+    },
+    DeploymentStatus.PAUSED: {
+        DeploymentStatus.RUNNING,
+        DeploymentStatus.PROMOTED,
+        DeploymentStatus.ABORTED,
+        DeploymentStatus.FAILED,
+    },
+    DeploymentStatus.PROMOTED: set(),
+    DeploymentStatus.ABORTED: set(),
+    DeploymentStatus.FAILED: set(),
+}
+
+UNFINISHED_DEPLOYMENT = {DeploymentStatus.RUNNING, DeploymentStatus.PAUSED}
