@@ -19,12 +19,13 @@ from rich.console import Console
 from lastgood.aws.clients import AwsClients
 from lastgood.config.durations import format_duration
 from lastgood.config.loader import load_runbook
-from lastgood.engine import stop as emergency
-from lastgood.engine.executor import Executor
-from lastgood.engine.planner import build_plan
-from lastgood.engine.record import record_release
+from lastgood.engine.planner import Plan
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.releases import record as record_release
+from lastgood.service.rollbacks import Hooks, RollbackRequest, request_rollback
+from lastgood.service.stop import release as release_stop
+from lastgood.service.stop import stop as stop_traffic
 from lastgood.testing import shop
 from lastgood.testing.endpoint import LocalEndpoint, use_fake_credentials
 
@@ -194,23 +195,16 @@ def _scenario(console: Console, workdir: Path, endpoint: LocalEndpoint) -> int:
     bad = corrupted(aws, TABLE)
     console.print(f" 3. [red]data corruption detected[/]: {bad} orders with a negative total")
 
-    stopped = emergency.stop(ctx)
+    stopped = stop_traffic(ctx)
     stop_time = time.time()
     console.print(f" 4. emergency stop {stopped.id}: {', '.join(stopped.done)} throttled to 0; writes are rejected")
 
     # The stage stays stopped: rolling it back now would lift the stop before the data is good again.
-    plan = build_plan(ctx, to="v1", only=["api", "orders"])
-    for step in plan.steps:
-        console.print(f" 5. plan: {step.component}: {step.change.action} {step.change.before} -> {step.change.after}")
-    window = max(s.change.data_loss_window_seconds or 0.0 for s in plan.steps)
-    rto = " (over the 15m recovery-time objective: AWS restores take long)" if plan.exceeds_rto else ""
-    console.print(
-        f"    data-loss window {format_duration(window)}; estimate {format_duration(plan.estimate_seconds)}{rto}"
-    )
-    executor = Executor(ctx)
-    result = executor.run(executor.create(plan, reason="data corruption in orders"))
-    if result.status != "succeeded":
-        console.print(f"[red]restore failed[/]: {result.summary()}")
+    request = RollbackRequest(to="v1", only=["api", "orders"], reason="data corruption in orders", confirmed=True)
+    outcome = request_rollback(ctx, request, Hooks(on_plan=lambda plan: _show_plan(console, plan)))
+    result = outcome.result
+    if result is None or result.status != "succeeded":
+        console.print(f"[red]restore failed[/]: {outcome.message}")
         orders.stop()
         return 1
     restored = aws.client("ssm").get_parameter(Name=POINTER)["Parameter"]["Value"]
@@ -220,7 +214,7 @@ def _scenario(console: Console, workdir: Path, endpoint: LocalEndpoint) -> int:
         f"    original table {TABLE} kept untouched ({corrupted(aws, TABLE)} corrupted orders, for forensics)"
     )
 
-    emergency.release(ctx)
+    release_stop(ctx)
     console.print(" 7. emergency stop released: orders flow again, into the restored table")
     time.sleep(1.0)
     orders.stop()
@@ -238,6 +232,16 @@ def _scenario(console: Console, workdir: Path, endpoint: LocalEndpoint) -> int:
         f"restore took {result.seconds:.2f}s; demo took {time.monotonic() - started:.0f}s"
     )
     return 0
+
+
+def _show_plan(console: Console, plan: Plan) -> None:
+    for step in plan.steps:
+        console.print(f" 5. plan: {step.component}: {step.change.action} {step.change.before} -> {step.change.after}")
+    window = max(s.change.data_loss_window_seconds or 0.0 for s in plan.steps)
+    rto = " (over the 15m recovery-time objective: AWS restores take long)" if plan.exceeds_rto else ""
+    console.print(
+        f"    data-loss window {format_duration(window)}; estimate {format_duration(plan.estimate_seconds)}{rto}"
+    )
 
 
 def _recorded_time(ctx: EnvContext) -> float:

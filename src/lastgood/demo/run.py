@@ -16,13 +16,13 @@ from rich.table import Table
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.engine.record import record_release
 from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.service.guard import guard_for
+from lastgood.service.releases import record as record_release
 from lastgood.sources.cloudwatch import CloudWatchSource
 from lastgood.testing import shop
 from lastgood.testing.endpoint import LocalEndpoint, use_fake_credentials

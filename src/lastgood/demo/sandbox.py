@@ -10,9 +10,9 @@ from rich.console import Console
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
-from lastgood.engine.record import record_release
 from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
+from lastgood.service.releases import record as record_release
 from lastgood.testing import shop
 from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint, use_fake_credentials
 from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator

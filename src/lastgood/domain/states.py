@@ -1,4 +1,5 @@
-"""Rollback and step states. Every state change goes through `transition`; nothing else assigns a state."""
+"""Rollback, step, deployment, stop and drill states. Every state change goes through `transition`; nothing else
+assigns a state."""
 
 from __future__ import annotations
 
@@ -101,3 +102,24 @@ DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
 }
 
 UNFINISHED_DEPLOYMENT = {DeploymentStatus.RUNNING, DeploymentStatus.PAUSED}
+
+
+class StopStatus(StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+STOP_TRANSITIONS: dict[str, set[str]] = {StopStatus.ACTIVE: {StopStatus.RELEASED}, StopStatus.RELEASED: set()}
+
+
+class DrillStatus(StrEnum):
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+DRILL_TRANSITIONS: dict[str, set[str]] = {
+    DrillStatus.RUNNING: {DrillStatus.PASSED, DrillStatus.FAILED},
+    DrillStatus.PASSED: set(),
+    DrillStatus.FAILED: set(),
+}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from lastgood.config.models import Component
+from lastgood.domain.states import STOP_TRANSITIONS, StopStatus, transition
 from lastgood.errors import AwsError, BadInput, LastgoodError, Refused
 from lastgood.ledger import store
 from lastgood.ledger.tables import EmergencyStopRow
@@ -34,7 +35,7 @@ def stoppable(ctx: EnvContext) -> list[Component]:
 
 def active_stop(ctx: EnvContext) -> EmergencyStopRow | None:
     with ctx.session() as session:
-        query = select(EmergencyStopRow).filter_by(app=ctx.app, env=ctx.env, status="active")
+        query = select(EmergencyStopRow).filter_by(app=ctx.app, env=ctx.env, status=StopStatus.ACTIVE)
         return session.scalar(query.order_by(EmergencyStopRow.created_at.desc()))
 
 
@@ -57,7 +58,7 @@ def stop(ctx: EnvContext, stop_id: str | None = None) -> StopResult:
                 id=stop_id,
                 app=ctx.app,
                 env=ctx.env,
-                status="active",
+                status=StopStatus.ACTIVE,
                 created_at=ctx.clock.now(),
                 created_by=ctx.actor.name,
                 saved={},
@@ -100,7 +101,8 @@ def release(ctx: EnvContext) -> StopResult:
         with ctx.session() as session:
             stored = session.get(EmergencyStopRow, row.id)
             assert stored is not None
-            stored.status, stored.released_at, stored.released_by = "released", ctx.clock.now(), ctx.actor.name
+            transition(stored, StopStatus.RELEASED, STOP_TRANSITIONS)
+            stored.released_at, stored.released_by = ctx.clock.now(), ctx.actor.name
     _event(
         ctx,
         "stop-released" if not result.failed else "stop-release-failed",

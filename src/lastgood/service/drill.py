@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lastgood.domain.states import DRILL_TRANSITIONS, DrillStatus, transition
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
@@ -53,7 +54,7 @@ def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
         ctx = replace(ctx, holding=lease)
         started = ctx.clock.now()
         with ctx.session() as session:
-            row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status="running")
+            row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status=DrillStatus.RUNNING)
             row.targets = _targets(ctx)
             session.add(row)
             store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
@@ -91,7 +92,8 @@ def _failed(ctx: EnvContext, drill_id: str, notes: str) -> DrillResult:
     with ctx.session() as session:
         row = session.get(DrillRow, drill_id)
         assert row is not None
-        row.status, row.finished_at, row.notes = "failed", now, notes
+        transition(row, DrillStatus.FAILED, DRILL_TRANSITIONS)
+        row.finished_at, row.notes = now, notes
         store.add_event(session, ctx.app, ctx.env, "drill-finished", f"{drill_id}: failed ({notes})", now)
         targets = dict(row.targets)
     return DrillResult(drill_id, ctx.env, "failed", None, None, targets, notes, None)
@@ -157,7 +159,8 @@ def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, ou
     with ctx.session() as session:
         row = session.get(DrillRow, drill_id)
         assert row is not None
-        row.status, row.finished_at, row.notes = ("passed" if passed else "failed"), now, notes
+        transition(row, DrillStatus.PASSED if passed else DrillStatus.FAILED, DRILL_TRANSITIONS)
+        row.finished_at, row.notes = now, notes
         row.detect_seconds, row.restore_seconds = detect, restore
         row.rollback_id = rollback.id if rollback else None
         store.add_event(
