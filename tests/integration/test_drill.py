@@ -59,6 +59,30 @@ def test_drill_catches_the_bad_release_and_records_times(tmp_path, aws_env, aws,
         drills = [r for r in rollbacks if r.drill]
         assert len(drills) == 2  # the re-deploy of the bad release and the guard's rollback
         assert next(r for r in rollbacks if not r.drill).requested_by == "tester"  # the real one stays real
+        baseline = store.get_release(session, "shop", "staging", f"{result['id']}-good")
+        assert not baseline.bad  # re-deploying the bad release judged nothing about the drill's baseline
+        assert store.live_release(session, "shop", "staging").label == baseline.label  # type: ignore[union-attr]
+
+
+def test_a_failing_drill_leaves_the_environment_on_its_good_release(  # type: ignore[no-untyped-def]
+    tmp_path, aws_env, aws, capsys, monkeypatch
+) -> None:
+    setup(tmp_path, aws_env, aws, monkeypatch)
+    path = tmp_path / "lastgood.yaml"
+    path.write_text(path.read_text().replace("guard_for: 30s", "guard_for: 3s"))
+    capsys.readouterr()
+    code = main(["drill", "staging", "-o", "json"])  # no traffic: the guard never fires, the drill fails
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and result["status"] == "failed", result
+    assert f"restored {result['id']}-good" in result["notes"]
+    assert aws.client("lambda").get_alias(FunctionName="shop-api-staging", Name="live")["FunctionVersion"] == "1"
+    ledger = open_ledger(resolve_url("sqlite:///state.db", tmp_path))
+    with ledger.session() as session:
+        baseline = store.get_release(session, "shop", "staging", f"{result['id']}-good")
+        assert not baseline.bad
+        assert store.live_release(session, "shop", "staging").label == baseline.label  # type: ignore[union-attr]
+        assert session.get(DrillRow, result["id"]).status == "failed"  # type: ignore[union-attr]
+        assert all(r.status == "succeeded" for r in store.list_rollbacks(session, "shop", "staging"))
 
 
 def test_drill_is_refused_on_protected_environments(tmp_path, aws_env, aws, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
