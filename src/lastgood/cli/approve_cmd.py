@@ -16,9 +16,8 @@ from lastgood.cli.common import (
     open_runbook,
     stdout,
 )
-from lastgood.engine.approvals import sign_token
-from lastgood.errors import BadInput
 from lastgood.runtime.context import EnvContext
+from lastgood.service.rollbacks import approval_token as approval_token_for
 from lastgood.service.rollbacks import approve_rollback, deny_rollback
 from lastgood.service.views import rollback_env
 
@@ -73,8 +72,4 @@ def approval_token(
     file: FileOption = None,
 ) -> None:
     """Mint the signed token a person needs to approve on a protected environment (needs the approval key)."""
-    runbook = open_runbook(file)
-    key = runbook.policy.approval_key
-    if not key:
-        raise BadInput("policy.approval_key is not set in the file (e.g. approval_key: ${LASTGOOD_APPROVAL_KEY})")
-    print(sign_token(key, rollback_id, user))
+    print(approval_token_for(open_runbook(file), rollback_id, user))

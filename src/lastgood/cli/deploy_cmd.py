@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +20,8 @@ from lastgood.cli.common import (
     stderr,
     stdout,
 )
+from lastgood.cli.interrupts import WaitOption as QueueOption
+from lastgood.cli.interrupts import exit_now, interruptible, parse_wait
 from lastgood.config.durations import parse_duration
 from lastgood.errors import BadInput, Refused
 from lastgood.judge.base import TriggerVerdict
@@ -126,28 +124,6 @@ def _confirm(ctx: EnvContext, question: str, yes: bool) -> None:
         raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
 
 
-@contextmanager
-def _pause_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C or SIGTERM pauses the deployment (no new shift); a second one exits at once."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        stderr.print("\npausing: no new shift; the traffic stays where it is (Ctrl-C again to exit at once)")
-
-    signals = (signal.SIGINT, signal.SIGTERM)
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.signal(number, handle) for number in signals}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def deploy(
     env: EnvArgument,
     component: Annotated[
@@ -176,9 +152,7 @@ def deploy(
     allow_bad: Annotated[
         bool, typer.Option("--allow-bad", help="Deploy a version whose release was marked bad")
     ] = False,
-    wait: Annotated[
-        str | None, typer.Option("--wait", help="Queue this long behind another operation holding ENV")
-    ] = None,
+    wait: QueueOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -194,7 +168,7 @@ def deploy(
     3 refused (ENV held, a version marked bad without --allow-bad), 130 paused.
     """
     ask = None if resume else _request(component, version, steps, pause, release, allow_bad)
-    queue = _duration("--wait", wait) if wait else None
+    queue = parse_wait(wait)
     ctx = open_env(file, env)
     text = output == OutputFormat.text
     stop = threading.Event()
@@ -206,7 +180,8 @@ def deploy(
         stop=stop,
         wait=queue,
     )
-    with _pause_on_signals(stop):
+    note = "\npausing: no new shift; the traffic stays where it is (Ctrl-C again to exit at once)"
+    with interruptible(stop, lambda: stderr.print(note)):
         if ask is None:
             assert resume is not None
             _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
@@ -219,8 +194,7 @@ def deploy(
     emit(output, result.to_dict(), lambda: render(result))
     if result.status == "paused":
         stderr.print(f"paused: go on with {result.resume_command()}, or: lastgood promote {env} / lastgood abort {env}")
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+    exit_now(result)
 
 
 def _request(

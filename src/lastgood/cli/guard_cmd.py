@@ -21,11 +21,10 @@ from lastgood.cli.common import (
 )
 from lastgood.cli.interrupts import exit_now, interruptible
 from lastgood.config.durations import parse_duration
-from lastgood.engine.readiness import guard_check
 from lastgood.errors import BadInput
 from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
-from lastgood.service.guard import watch
+from lastgood.service.guard import readiness_warnings, watch
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
 
@@ -73,7 +72,7 @@ def guard(
     except ValueError as error:
         raise BadInput(f"--for: {error}") from None
     ctx = open_env(file, env, parallel)
-    for warning in guard_check(ctx, force):
+    for warning in readiness_warnings(ctx, force):
         stderr.print(f"[yellow]warning[/]: {escape(warning)}")
     listener = ConsoleGuardListener() if output == OutputFormat.text else None
     if output == OutputFormat.text:

@@ -26,13 +26,13 @@ from lastgood.cli.common import (
 from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_wait
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.engine.decide import Decision
-from lastgood.engine.planner import Plan
 from lastgood.errors import Refused
 from lastgood.runtime.context import EnvContext
 from lastgood.service.rollbacks import (
     Confirm,
+    Decision,
     Hooks,
+    Plan,
     RollbackOutcome,
     RollbackRequest,
     preview_plan,

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from lastgood.domain.actor import GUARD
 from lastgood.engine.executor import Listener
+from lastgood.engine.readiness import guard_check
 from lastgood.errors import EnvironmentHeld, Refused
 from lastgood.guard.loop import Guard, GuardListener, GuardOutcome, Response
 from lastgood.judge.base import TriggerVerdict
@@ -106,6 +107,12 @@ def _live_label(ctx: EnvContext) -> str | None:
     with ctx.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
         return live.label if live is not None else None
+
+
+def readiness_warnings(ctx: EnvContext, force: bool) -> list[str]:
+    """Before watching: refused (exit 3) when rolling back to the previous release is impossible, unless
+    `force`; otherwise what to warn about."""
+    return guard_check(ctx, force)
 
 
 def guard_for(

@@ -13,16 +13,35 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from lastgood.config.models import Runbook
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, UNFINISHED_ROLLBACK, RollbackStatus, transition
 from lastgood.engine.approvals import approve as record_approval
 from lastgood.engine.approvals import deny as record_denial
+from lastgood.engine.approvals import sign_token
 from lastgood.engine.decide import Decision, apply_decision, decide
 from lastgood.engine.executor import Executor, Listener, RollbackResult
 from lastgood.engine.planner import Plan, build_plan
-from lastgood.errors import EnvironmentHeld, Refused
+from lastgood.errors import BadInput, EnvironmentHeld, Refused
 from lastgood.ledger import holds, store
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import Lease, hold
+
+__all__ = [  # Decision and Plan are the engine's types the callers' hooks receive
+    "Confirm",
+    "Decision",
+    "Hooks",
+    "Plan",
+    "RollbackOutcome",
+    "RollbackRequest",
+    "approval_token",
+    "approve_rollback",
+    "deny_rollback",
+    "join_running",
+    "preview_plan",
+    "request_rollback",
+    "resume_rollback",
+    "supersede_unfinished",
+]
 
 Confirm = Callable[[Plan, Decision], None]  # raises Refused when the person says no
 EXIT_CODES = {"succeeded": 0, "nothing-to-do": 0, "planned": 0, "failed": 1, "interrupted": 130}
@@ -171,6 +190,14 @@ def approve_rollback(
     resumed = resume_rollback(ctx, rollback_id, hooks=hooks)
     resumed.message, resumed.approvers = message + "; " + resumed.message, approval.approvers
     return resumed
+
+
+def approval_token(runbook: Runbook, rollback_id: str, approver: str) -> str:
+    """The signed token `approver` presents to approve on a protected environment (needs policy.approval_key)."""
+    key = runbook.policy.approval_key
+    if not key:
+        raise BadInput("policy.approval_key is not set in the file (e.g. approval_key: ${LASTGOOD_APPROVAL_KEY})")
+    return sign_token(key, rollback_id, approver)
 
 
 def deny_rollback(ctx: EnvContext, rollback_id: str, reason: str) -> RollbackOutcome:
