@@ -478,3 +478,21 @@ def test_trigger_environments_limit_where_a_trigger_is_judged() -> None:
     assert runbook.triggers_for("staging") == []
     bad = EXAMPLE.replace("    action: rollback", "    action: rollback\n    environments: [prd]")
     assert problems(bad) == ["triggers[0].environments[0]: no environment 'prd' (did you mean 'prod'?)"]
+
+
+def test_the_files_own_secrets_are_masked_once_loaded() -> None:
+    from lastgood import redact
+
+    text = (
+        "app: shop\nstate: postgresql+psycopg://lg:db-pass-1234@db.internal/lastgood\n"
+        "environments:\n  prod: {}\ncomponents:\n"
+        "  - {name: cfg, kind: ssm-parameter, parameters: [/a]}\n"
+        "policy: {approval_key: approval-key-5678}\n"
+    )
+    redact.clear()
+    try:
+        parse_runbook(text)
+        shown = redact.redact("url postgresql://lg:db-pass-1234@db key approval-key-5678")
+        assert "db-pass-1234" not in shown and "approval-key-5678" not in shown
+    finally:
+        redact.clear()

@@ -71,6 +71,7 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
     problems += _cross_check(specs, runbook, positions, declared)
     if problems:
         raise ConfigError(problems, source)
+    _register_secrets(data, runbook)
     return runbook.model_copy(update={"components": specs})
 
 
