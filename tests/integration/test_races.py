@@ -217,3 +217,15 @@ def test_ctrl_c_mid_rollback_stops_cleanly_and_resume_finishes(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "succeeded"
     assert {aws.client("ssm").get_parameter(Name=n)["Parameter"]["Value"] for n in PARAMS} == {"good"}
+
+
+def test_ctrl_c_stops_the_guard(aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path) -> None:
+    env = setup(aws, tmp_path, aws_env.url, None, TRIGGER)
+    guard = lastgood("guard", "prod", "--for", "10m", "-o", "json", env=env)
+    time.sleep(3)  # started and watching: no data, nothing fires
+    started = time.monotonic()
+    guard.send_signal(signal.SIGINT)
+    out, err = guard.communicate(timeout=30)
+    assert guard.returncode == 130, err
+    assert time.monotonic() - started < 5
+    assert json.loads(out)["status"] == "interrupted"
