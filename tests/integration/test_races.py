@@ -229,3 +229,28 @@ def test_ctrl_c_stops_the_guard(aws_env: LocalEndpoint, aws: AwsClients, tmp_pat
     assert guard.returncode == 130, err
     assert time.monotonic() - started < 5
     assert json.loads(out)["status"] == "interrupted"
+
+
+def test_ctrl_c_at_the_prompt_changes_nothing(aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path) -> None:
+    env = setup(aws, tmp_path, aws_env.url, None)
+    put_all(aws, "bad")
+    assert run("release", "record", "prod", "--version", "bad", env=env).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lastgood", "rollback", "prod"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    assert process.stderr is not None
+    prompt = ""
+    while "to continue" not in prompt and time.monotonic() < deadline:
+        prompt += process.stderr.read(1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, prompt + err
+    with open_ledger(f"sqlite:///{tmp_path / 'state.db'}").session() as session:
+        assert store.list_rollbacks(session, "race", "prod") == []
+    assert run("rollback", "prod", "--yes", env=env).returncode == 0  # the environment was let go

@@ -42,9 +42,12 @@ def parse_wait(value: str | None) -> float | None:
 
 
 @contextmanager
-def interruptible(stop: threading.Event, on_first: Callable[[], None]) -> Iterator[None]:
+def interruptible(
+    stop: threading.Event, on_first: Callable[[], None], armed: Callable[[], bool] = lambda: True
+) -> Iterator[None]:
     """While the block runs, SIGINT/SIGTERM set `stop` (the work winds down and records what it did); a second
-    one exits at once with 130, leaving the lease to expire."""
+    one exits at once with 130, leaving the lease to expire. Until `armed()` (e.g. at a prompt, before anything
+    changed), Ctrl-C interrupts as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -52,6 +55,8 @@ def interruptible(stop: threading.Event, on_first: Callable[[], None]) -> Iterat
 
     def handler(signum: int, frame: object) -> None:
         nonlocal count
+        if not armed():
+            raise KeyboardInterrupt
         count += 1
         if count > 1:
             sys.stderr.write("interrupted again: exiting now; the lease expires and `lastgood resume` finishes it\n")

@@ -159,10 +159,11 @@ class ConsoleHooks(Hooks):
             confirm=confirmer(ctx, yes),
             on_plan=self._plan if text else None,
             on_decision=self._decision if text else None,
-            on_start=self._start if text else None,
+            on_start=self._start,
         )
         self.ctx, self.text = ctx, text
         self.progress: Progress | None = None
+        self.started = False  # armed when the run starts; before it, Ctrl-C (at the prompt) aborts, nothing changed
 
     def _plan(self, plan: Plan) -> None:
         warn_unfinished(self.ctx)
@@ -172,6 +173,9 @@ class ConsoleHooks(Hooks):
         stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
 
     def _start(self, rollback_id: str, steps: int) -> None:
+        self.started = True
+        if not self.text:
+            return
         stderr.print(
             f"rollback {rollback_id} started (Ctrl-C stops it cleanly; resume with: lastgood resume {rollback_id})"
         )
@@ -191,7 +195,7 @@ def run_with_console(
 ) -> RollbackOutcome:
     hooks = ConsoleHooks(ctx, yes, output)
     try:
-        with interruptible(hooks.stop, lambda: _interrupting(output)):
+        with interruptible(hooks.stop, lambda: _interrupting(output), lambda: hooks.started):
             return use_case(hooks)
     finally:
         hooks.close()

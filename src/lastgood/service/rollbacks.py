@@ -128,6 +128,12 @@ def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | N
         if decision.rolls_back_now(roles):
             _check_destructive(plan, request)
             hooks.confirm(plan, decision)
+        if hooks.stop.is_set():
+            return RollbackOutcome(
+                env=ctx.env,
+                status="interrupted",
+                message="interrupted before the rollback was created: nothing was changed",
+            )
         supersede_unfinished(ctx, rollback_id)
         Executor(ctx).create(plan, request.reason, requested_by=ctx.actor.name, rollback_id=rollback_id)
         _record_overrides(ctx, rollback_id, request, plan)
