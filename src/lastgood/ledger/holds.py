@@ -27,22 +27,41 @@ class Claim:
     token: str
 
 
-def claim(session: Session, app: str, env: str, wanted: Claim, now: datetime, ttl: float) -> HoldRow | None:
-    """Take the environment for `wanted`; None when taken, else the live holder (nothing changed)."""
-    row = session.get(HoldRow, (app, env), with_for_update=True)
-    expires = now + timedelta(seconds=ttl)
+def claim(
+    session: Session, app: str, env: str, wanted: Claim, now: datetime, ttl: float
+) -> tuple[HoldRow | None, dict[str, object] | None]:
+    """Take the environment for `wanted`: (None, the expired claim taken over or None) when taken, else
+    (the live holder, None) and nothing changed."""
+    row = session.get(HoldRow, (app, env), with_for_update=True, populate_existing=True)
+    previous = None
     if row is None:
         row = HoldRow(app=app, env=env, since=now)
         session.add(row)
     elif row.expires_at > now and row.token != wanted.token:
-        return row
+        return row, None
     else:
+        previous = describe(row, now) if row.token != wanted.token else None
         row.since = now
     row.operation, row.subject, row.actor, row.via = wanted.operation, wanted.subject, wanted.actor, wanted.via
     row.host, row.pid, row.token = wanted.host, wanted.pid, wanted.token
-    row.heartbeat_at, row.expires_at = now, expires
+    row.heartbeat_at, row.expires_at = now, now + timedelta(seconds=ttl)
     session.flush()
-    return None
+    return None, previous
+
+
+def describe(row: HoldRow, now: datetime) -> dict[str, object]:
+    """A claim as people and the API see it: what, who, where, since when, how alive."""
+    return {
+        "operation": row.operation,
+        "id": row.subject,
+        "actor": row.actor,
+        "via": row.via,
+        "host": row.host,
+        "pid": row.pid,
+        "since": row.since.isoformat(),
+        "heartbeat_age_seconds": round((now - row.heartbeat_at).total_seconds(), 1),
+        "lease_expires_in_seconds": round((row.expires_at - now).total_seconds(), 1),
+    }
 
 
 def renew(session: Session, app: str, env: str, token: str, now: datetime, ttl: float) -> bool:

@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lastgood.errors import EnvironmentHeld, LeaseLost
 from lastgood.ledger import holds
-from lastgood.ledger.tables import HoldRow
+from lastgood.ledger.holds import describe
 from lastgood.runtime.context import EnvContext
 
 POLL_SECONDS = 0.5
@@ -75,20 +74,6 @@ class Lease:
             holds.let_go(session, self.ctx.app, self.ctx.env, self.claim.token)
 
 
-def describe(row: HoldRow, now: datetime) -> dict[str, object]:
-    return {
-        "operation": row.operation,
-        "id": row.subject,
-        "actor": row.actor,
-        "via": row.via,
-        "host": row.host,
-        "pid": row.pid,
-        "since": row.since.isoformat(),
-        "heartbeat_age_seconds": round((now - row.heartbeat_at).total_seconds(), 1),
-        "lease_expires_in_seconds": round((row.expires_at - now).total_seconds(), 1),
-    }
-
-
 def held_message(env: str, holder: dict[str, object]) -> str:
     return (
         f"{env} is held by {holder['operation']} {holder['id']} of {holder['actor']} (via {holder['via']}), "
@@ -118,12 +103,8 @@ def try_claim(
         try:
             with ctx.session() as session:
                 now = ctx.clock.now()
-                before = holds.holder(session, ctx.app, ctx.env)
-                previous = describe(before, now) if before is not None else None
-                live = holds.claim(session, ctx.app, ctx.env, claim, now, ttl)
-                if live is not None:
-                    return describe(live, now), None
-                return None, previous
+                live, previous = holds.claim(session, ctx.app, ctx.env, claim, now, ttl)
+                return (describe(live, now), None) if live is not None else (None, previous)
         except IntegrityError:  # PostgreSQL: another first claim won the insert; read it next time
             continue
     raise EnvironmentHeld(f"{ctx.env}: could not claim the environment (contended)", {})

@@ -11,8 +11,8 @@ from lastgood.config.models import Runbook
 from lastgood.domain.states import UNFINISHED_ROLLBACK
 from lastgood.ledger import holds, store
 from lastgood.ledger.db import Ledger, open_ledger, resolve_url
+from lastgood.ledger.holds import describe
 from lastgood.runtime.context import EnvContext
-from lastgood.runtime.lease import describe
 
 
 class StepView(BaseModel):
