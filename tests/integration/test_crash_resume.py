@@ -56,7 +56,7 @@ def test_killed_rollback_resumes_without_redoing(aws_env: LocalEndpoint, aws: Aw
         shop.shift_alias(aws, name, "1", shop.publish_new_version(aws, name, "r2"), 1.0)
     assert lastgood("release", "record", "prod", "--version", "r2", env=env).wait(60) == 0
 
-    env["LASTGOOD_LEASE_SECONDS"] = "4"
+    env["LASTGOOD_LEASE_SECONDS"] = "10"  # long enough for the refused resume to start on a busy machine
     slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "0.4"}
     process = lastgood("rollback", "prod", "--yes", "--parallel", "2", "-o", "json", env=slow)
     ledger = open_ledger(f"sqlite:///{tmp_path / 'state.db'}")
@@ -91,7 +91,7 @@ def test_killed_rollback_resumes_without_redoing(aws_env: LocalEndpoint, aws: Aw
     assert refused.returncode == 3, err
     assert f"rollback {rollback_id} is being run by" in err and f"pid {process.pid}" in err
     assert versions(aws) == live
-    time.sleep(4.5)  # the lease expires: anyone may take the rollback over
+    time.sleep(10.5)  # the lease expires: anyone may take the rollback over
 
     resumed = lastgood("resume", rollback_id, "-o", "json", env=env)
     out, err = resumed.communicate(timeout=60)

@@ -33,7 +33,7 @@ def world() -> Iterator[FakeWorld]:
 
 @pytest.fixture
 def ctx(ledger_url: str, world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[EnvContext]:
-    monkeypatch.setenv("LASTGOOD_LEASE_SECONDS", "0.6")
+    monkeypatch.setenv("LASTGOOD_LEASE_SECONDS", "5")
     ledger = open_ledger(ledger_url)
     alice = Actor(name="alice", via="cli")
     yield EnvContext(parse_runbook(RUNBOOK), "prod", ledger, AwsClients(), actor=alice)
@@ -58,15 +58,23 @@ def test_a_second_claim_is_refused_naming_the_holder(ctx: EnvContext) -> None:
     acquire(bob, "deploy", "dp-1").release()
 
 
-def test_the_lease_is_renewed_while_its_process_lives(ctx: EnvContext) -> None:
+def short_lease(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    monkeypatch.setenv("LASTGOOD_LEASE_SECONDS", str(seconds))
+
+
+def test_the_lease_is_renewed_while_its_process_lives(ctx: EnvContext, monkeypatch: pytest.MonkeyPatch) -> None:
     bob = replace(ctx, actor=Actor(name="bob"))
+    short_lease(monkeypatch, 1.5)
     with hold(ctx, "rollback", "rb-0000000002"):
-        time.sleep(1.5)  # more than twice the lease: only the heartbeat keeps it
+        time.sleep(4)  # more than twice the lease: only the heartbeat (every 0.5 s) keeps it
         with pytest.raises(EnvironmentHeld):
             acquire(bob, "rollback", "rb-0000000002")
 
 
-def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(ctx: EnvContext) -> None:
+def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(
+    ctx: EnvContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_lease(monkeypatch, 0.6)
     old = acquire(ctx, "rollback", "rb-0000000003")
     old._stop.set()  # the owner's heartbeat dies, as with kill -9
     time.sleep(0.8)
@@ -91,13 +99,16 @@ def test_wait_queues_behind_the_holder(ctx: EnvContext) -> None:
         acquire(ctx, "rollback", "rb-0000000005", wait=0.3)
 
 
-def test_an_executor_whose_claim_was_taken_over_writes_nothing(ctx: EnvContext, world: FakeWorld) -> None:
+def test_an_executor_whose_claim_was_taken_over_writes_nothing(
+    ctx: EnvContext, world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.update({"api": "1"})
     record_release(ctx, "v1")
     world.update({"api": "2"})
     record_release(ctx, "v2")
     executor = Executor(ctx)
     rollback_id = executor.create(build_plan(ctx), reason="test")
+    short_lease(monkeypatch, 0.6)
     executor.lease = acquire(ctx, "rollback", rollback_id)
     executor.lease._stop.set()
     time.sleep(0.8)

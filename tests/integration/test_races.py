@@ -81,7 +81,7 @@ def setup(aws: AwsClients, tmp_path: Path, endpoint: str, state: str | None, tri
 
 
 def race_pairs(aws: AwsClients, env: dict[str, str]) -> None:
-    slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "1.0"}
+    slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "2.0"}
     for pair in range(PAIRS):
         put_all(aws, f"bad-{pair}")
         assert run("release", "record", "prod", "--version", f"bad-{pair}", env=env).returncode == 0
@@ -158,7 +158,7 @@ def test_guard_firing_during_a_rollback_joins_it(aws_env: LocalEndpoint, aws: Aw
     env = setup(aws, tmp_path, aws_env.url, None, TRIGGER)
     put_all(aws, "bad")
     assert run("release", "record", "prod", "--version", "bad", env=env).returncode == 0
-    person = lastgood("rollback", "prod", "--yes", "-o", "json", env={**env, "LASTGOOD_TEST_STEP_DELAY": "4"})
+    person = lastgood("rollback", "prod", "--yes", "-o", "json", env={**env, "LASTGOOD_TEST_STEP_DELAY": "8"})
     wait_for_hold(tmp_path)
     put_errors(aws)
     guard = run("guard", "prod", "--for", "20s", "-o", "json", env=env)
@@ -192,7 +192,7 @@ def test_ctrl_c_mid_rollback_stops_cleanly_and_resume_finishes(
     env = setup(aws, tmp_path, aws_env.url, None)
     put_all(aws, "bad")
     assert run("release", "record", "prod", "--version", "bad", env=env).returncode == 0
-    slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "2"}
+    slow = {**env, "LASTGOOD_TEST_STEP_DELAY": "4"}
     process = lastgood("rollback", "prod", "--yes", "--parallel", "1", env=slow)
     wait_for_hold(tmp_path)
     time.sleep(0.5)  # the first step is in flight
