@@ -16,14 +16,14 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
+from lastgood.config.durations import parse_duration
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.domain.actor import Actor
-from lastgood.errors import Refused
+from lastgood.errors import BadInput, Refused
 from lastgood.redact import RedactingStream, redact
 from lastgood.runtime.context import EnvContext
 from lastgood.service.session import AppContext, open_app, open_environment
-from lastgood.service.session import ledger_for as ledger_for  # for the commands still opening the ledger
 
 
 class OutputFormat(StrEnum):
@@ -78,21 +78,38 @@ def open_app_ctx(file: Path | None) -> AppContext:
     return open_app(runbook, cli_actor(runbook))
 
 
+def option_duration(option: str, value: str) -> float:
+    """A duration option's seconds ('90s', '5m'); bad input names the option."""
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise BadInput(f"{option}: {error}") from None
+
+
+def confirmation_phrase(runbook: Runbook, env: str) -> str:
+    """What a person types to act: a protected environment's phrase, else 'yes'."""
+    environment = runbook.environment(env)
+    return environment.phrase(env) if environment.protected else "yes"
+
+
 def ask(question: str, phrase: str) -> None:
     """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no."""
     stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
     answer = _answer()
+    if answer is None:
+        stderr.print()  # end the prompt's line before the refusal
+        raise Refused("no confirmation (stdin closed); pass --yes to skip the prompt: nothing was changed")
     if answer != phrase:
-        if not answer:
-            stderr.print()  # end the prompt's line before the refusal
-        raise Refused("no confirmation; nothing was changed (pass --yes to skip the prompt)")
+        raise Refused(f"confirmation did not match '{phrase}': nothing was changed")
 
 
-def _answer() -> str:
+def _answer() -> str | None:
+    """The typed line, or None when nobody can answer (stdin closed)."""
     try:
-        return sys.stdin.readline().strip() if sys.stdin is not None else ""
-    except (OSError, ValueError):  # stdin closed: nobody to say yes
-        return ""
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+    except (OSError, ValueError):
+        return None
+    return line.strip() if line else None
 
 
 def print_notes(notes: list[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Annotated, Any
 
@@ -15,15 +14,17 @@ from lastgood.cli.common import (
     FileOption,
     OutputFormat,
     OutputOption,
+    ask,
+    confirmation_phrase,
     emit,
     open_env,
+    option_duration,
     stderr,
     stdout,
 )
 from lastgood.cli.interrupts import WaitOption as QueueOption
 from lastgood.cli.interrupts import exit_now, interruptible, parse_wait
-from lastgood.config.durations import parse_duration
-from lastgood.errors import BadInput, Refused
+from lastgood.errors import BadInput
 from lastgood.judge.base import TriggerVerdict
 from lastgood.runtime.context import EnvContext
 from lastgood.service.deploy import Deployer, Deployment, DeployRequest, DeployResult, act, parse_steps
@@ -104,24 +105,9 @@ class StepListener:
         stderr.print(f"  [{colour}]{status}[/] {component}: {escape(detail)}")
 
 
-def _duration(option: str, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as error:
-        raise BadInput(f"{option}: {error}") from None
-
-
 def _confirm(ctx: EnvContext, question: str, yes: bool) -> None:
-    if yes:
-        return
-    environment = ctx.runbook.environment(ctx.env)
-    phrase = environment.phrase(ctx.env) if environment.protected else "yes"
-    stderr.print(f"{question}? type '{phrase}': ", end="")
-    answer = sys.stdin.readline()
-    if not answer:
-        raise Refused("no confirmation (stdin closed); pass --yes to deploy without a prompt. Nothing was changed.")
-    if answer.strip() != phrase:
-        raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+    if not yes:
+        ask(f"{question}?", confirmation_phrase(ctx.runbook, ctx.env))
 
 
 def deploy(
@@ -206,7 +192,7 @@ def _request(
         component=component,
         version=version,
         steps=parse_steps(steps),
-        pause_seconds=_duration("--pause", pause),
+        pause_seconds=option_duration("--pause", pause),
         label=release,
         allow_bad=allow_bad,
     )
@@ -239,7 +225,7 @@ def abort(
 def _act_and_report(
     env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat, ok: str
 ) -> None:
-    seconds = _duration("--wait", wait)
+    seconds = option_duration("--wait", wait)
     ctx = open_env(file, env)
     text = output == OutputFormat.text
     listener = ConsoleDeployListener() if text else None

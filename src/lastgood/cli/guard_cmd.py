@@ -16,12 +16,11 @@ from lastgood.cli.common import (
     ParallelOption,
     emit,
     open_env,
+    option_duration,
     stderr,
     stdout,
 )
 from lastgood.cli.interrupts import exit_now, interruptible
-from lastgood.config.durations import parse_duration
-from lastgood.errors import BadInput
 from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
 from lastgood.service.guard import readiness_warnings, watch
@@ -67,10 +66,7 @@ def guard(
     3 a trigger fired but there was no release to roll back to, or (without --force) rolling back to the
     previous release is impossible (`lastgood readiness` says why), so nothing was watched.
     """
-    try:
-        duration = parse_duration(for_)
-    except ValueError as error:
-        raise BadInput(f"--for: {error}") from None
+    duration = option_duration("--for", for_)
     ctx = open_env(file, env, parallel)
     for warning in readiness_warnings(ctx, force):
         stderr.print(f"[yellow]warning[/]: {escape(warning)}")

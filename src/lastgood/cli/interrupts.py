@@ -12,8 +12,7 @@ from typing import Annotated, Protocol
 
 import typer
 
-from lastgood.config.durations import parse_duration
-from lastgood.errors import BadInput
+from lastgood.cli.common import option_duration
 
 INTERRUPTED_EXIT = 130
 
@@ -33,12 +32,7 @@ class HasExitCode(Protocol):
 
 
 def parse_wait(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except (ValueError, BadInput) as error:
-        raise BadInput(f"--wait: {error}") from None
+    return None if value is None else option_duration("--wait", value)
 
 
 @contextmanager

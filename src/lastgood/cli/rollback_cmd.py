@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -16,6 +15,8 @@ from lastgood.cli.common import (
     OutputFormat,
     OutputOption,
     ParallelOption,
+    ask,
+    confirmation_phrase,
     emit,
     open_env,
     open_runbook,
@@ -28,6 +29,7 @@ from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
 from lastgood.errors import Refused
 from lastgood.runtime.context import EnvContext
+from lastgood.service.models import Holder
 from lastgood.service.rollbacks import (
     Confirm,
     Decision,
@@ -118,17 +120,8 @@ def confirmer(ctx: EnvContext, yes: bool) -> Confirm:
     def confirm(plan: Plan, decision: Decision) -> None:
         if yes:
             return
-        environment = ctx.runbook.environment(ctx.env)
-        phrase = environment.phrase(ctx.env) if environment.protected else "yes"
-        what = f"{ctx.env} is protected; type '{phrase}'" if environment.protected else f"type '{phrase}'"
-        stderr.print(f"Roll {ctx.env} back to {plan.to_release}? {what} to continue: ", end="")
-        answer = sys.stdin.readline()
-        if not answer:
-            raise Refused(
-                "no confirmation (stdin closed); pass --yes to roll back without a prompt. Nothing was changed."
-            )
-        if answer.strip() != phrase:
-            raise Refused(f"confirmation did not match '{phrase}'. Nothing was changed.")
+        protected = f" {ctx.env} is protected;" if ctx.runbook.environment(ctx.env).protected else ""
+        ask(f"Roll {ctx.env} back to {plan.to_release}?{protected}", confirmation_phrase(ctx.runbook, ctx.env))
 
     return confirm
 
@@ -304,10 +297,10 @@ def show(
     emit(output, detail.model_dump(mode="json", by_alias=True), render)
 
 
-def lease_owner(owner: dict[str, Any]) -> str:
+def lease_owner(owner: Holder) -> str:
     return (
-        f"{owner['actor']} via {owner['via']} on {owner['host']} pid {owner['pid']} "
-        f"(heartbeat {owner['heartbeat_age_seconds']}s ago, lease {owner['lease_expires_in_seconds']}s left)"
+        f"{owner.actor} via {owner.via} on {owner.host} pid {owner.pid} "
+        f"(heartbeat {owner.heartbeat_age_seconds}s ago, lease {owner.lease_expires_in_seconds}s left)"
     )
 
 

@@ -8,8 +8,7 @@ import typer
 from rich.markup import escape
 
 from lastgood.cli.common import EnvArgument, FileOption, OutputFormat, OutputOption, ask, emit, open_env, stdout
-from lastgood.config.durations import parse_duration
-from lastgood.errors import BadInput
+from lastgood.cli.interrupts import WaitOption, parse_wait
 from lastgood.service import stop as emergency
 
 
@@ -21,16 +20,14 @@ def stop(
     env: EnvArgument,
     release: Annotated[bool, typer.Option("--release", help="Undo the active emergency stop exactly")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
-    wait: Annotated[
-        str | None, typer.Option("--wait", help="Wait up to this long (e.g. 2m) for an operation holding ENV")
-    ] = None,
+    wait: WaitOption = None,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Emergency stop: throttle every API Gateway stage in the file to 0 and turn kill-switch flags off.
     Refused (exit 3) while a rollback, deployment or drill holds the environment."""
     ctx = open_env(file, env)
-    seconds = _seconds(wait)
+    seconds = parse_wait(wait)
     if release:
         result = emergency.release(ctx, seconds)
     else:
@@ -50,12 +47,3 @@ def stop(
     emit(output, result, render)
     if result.failed:
         raise typer.Exit(1)
-
-
-def _seconds(wait: str | None) -> float | None:
-    if wait is None:
-        return None
-    try:
-        return parse_duration(wait)
-    except ValueError as error:
-        raise BadInput(f"--wait: {error}") from None

@@ -138,7 +138,16 @@ class _Work:
 
 
 class Executor:
-    def __init__(self, ctx: EnvContext, listener: Listener | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        ctx: EnvContext,
+        listener: Listener | None = None,
+        retry: RetryPolicy | None = None,
+        lease: Lease | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        """`lease`: every write first checks the claim is still this process's; `stopping`: set by an interrupt,
+        no new step starts and the calls in flight get DRAIN_SECONDS to finish and be recorded."""
         self.ctx = ctx
         self.listener: Listener = listener or SilentListener()
         self.retry = retry or RetryPolicy()
@@ -147,13 +156,8 @@ class Executor:
         self._rollback_id = ""
         self._known: dict[str, State] = {}
         self._lock = threading.Lock()
-        self.stopping = threading.Event()  # set by an interrupt: start no new step
-        self.lease: Lease | None = None  # when set, every write checks the claim is still this process's
-        self.drain_seconds = DRAIN_SECONDS
-
-    def request_stop(self) -> None:
-        """Start no new step; the calls in flight finish (up to `drain_seconds`) and are recorded."""
-        self.stopping.set()
+        self.lease = lease
+        self.stopping = stopping or threading.Event()
 
     def _fence(self, session: Session) -> None:
         if self.lease is not None:
@@ -251,9 +255,9 @@ class Executor:
 
     def _wait(self, running: dict[Future[StepOutcome], str], draining: bool) -> set[Future[StepOutcome]]:
         """The steps finished now (polled, so an interrupt is seen); when draining after an interrupt, the calls
-        in flight get `drain_seconds` to finish, and those still out stay RUNNING with their attempt counted."""
+        in flight get DRAIN_SECONDS to finish, and those still out stay RUNNING with their attempt counted."""
         if draining:
-            return wait(running, timeout=self.drain_seconds)[0]
+            return wait(running, timeout=DRAIN_SECONDS)[0]
         return wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)[0]
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:

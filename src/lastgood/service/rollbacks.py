@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lastgood.config.models import Runbook
-from lastgood.domain.states import ROLLBACK_TRANSITIONS, UNFINISHED_ROLLBACK, RollbackStatus, transition
+from lastgood.domain.states import DONE_STEP, ROLLBACK_TRANSITIONS, UNFINISHED_ROLLBACK, RollbackStatus, transition
 from lastgood.engine.approvals import approve as record_approval
 from lastgood.engine.approvals import deny as record_denial
 from lastgood.engine.approvals import sign_token
@@ -169,7 +169,7 @@ def resume_rollback(
 def _remaining_steps(ctx: EnvContext, rollback_id: str) -> int:
     with ctx.session() as session:
         steps = store.get_rollback(session, rollback_id).steps
-        return sum(1 for s in steps if s.status not in ("succeeded", "unchanged"))
+        return sum(1 for s in steps if s.status not in DONE_STEP)
 
 
 def _owner_alive(rollback_id: str, holder: dict[str, Any]) -> str:
@@ -242,9 +242,7 @@ def supersede_unfinished(ctx: EnvContext, new_id: str) -> None:
 
 
 def _run(ctx: EnvContext, lease: Lease, rollback_id: str, hooks: Hooks, outcome: RollbackOutcome) -> RollbackOutcome:
-    executor = Executor(ctx, hooks.listener)
-    executor.lease, executor.stopping = lease, hooks.stop
-    result = executor.run(rollback_id)
+    result = Executor(ctx, hooks.listener, lease=lease, stopping=hooks.stop).run(rollback_id)
     outcome.status, outcome.result, outcome.message = result.status, result, result.summary()
     return outcome
 

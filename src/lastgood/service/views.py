@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from lastgood.config.models import Runbook
 from lastgood.domain.states import UNFINISHED_ROLLBACK
 from lastgood.ledger import holds, store
-from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.ledger.holds import describe
 from lastgood.runtime.context import EnvContext
+from lastgood.service.models import Holder
+from lastgood.service.session import ledger_for
 
 
 class StepView(BaseModel):
@@ -41,26 +42,22 @@ class RollbackDetail(BaseModel):
     requested_by: str
     reason: str
     error: str | None
-    owner: dict[str, Any] | None  # the process running it now, with its lease
+    owner: Holder | None  # the process running it now, with its lease
     steps: list[StepView]
     timeline: list[EventView]
 
 
-def app_ledger(runbook: Runbook) -> Ledger:
-    return open_ledger(resolve_url(runbook.state, runbook.base_dir))
-
-
 def rollback_env(runbook: Runbook, rollback_id: str) -> str:
-    with app_ledger(runbook).session() as session:
+    with ledger_for(runbook).session() as session:
         return store.get_rollback(session, rollback_id).env
 
 
 def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
-    with app_ledger(runbook).session() as session:
+    with ledger_for(runbook).session() as session:
         row = store.get_rollback(session, rollback_id)
         hold = holds.holder_of(session, rollback_id)
         now = datetime.now(UTC)
-        owner = describe(hold, now) if hold is not None and hold.expires_at > now else None
+        owner = Holder.model_validate(describe(hold, now)) if hold is not None and hold.expires_at > now else None
         return RollbackDetail(
             id=row.id,
             env=row.env,
