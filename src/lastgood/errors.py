@@ -7,6 +7,7 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   └── UnknownRollback
 ├── Refused                   exit 3: no confirmation, or nothing to roll back to
 │   ├── EnvironmentHeld       another operation holds the environment (its holder named)
+│   ├── NotPermitted          this person may not do this (roles, the two-person rule): 403 on the API
 │   └── ConfirmationNeeded    a use case needs the caller's yes first (it carries the question)
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
 │   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
@@ -51,6 +52,10 @@ class EnvironmentHeld(Refused):
     def __init__(self, message: str, holder: dict[str, object]) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class NotPermitted(Refused):
+    """The actor lacks a role this needs, or the two-person rule forbids it."""
 
 
 class ConfirmationNeeded(Refused):

@@ -46,6 +46,9 @@ TABLES = {
     "approvals",
     "drills",
     "deployments",
+    "users",
+    "api_tokens",
+    "web_sessions",
 }
 
 NESTED: State = {

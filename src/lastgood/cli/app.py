@@ -23,6 +23,7 @@ from lastgood.cli import (
     report_cmd,
     rollback_cmd,
     runbook_cmd,
+    server_cmd,
     status_cmd,
     stop_cmd,
 )
@@ -68,6 +69,7 @@ drill_cmd.register(app)
 readiness_cmd.register(app)
 report_cmd.register(app)
 deploy_cmd.register(app)
+server_cmd.register(app)
 
 
 def _demo_commands() -> None:

@@ -61,9 +61,14 @@ def open_runbook(file: Path | None) -> Runbook:
     return load_runbook(file)
 
 
+def cli_user() -> str:
+    """The one place the acting user is read: LASTGOOD_USER, else the OS user."""
+    return os.environ.get("LASTGOOD_USER") or getpass.getuser()
+
+
 def cli_actor(runbook: Runbook) -> Actor:
-    """The one place the acting user is read: LASTGOOD_USER, else the OS user; roles from the file's policy."""
-    name = os.environ.get("LASTGOOD_USER") or getpass.getuser()
+    """The acting user, with the roles the file's policy gives that person."""
+    name = cli_user()
     return Actor(name=name, roles=frozenset(runbook.policy.roles_of(name)), via="cli")
 
 

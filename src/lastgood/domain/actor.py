@@ -21,3 +21,15 @@ class Actor(BaseModel):
 
 
 GUARD = Actor(name="lastgood-guard", via="guard")
+
+# What a user of the server may do through it, each role including the ones before it. Approving also needs
+# one of the file's approver roles for the person of that name (`policy.people`), as on the CLI.
+SERVER_ROLES = ("viewer", "operator", "approver", "admin")
+ServerRole = Literal["viewer", "operator", "approver", "admin"]
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether a user with `role` may do what needs `needed`."""
+    if role not in SERVER_ROLES or needed not in SERVER_ROLES:
+        return False
+    return SERVER_ROLES.index(role) >= SERVER_ROLES.index(needed)

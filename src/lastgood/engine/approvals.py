@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 
 from lastgood.domain.states import ROLLBACK_TRANSITIONS, RollbackStatus, transition
-from lastgood.errors import BadInput, Refused
+from lastgood.errors import BadInput, NotPermitted, Refused
 from lastgood.ledger import store
 from lastgood.ledger.tables import ApprovalRow
 from lastgood.runtime.context import EnvContext
@@ -31,17 +31,22 @@ def sign_token(key: str, rollback_id: str, who: str) -> str:
     return hmac.new(key.encode(), f"{rollback_id}:{who}".encode(), hashlib.sha256).hexdigest()
 
 
-def _check_token(ctx: EnvContext, rollback_id: str, who: str, token: str | None) -> bool:
+def _check_token(ctx: EnvContext, rollback_id: str, who: str, token: str | None, authenticated: bool) -> bool:
     policy = ctx.runbook.policy
     if not (policy.signed_approvals and ctx.runbook.environment(ctx.env).protected):
         return False
+    if authenticated:  # the server verified who this is (its token, a session, Slack's signature)
+        return True
     assert policy.approval_key is not None  # the policy model requires it with signed_approvals
     if not token or not hmac.compare_digest(token, sign_token(policy.approval_key, rollback_id, who)):
-        raise Refused(f"{ctx.env} is protected: approving needs a valid signed token for {who} (--token)")
+        raise NotPermitted(f"{ctx.env} is protected: approving needs a valid signed token for {who} (--token)")
     return True
 
 
-def approve(ctx: EnvContext, rollback_id: str, who: str, token: str | None = None) -> ApprovalOutcome:
+def approve(
+    ctx: EnvContext, rollback_id: str, who: str, token: str | None = None, authenticated: bool = False
+) -> ApprovalOutcome:
+    """`authenticated`: the caller proved `who` (the server), so no signed token is asked for."""
     roles = ctx.runbook.policy.roles_of(who)
     now = ctx.clock.now()
     with ctx.session() as session:
@@ -50,13 +55,13 @@ def approve(ctx: EnvContext, rollback_id: str, who: str, token: str | None = Non
             raise Refused(f"rollback {rollback_id} is {row.status}, not awaiting approval")
         wanted = set(row.approver_roles or [])
         if wanted and not roles & wanted:
-            raise Refused(f"{who} holds none of the roles that may approve: {', '.join(sorted(wanted))}")
-        if row.approvals_needed >= 2 and who == row.requested_by:
-            raise Refused(f"{who} requested this rollback and two people must approve: ask someone else")
+            raise NotPermitted(f"{who} holds none of the roles that may approve: {', '.join(sorted(wanted))}")
+        if who == row.requested_by:  # the two-person rule: whoever asks for a rollback cannot also approve it
+            raise NotPermitted(f"{who} requested this rollback and two people must approve: ask someone else")
         given = [a for a in store.rollback_approvals(session, rollback_id) if a.decision == "approve"]
         if who in {a.who for a in given}:
             raise Refused(f"{who} has already approved rollback {rollback_id}")
-        signed = _check_token(ctx, rollback_id, who, token)
+        signed = _check_token(ctx, rollback_id, who, token, authenticated)
         session.add(
             ApprovalRow(
                 rollback_id=rollback_id, who=who, decision="approve", roles=sorted(roles), at=now, signed=signed

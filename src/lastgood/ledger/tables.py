@@ -252,3 +252,41 @@ class HoldRow(Base):
     since: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class UserRow(Base):
+    """A person or a program the server lets in; `role` is what they may do through it (viewer < operator <
+    approver < admin). Approvals still need the file's roles of the person with this name (`policy.people`)."""
+
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class ApiTokenRow(Base):
+    """An API token: only its SHA-256 is stored; `id` is the public part printed with it (lg_<id>_<secret>)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    label: Mapped[str] = mapped_column(String(256), default="")
+
+
+class WebSessionRow(Base):
+    """A browser's sign-in: the cookie carries the session's secret, only its SHA-256 is stored; `csrf` is
+    the token every form and every unsafe request from the page must echo."""
+
+    __tablename__ = "web_sessions"
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -37,9 +37,11 @@ __all__ = [  # Decision and Plan are the engine's types the callers' hooks recei
     "approve_rollback",
     "deny_rollback",
     "join_running",
+    "new_rollback_id",
     "preview_plan",
     "request_rollback",
     "resume_rollback",
+    "runs_when_approved",
     "supersede_unfinished",
 ]
 
@@ -100,6 +102,10 @@ class Hooks:
         self.on_start = on_start or (lambda rollback_id, steps: None)
         self.listener = listener
         self.stop = stop or threading.Event()
+
+
+def new_rollback_id() -> str:
+    return store.new_rollback_id()
 
 
 def preview_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
@@ -181,10 +187,16 @@ def _owner_alive(rollback_id: str, holder: dict[str, Any]) -> str:
 
 
 def approve_rollback(
-    ctx: EnvContext, rollback_id: str, token: str | None, run: bool = True, hooks: Hooks | None = None
+    ctx: EnvContext,
+    rollback_id: str,
+    token: str | None,
+    run: bool = True,
+    hooks: Hooks | None = None,
+    authenticated: bool = False,
 ) -> RollbackOutcome:
-    """Record the actor's approval; the last approval needed starts the rollback (unless `run` is False)."""
-    approval = record_approval(ctx, rollback_id, ctx.actor.name, token)
+    """Record the actor's approval; the last approval needed starts the rollback (unless `run` is False).
+    `authenticated`: the server proved the actor's identity, which stands in for a signed token."""
+    approval = record_approval(ctx, rollback_id, ctx.actor.name, token, authenticated)
     message = f"{rollback_id}: approved by {', '.join(approval.approvers)} ({approval.approvals} of {approval.needed})"
     with ctx.session() as session:
         method = store.get_rollback(session, rollback_id).method or "rollback"
@@ -196,6 +208,13 @@ def approve_rollback(
     resumed = resume_rollback(ctx, rollback_id, hooks=hooks)
     resumed.message, resumed.approvers = message + "; " + resumed.message, approval.approvers
     return resumed
+
+
+def runs_when_approved(ctx: EnvContext, rollback_id: str) -> bool:
+    """Whether an approved rollback runs now (a planned rollback waits for its window: `resume` runs it)."""
+    with ctx.session() as session:
+        row = store.get_rollback(session, rollback_id)
+        return row.status == RollbackStatus.PLANNED and (row.method or "rollback") != "planned-rollback"
 
 
 def approval_token(runbook: Runbook, rollback_id: str, approver: str) -> str:

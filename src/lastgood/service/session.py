@@ -6,6 +6,7 @@ database handle.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,10 +21,42 @@ from lastgood.ledger.db import Ledger, open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.notifications import dispatcher_for
 
+__all__ = [  # Ledger and resolve_url: the server names its state through here, never through the ledger
+    "AppContext",
+    "Ledger",
+    "forget_ledgers",
+    "ledger_for",
+    "open_app",
+    "open_environment",
+    "resolve_url",
+    "shared_ledger",
+]
+
+
+_ledgers: dict[str, Ledger] = {}
+_ledgers_lock = threading.Lock()
+
 
 def ledger_for(runbook: Runbook) -> Ledger:
-    """The file's ledger (LASTGOOD_STATE, else `state:`), migrated to head."""
-    return open_ledger(resolve_url(runbook.state, runbook.base_dir))
+    """The file's ledger (LASTGOOD_STATE, else `state:`), migrated to head; one per URL and process, so a
+    server opening it on every request migrates and pools once."""
+    return shared_ledger(resolve_url(runbook.state, runbook.base_dir))
+
+
+def shared_ledger(url: str) -> Ledger:
+    with _ledgers_lock:
+        ledger = _ledgers.get(url)
+        if ledger is None:
+            ledger = _ledgers[url] = open_ledger(url)
+        return ledger
+
+
+def forget_ledgers() -> None:
+    """Close every shared ledger (tests that drop their databases, a server shutting down)."""
+    with _ledgers_lock:
+        for ledger in _ledgers.values():
+            ledger.close()
+        _ledgers.clear()
 
 
 @dataclass
@@ -49,13 +82,16 @@ def open_app(runbook: Runbook, actor: Actor) -> AppContext:
     return AppContext(runbook=runbook, ledger=ledger_for(runbook), actor=actor)
 
 
-def open_environment(runbook: Runbook, env: str, actor: Actor, parallel: int = 16) -> EnvContext:
+def open_environment(
+    runbook: Runbook, env: str, actor: Actor, parallel: int = 16, aws: AwsClients | None = None
+) -> EnvContext:
+    """`aws`: clients to reuse (a server keeps one set per environment; boto3 clients are thread-safe)."""
     environment = runbook.environment(env)
     ctx = EnvContext(
         runbook=runbook,
         env=env,
         ledger=ledger_for(runbook),
-        aws=AwsClients(environment.aws, max_pool_connections=parallel + 4),
+        aws=aws or AwsClients(environment.aws, max_pool_connections=parallel + 4),
         concurrency=parallel,
         actor=actor,
     )

@@ -47,6 +47,13 @@ class RollbackDetail(BaseModel):
     timeline: list[EventView]
 
 
+def rollback_where(runbook: Runbook, rollback_id: str) -> tuple[str, str]:
+    """(app, environment) of a rollback in the file's ledger, which other apps may share."""
+    with ledger_for(runbook).session() as session:
+        row = store.get_rollback(session, rollback_id)
+        return row.app, row.env
+
+
 def rollback_env(runbook: Runbook, rollback_id: str) -> str:
     with ledger_for(runbook).session() as session:
         return store.get_rollback(session, rollback_id).env

@@ -1,0 +1,38 @@
+"""Apps and environments: what is live, who holds it, the last rollback."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from lastgood.server.auth import Viewer
+from lastgood.server.deps import State
+from lastgood.service.status import EnvironmentStatus, environment_status
+
+router = APIRouter(tags=["apps"])
+
+
+class AppSummary(BaseModel):
+    app: str
+    environments: list[str]
+
+
+class AppList(BaseModel):
+    apps: list[AppSummary]
+
+
+@router.get("/apps")
+def list_apps(state: State, caller: Viewer) -> AppList:
+    """Every app the server serves and its environments."""
+    return AppList(apps=[AppSummary(app=a, environments=state.apps.environments(a)) for a in state.apps.runbooks])
+
+
+@router.get("/apps/{app}")
+def get_app(app: str, state: State, caller: Viewer) -> AppSummary:
+    return AppSummary(app=app, environments=state.apps.environments(app))
+
+
+@router.get("/apps/{app}/environments/{env}")
+def get_environment(app: str, env: str, state: State, caller: Viewer) -> EnvironmentStatus:
+    """The live release, the operation holding the environment, the last rollback, an active stop."""
+    return environment_status(state.apps.env_context(app, env, caller.user))

@@ -1,0 +1,58 @@
+"""The ASGI app: the API under /api/v1, the dashboard at /, health probes, background work in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from lastgood import __version__
+from lastgood.server import api, problems
+from lastgood.server.jobs import InProcessJobs
+from lastgood.server.state import ServerState
+
+
+def create_app(state: ServerState) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.settings.background and state.jobs is None:
+            state.jobs = InProcessJobs(state, state.settings.workers)
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            if state.jobs is not None:
+                state.jobs.shutdown(wait=False)
+
+    app = FastAPI(
+        title="lastgood",
+        version=__version__,
+        description="Rollback runbooks as software: the team service's API.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.lastgood = state
+    problems.install(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        """The process answers."""
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """The process can serve: its ledger answers and it is not shutting down."""
+        if state.stopping.is_set():
+            return JSONResponse({"status": "stopping"}, status_code=503)
+        try:
+            state.ledger.current_revision()
+        except Exception as error:  # any failure to reach the database means not ready
+            return JSONResponse({"status": "ledger unreachable", "error": type(error).__name__}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(api.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,159 @@
+"""Rollbacks started from the server: the job runs the whole story (hold, plan, decide, create, run); the
+request that started it answers as soon as the rollback has started, or with its outcome when it ended
+before running (awaiting approval, declined, nothing to do) or was refused (held: 409)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from lastgood.config.models import Runbook
+from lastgood.errors import ConfirmationNeeded, LastgoodError
+from lastgood.server.jobs import job
+from lastgood.server.state import ServerState
+from lastgood.service.rollbacks import (
+    Decision,
+    Hooks,
+    Plan,
+    RollbackOutcome,
+    RollbackRequest,
+    new_rollback_id,
+    request_rollback,
+    resume_rollback,
+)
+
+START_TIMEOUT = 60.0  # the plan reads every component's live state first
+SERVER_USER = "lastgood-server"  # the server itself, resuming what a dead process left
+
+
+class _Started:
+    """Set once the rollback runs, ends or fails; in-process only (a job on another machine answers nothing)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.outcome: RollbackOutcome | None = None
+        self.error: LastgoodError | None = None
+
+
+_waiting: dict[str, _Started] = {}
+_waiting_lock = threading.Lock()
+
+
+def confirm_phrase(runbook: Runbook, env: str, given: str | None) -> Hooks:
+    """Hooks whose confirmation is the phrase sent with the request (a protected environment's, typed)."""
+    environment = runbook.environment(env)
+
+    def confirm(plan: Plan, decision: Decision) -> None:
+        if environment.protected and given != environment.phrase(env):
+            phrase = environment.phrase(env)
+            raise ConfirmationNeeded(
+                f"{env} is protected: send confirm={phrase!r} to roll it back. Nothing was changed.",
+                f"type '{phrase}' to roll back {env}",
+            )
+
+    return Hooks(confirm=confirm)
+
+
+def start_rollback(
+    state: ServerState, app: str, env: str, user: str, request: RollbackRequest, confirm: str | None
+) -> RollbackOutcome:
+    """File the rollback as `user` in the background; answer once it has started or ended."""
+    rollback_id = request.id or new_rollback_id()
+    request = request.model_copy(update={"id": rollback_id, "confirmed": True})
+    started = _Started()
+    with _waiting_lock:
+        _waiting[rollback_id] = started
+    try:
+        if state.jobs is None:
+            raise LastgoodError("this server runs no background work (started with background off)")
+        state.jobs.submit(
+            "request-rollback",
+            key=f"rollback:{rollback_id}",
+            app=app,
+            env=env,
+            user=user,
+            request=request.model_dump(mode="json"),
+            confirm=confirm,
+        )
+        if not started.event.wait(START_TIMEOUT):
+            return RollbackOutcome(env=env, status="planning", id=rollback_id, message="still planning")
+        if started.error is not None:
+            raise started.error
+        assert started.outcome is not None
+        return started.outcome
+    finally:
+        with _waiting_lock:
+            _waiting.pop(rollback_id, None)
+
+
+def _signal(rollback_id: str, outcome: RollbackOutcome | None = None, error: LastgoodError | None = None) -> None:
+    with _waiting_lock:
+        started = _waiting.get(rollback_id)
+    if started is not None and not started.event.is_set():
+        started.outcome, started.error = outcome, error
+        started.event.set()
+
+
+@job("request-rollback")
+def request_rollback_job(
+    state: ServerState, app: str, env: str, user: str, request: dict[str, Any], confirm: str | None
+) -> dict[str, Any]:
+    wanted = RollbackRequest.model_validate(request)
+    assert wanted.id is not None
+    rollback_id = wanted.id
+    ctx = state.apps.env_context(app, env, user)
+    hooks = confirm_phrase(ctx.runbook, env, confirm)
+    hooks.stop = state.stopping
+
+    def on_start(started_id: str, steps: int) -> None:
+        _signal(rollback_id, RollbackOutcome(env=env, status="running", id=started_id, message=f"{steps} steps"))
+
+    hooks.on_start = on_start
+    try:
+        outcome = request_rollback(ctx, wanted, hooks)
+    except LastgoodError as error:
+        _signal(rollback_id, error=error)
+        raise
+    _signal(rollback_id, outcome)
+    return outcome.flat()
+
+
+@job("resume-rollback")
+def resume_rollback_job(state: ServerState, app: str, env: str, user: str, rollback_id: str) -> dict[str, Any]:
+    """Run (again) a rollback that is approved, interrupted, failed or orphaned; finished steps are skipped."""
+    ctx = state.apps.env_context(app, env, user, via="worker" if user == SERVER_USER else "api")
+    hooks = Hooks(stop=state.stopping)
+    hooks.on_start = lambda started_id, steps: _signal(
+        rollback_id, RollbackOutcome(env=env, status="running", id=started_id, message=f"{steps} steps left")
+    )
+    try:
+        outcome = resume_rollback(ctx, rollback_id, hooks=hooks)
+    except LastgoodError as error:
+        _signal(rollback_id, error=error)
+        raise
+    _signal(rollback_id, outcome)
+    return outcome.flat()
+
+
+def start_resume(state: ServerState, app: str, env: str, user: str, rollback_id: str) -> RollbackOutcome:
+    """Resume in the background; answer once it runs (or was refused: its owner is alive, 409)."""
+    started = _Started()
+    with _waiting_lock:
+        _waiting[rollback_id] = started
+    try:
+        if state.jobs is None:
+            raise LastgoodError("this server runs no background work (started with background off)")
+        submitted = state.jobs.submit(
+            "resume-rollback", key=f"rollback:{rollback_id}", app=app, env=env, user=user, rollback_id=rollback_id
+        )
+        if submitted is None:
+            return RollbackOutcome(env=env, status="running", id=rollback_id, message="already running here")
+        if not started.event.wait(START_TIMEOUT):
+            return RollbackOutcome(env=env, status="running", id=rollback_id, message="starting")
+        if started.error is not None:
+            raise started.error
+        assert started.outcome is not None
+        return started.outcome
+    finally:
+        with _waiting_lock:
+            _waiting.pop(rollback_id, None)

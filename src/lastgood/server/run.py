@@ -1,0 +1,33 @@
+"""Running the server process: load the apps, build the app, serve with uvicorn until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from lastgood.server.app import create_app
+from lastgood.server.apps import Apps
+from lastgood.server.settings import ServerSettings
+from lastgood.server.state import ServerState
+
+
+def build_state(settings: ServerSettings) -> ServerState:
+    """Bad runbook files and a state URL that cannot be opened fail here, before anything listens."""
+    apps = Apps.load(settings.runbooks, settings.state)
+    apps.ledger  # noqa: B018 - open (and migrate) the server's ledger now: a bad URL fails at start
+    return ServerState(settings=settings, apps=apps)
+
+
+def serve(settings: ServerSettings) -> None:
+    state = build_state(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        create_app(state),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=25,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,33 @@
+"""What one server process holds: its settings, the apps, the background jobs, a stop signal."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from lastgood.server.apps import Apps
+from lastgood.server.settings import ServerSettings
+from lastgood.service.session import Ledger
+
+if TYPE_CHECKING:
+    from lastgood.server.jobs import Jobs
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    apps: Apps
+    jobs: Jobs | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.apps.ledger
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.lastgood
+    return state
