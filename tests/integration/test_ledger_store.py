@@ -40,6 +40,7 @@ TABLES = {
     "rollbacks",
     "steps",
     "holds",
+    "canary_judges",
     "events",
     "emergency_stops",
     "audit_head",

@@ -140,8 +140,9 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def canary_1s() -> Canary:
-    runbook = parse_runbook(BASE + CLOUDWATCH.replace("period: 1m", "period: 1s").replace("warmup: 2m", "warmup: 2s"))
+def canary_1s(extra: str = "") -> Canary:
+    text = CLOUDWATCH.replace("period: 1m", "period: 1s").replace("warmup: 2m", "warmup: 2s")
+    runbook = parse_runbook(BASE + text.replace("canary:\n", "canary:\n" + extra))
     canary = runbook.canary_for("prod")
     assert canary is not None
     return canary
@@ -196,7 +197,7 @@ def test_a_period_with_missing_counts_is_waited_for_then_reported_missing_never_
             ("Errors", "7"): series([1, 1, 1, 1, 1]),
         }
     )
-    feed = CanaryFeed(canary_1s(), "8", "7", source, at(0), settle=2)
+    feed = CanaryFeed(canary_1s("  missing: {errors: skip}\n"), "8", "7", source, at(0), settle=2)
     early = feed.poll(at(2))
     assert [r.start for r in early] == [at(0)]  # period 1 may still arrive: held, and period 2 after it
     late = feed.poll(at(4))

@@ -344,6 +344,27 @@ class CanaryPrometheus(Strict):
         return value
 
 
+MissingRule = Literal["zero", "skip", "breaching"]
+
+
+class CanaryMissing(Strict):
+    """What a period without a datapoint of a metric means, per metric (see docs/JUDGE.md)."""
+
+    requests: MissingRule = Field(
+        default="skip",
+        description="No requests datapoint of a version: skip (the period is not judged), zero (it served none), "
+        "or breaching (the judge is blind until data return). Waited for `settle` periods first.",
+    )
+    errors: MissingRule = Field(
+        default="zero",
+        description="No errors datapoint while the version's requests have one: zero (CloudWatch publishes no "
+        "datapoint for a minute whose Sum is 0), skip, or breaching.",
+    )
+    latency: MissingRule = Field(
+        default="skip", description="No latency datapoint: skip (judge errors only that period) or breaching."
+    )
+
+
 class Canary(Strict):
     """The canary judge: the new version against the old one, both live behind the alias, every period."""
 
@@ -360,6 +381,9 @@ class Canary(Strict):
     )
     period: Duration = Field(default=60.0, description="The judging interval.")
     warmup: Duration = Field(default=120.0, description="Discarded at the start of the judgement (whole periods).")
+    missing: CanaryMissing = Field(
+        default_factory=CanaryMissing, description="What a missing datapoint means, per metric."
+    )
     latency: list[LatencyLabel] | None = Field(
         default=None,
         description="Latency thresholds taken from the baseline's previous period; [] judges errors only "

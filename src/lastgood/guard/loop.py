@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from lastgood.config.models import Trigger
-from lastgood.guard.canary import CanaryWatch, feed_for
+from lastgood.guard.canary import CanaryWatch, feed_for, judge_key
+from lastgood.guard.judges import LedgerJudgeStore
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.kinds.registry import as_weighted
-from lastgood.ledger import store
+from lastgood.ledger import judges, store
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.notifications import notify_alert
 from lastgood.sources.base import MetricSource, Series, SeriesRequest
@@ -74,6 +75,7 @@ class GuardOutcome:
     message: str = ""
     decision: dict[str, Any] | None = None
     canary: list[dict[str, Any]] = field(default_factory=list)  # each in-flight canary's judge, at the end
+    blind: list[str] = field(default_factory=list)  # each episode of a canary judge that could not judge
 
     @property
     def exit_code(self) -> int:
@@ -92,6 +94,7 @@ class GuardOutcome:
             "message": self.message,
             "decision": self.decision,
             "canary": self.canary,
+            "blind": self.blind,
         }
 
 
@@ -201,7 +204,11 @@ class Guard:
             source = self._canary_source(self.canary.source_type)
             versions = (split.candidate, split.stable)
             feed = feed_for(self.canary, kind, spec, state, versions, source, self.ctx.clock.now())
-            watches.append(CanaryWatch(self.canary, feed, f"{spec.name} at {split.weight * 100:g}%"))
+            with self.ctx.session() as session:
+                deployment = judges.deployment_for(session, self.ctx.app, self.ctx.env, spec.name, *versions)
+            key = judge_key(self.ctx.app, self.ctx.env, spec.name, *versions, deployment)
+            label = f"{spec.name} at {split.weight * 100:g}%"
+            watches.append(CanaryWatch(self.canary, feed, label, LedgerJudgeStore(self.ctx), key))
         return watches
 
     def _canary_source(self, source_type: str) -> MetricSource:
@@ -221,6 +228,8 @@ class Guard:
             now = self.ctx.clock.now().timestamp()
             for watch in self.canaries:
                 watch.update(self.ctx.clock.now(), fired is not None)
+                if watch.blind_started:  # once per episode: the next good period ends it
+                    self._blind(watch, outcome)
             outcome.canary = [watch.to_dict() for watch in self.canaries]
             judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
             if judged_bad is not None:
@@ -268,6 +277,19 @@ class Guard:
             details=details,
         )
 
+    def _blind(self, watch: CanaryWatch, outcome: GuardOutcome) -> None:
+        why = watch.blind_message()
+        outcome.blind.append(why)
+        self._event("guard-alert", why, None, None)
+        notify_alert(
+            self.ctx,
+            "canary-blind",
+            f"guard {self.ctx.env}",
+            issue=why,
+            action="none by lastgood yet: the rollback triggers still act; look at the per-version metrics",
+            details=[watch.detail()],
+        )
+
     def _canary_verdict(self, watch: CanaryWatch) -> TriggerVerdict:
         verdict = watch.verdict
         assert verdict is not None and self.canary is not None
@@ -313,7 +335,7 @@ class Guard:
         outcome.rollback, outcome.decision = response.rollback, response.decision
         return outcome
 
-    def _event(self, type_: str, message: str, rollback_id: str | None, verdict: TriggerVerdict) -> None:
+    def _event(self, type_: str, message: str, rollback_id: str | None, verdict: TriggerVerdict | None) -> None:
         with self.ctx.session() as session:
             store.add_event(
                 session,
@@ -323,5 +345,5 @@ class Guard:
                 message,
                 self.ctx.clock.now(),
                 rollback_id,
-                verdict.to_dict(),
+                verdict.to_dict() if verdict is not None else None,
             )

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from lastgood.judge.sequential import log_lr_increment, logsumexp, ratio_grid
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
 PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 on both versions)
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
@@ -109,8 +110,9 @@ class RateTestBatch:
         and a slow average (a shared incident raises the fast one within a period) and shrunk to the pooled rate
         of both by a few events' worth (so that a version with few requests keeps the pooled rate)."""
         fe, fr, se, sr = self.level
-        pooled = np.clip(np.maximum((fe.sum(0) + 0.5) / (fr.sum(0) + 1.0), (se.sum(0) + 0.5) / (sr.sum(0) + 1.0)),
-                         1e-9, 0.5)
+        pooled = np.clip(
+            np.maximum((fe.sum(0) + 0.5) / (fr.sum(0) + 1.0), (se.sum(0) + 0.5) / (sr.sum(0) + 1.0)), 1e-9, 0.5
+        )
         prior = SHRINK_EVENTS / pooled
         own = np.maximum((fe + SHRINK_EVENTS) / (fr + prior), (se + SHRINK_EVENTS) / (sr + prior))
         own = np.clip(own, 1e-9, 0.5)
@@ -137,8 +139,10 @@ class RateTestBatch:
     def update(self, canary: ArrayLike, canary_n: ArrayLike, baseline: ArrayLike, baseline_n: ArrayLike) -> None:
         """One period: events and requests of each version (broadcast to `shape`). A stream with a version
         without requests learns nothing from the period; callers check values first (`check_counts`)."""
-        a, c, b, m = (np.broadcast_to(np.asarray(v, dtype=np.float64), self.shape) for v in
-                      (canary, canary_n, baseline, baseline_n))
+        a, c, b, m = (
+            np.broadcast_to(np.asarray(v, dtype=np.float64), self.shape)
+            for v in (canary, canary_n, baseline, baseline_n)
+        )
         ok = (c > 0) & (m > 0)
         cs, ms = np.where(ok, c, 1.0), np.where(ok, m, 1.0)
         x, y = np.where(ok, a / cs, 0.0), np.where(ok, b / ms, 0.0)
@@ -168,9 +172,7 @@ class RateTestBatch:
         self.events += np.where(ok, np.stack([a, c, b, m]), 0.0)
         self.periods += ok
 
-    def _learn(
-        self, known: FloatArray, z: FloatArray, d: FloatArray, poisson: FloatArray, level: FloatArray
-    ) -> None:
+    def _learn(self, known: BoolArray, z: FloatArray, d: FloatArray, poisson: FloatArray, level: FloatArray) -> None:
         relative, noise = d / level, poisson / level**2
         share = PRIOR_OMEGA2 / (noise + PRIOR_OMEGA2)
         weight = share**2  # how much this period tells about the wobble: nothing when Poisson noise dominates
@@ -178,10 +180,28 @@ class RateTestBatch:
         self.wobble += np.where(known, terms, 0.0)
         self.moments += np.where(known, np.stack([np.ones_like(z), z, z * z]), 0.0)
 
-    def _level(self, ok: FloatArray, events: FloatArray, requests: FloatArray) -> None:
+    def _level(self, ok: BoolArray, events: FloatArray, requests: FloatArray) -> None:
         fe, fr, se, sr = self.level
         new = np.stack([FAST * fe + events, FAST * fr + requests, SLOW * se + events, SLOW * sr + requests])
         self.level = np.where(ok, new, self.level)
+
+    _ARRAYS = ("periods", "used", "log_e", "rejected", "level", "wobble", "moments", "events", "count_llr")
+
+    def to_state(self) -> dict[str, object]:
+        """Everything the test has learnt, as JSON-able lists (to keep it in the ledger)."""
+        out: dict[str, object] = {"alpha": self.alpha, "r0": self.r0, "warmup": self.warmup}
+        out.update({name: np.asarray(getattr(self, name)).tolist() for name in self._ARRAYS})
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> RateTestBatch:
+        """The inverse of `to_state`: the same test, with the alpha it has left."""
+        periods = np.asarray(state["periods"])
+        test = cls(periods.shape, float(str(state["alpha"])), float(str(state["r0"])), int(str(state["warmup"])))
+        for name in cls._ARRAYS:
+            current = getattr(test, name)
+            setattr(test, name, np.asarray(state[name], dtype=current.dtype).reshape(current.shape))
+        return test
 
     def ratio(self) -> FloatArray:
         """The canary's rate over the baseline's, all periods pooled (nan before any baseline event)."""

@@ -298,6 +298,11 @@ Histogram = Mapping[float, float]
 """Prometheus-style cumulative buckets: upper bound `le` -> count of requests <= le (math.inf -> total)."""
 
 
+def histogram_total(hist: Histogram) -> float:
+    """All the requests of a histogram: its +Inf bucket, or its largest count."""
+    return _total(hist)
+
+
 def _total(hist: Histogram) -> float:
     if math.inf in hist:
         return float(hist[math.inf])

@@ -290,3 +290,18 @@ class WebSessionRow(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class CanaryJudgeRow(Base):
+    """The canary judge of one canary (component, canary version, baseline version): its whole state, so a
+    restarted guard or deploy continues the same test, and a guard and a deploy share it. `version` is
+    compared on every save: whoever saves second reloads instead of overwriting."""
+
+    __tablename__ = "canary_judges"
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    next_start: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -17,6 +17,7 @@ _TAGS = {
     "rollback-interrupted": "URGENT",
     "rollback-succeeded": "RESOLVED",
     "not-the-cause": "ALERT",
+    "canary-blind": "ALERT",
 }
 _TITLES = {
     "rollback-started": "Rolling back",
@@ -28,6 +29,7 @@ _TITLES = {
     "rollback-failed": "Rollback failed",
     "rollback-interrupted": "Rollback interrupted",
     "not-the-cause": "Alert, not the release: no rollback",
+    "canary-blind": "Canary judge blind: it cannot compare the versions",
 }
 
 

@@ -20,7 +20,8 @@ from lastgood.engine.deploy.shift import shift, weighted
 from lastgood.engine.deploy.start import DeployRequest, check_component, start
 from lastgood.engine.executor import Listener
 from lastgood.errors import LastgoodError, LeaseLost, Refused
-from lastgood.guard.canary import CanaryWatch, feed_for
+from lastgood.guard.canary import CanaryWatch, feed_for, judge_key
+from lastgood.guard.judges import LedgerJudgeStore
 from lastgood.guard.loop import Guard
 from lastgood.judge.base import TriggerVerdict
 from lastgood.runtime.context import EnvContext
@@ -168,4 +169,5 @@ class Deployer:
         source = self.source if self.canary.source_type == "cloudwatch" else PrometheusSource()
         versions = (deployment.to_version, deployment.from_version)
         feed = feed_for(self.canary, weighted(spec), spec, state, versions, source, self.ctx.clock.now())
-        return CanaryWatch(self.canary, feed)
+        key = judge_key(self.ctx.app, self.ctx.env, spec.name, *versions, deployment.id)
+        return CanaryWatch(self.canary, feed, store=LedgerJudgeStore(self.ctx), key=key)

@@ -76,7 +76,7 @@ class StepWatch:
         now = self.ctx.clock.now().timestamp()
         canary = self.canary
         if canary is not None:
-            self._canary_update(canary, fired is not None)
+            self._canary_update(canary, fired is not None, step)
             if canary.state == "rollback":
                 reason = canary.reason(step.percent)
                 self._decide(step, "canary-rollback", verdicts, reason)
@@ -100,11 +100,11 @@ class StepWatch:
         return None
 
     def _step_over(self, step: _Step, verdicts: list[TriggerVerdict]) -> str:
-        broken = [v for v in verdicts if v.action == "rollback" and v.state == "error"]
+        broken = [f"{v.trigger}: {v.detail}" for v in verdicts if v.action == "rollback" and v.state == "error"]
+        if self.canary is not None and self.canary.state == "blind":
+            broken.append(self.canary.blind_message())
         if broken:
-            reason = f"cannot judge the step at {step.percent:g}%: " + "; ".join(
-                f"{v.trigger}: {v.detail}" for v in broken
-            )
+            reason = f"cannot judge the step at {step.percent:g}%: " + "; ".join(broken)
             self._decide(step, "unjudgeable", verdicts, reason)
             return reason
         if step.alerted:
@@ -114,14 +114,30 @@ class StepWatch:
             self._decide(step, "healthy", verdicts, f"healthy at {step.percent:g}%")
         return HEALTHY
 
-    def _canary_update(self, canary: CanaryWatch, absolute_firing: bool) -> None:
+    def _canary_update(self, canary: CanaryWatch, absolute_firing: bool, step: _Step) -> None:
         for reading in canary.update(self.ctx.clock.now(), absolute_firing):
             if reading.interval is None:
                 self.listener.message(
                     f"canary: no data for the period at {reading.start:%H:%M:%S} ({'; '.join(reading.missing)}); "
                     "not judged"
                 )
+        if canary.blind_started:  # once per episode: the next good period ends it
+            self._blind(step, canary)
         self.listener.canary(canary.to_dict())
+
+    def _blind(self, step: _Step, canary: CanaryWatch) -> None:
+        why = canary.blind_message(step.percent)
+        with rows.editing(self.ctx, step.deployment_id, self.lease) as (session, row):
+            rows.event(self.ctx, session, row, "deploy-alert", why, {"canary": canary.to_dict()})
+        self.listener.message(f"alert: {why}")
+        notify_alert(
+            self.ctx,
+            "canary-blind",
+            step.deployment_id,
+            issue=why,
+            action="none by lastgood yet: the rollback triggers still act; look at the per-version metrics",
+            details=[canary.detail()],
+        )
 
     def _not_the_cause(
         self, step: _Step, verdicts: list[TriggerVerdict], fired: TriggerVerdict, canary: CanaryWatch
