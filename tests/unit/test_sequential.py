@@ -335,7 +335,7 @@ def test_judge_says_not_the_cause_when_both_are_equally_bad() -> None:
 def test_judge_rolls_back_on_latency() -> None:
     judge = CanaryJudge()
     for _ in range(10):
-        verdict = judge.observe(interval(1, 9, slow=(25.0, 90.0)))
+        verdict = judge.observe(interval(1, 9, slow=(18.0, 90.0)))  # 90 of 100 canary requests above p50
     assert verdict.state == "rollback" and verdict.metric == "latency"
     healthy = CanaryJudge()
     for _ in range(10):

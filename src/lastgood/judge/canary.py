@@ -84,9 +84,11 @@ def problems(interval: CanaryInterval, integer_counts: bool = True) -> list[str]
         ("canary latency samples", samples[0]),
         ("baseline latency samples", samples[1]),
     ]
-    counts += [(f"canary slow {k}", v) for k, v in interval.canary_slow.items()]
-    counts += [(f"baseline slow {k}", v) for k, v in interval.baseline_slow.items()]
+    slow = [(f"canary slow {k}", v) for k, v in interval.canary_slow.items()]
+    slow += [(f"baseline slow {k}", v) for k, v in interval.baseline_slow.items()]
+    # slow counts may be fractional anywhere: CloudWatch's come from a percentile rank times a sample count
     found = [p for name, value in counts if (p := _bad_count(name, float(value), integer_counts))]
+    found += [p for name, value in slow if (p := _bad_count(name, float(value), False))]
     if found:
         return found
     for role, errors, requests in (
