@@ -40,7 +40,7 @@ from scipy.stats import mannwhitneyu, poisson
 from regimes import print_tables, run_regimes
 from regimes import targets as regime_targets
 
-from lastgood.judge.rates import RateTestBatch
+from lastgood.judge.rates import LATENCY_PRIOR_OMEGA2, RateTestBatch
 from lastgood.judge.sequential import logsumexp
 
 Z99 = float(ndtri(0.99))
@@ -255,7 +255,8 @@ def judge_counts(
     a_metric = alpha / metrics
 
     def fresh() -> tuple[RateTestBatch, RateTestBatch | None]:
-        lat = RateTestBatch((R, slow_c.shape[1]), a_metric, r0, warmup) if slow_c is not None else None
+        shape = (R, slow_c.shape[1]) if slow_c is not None else (R, 0)
+        lat = RateTestBatch(shape, a_metric, r0, warmup, LATENCY_PRIOR_OMEGA2) if slow_c is not None else None
         return RateTestBatch((R,), a_metric, r0, warmup), lat
 
     errors, latency = fresh()

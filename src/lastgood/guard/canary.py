@@ -444,7 +444,7 @@ class CanaryWatch:
                 continue
             self.verdict = self.judge.observe(reading.interval, absolute_firing)
             self.blind = self.verdict.blind
-            self.judged += 1
+            self.judged += self.blind is None  # a period the judge could not use is not judged
         if readings:
             self._save()
         self.blind_started = self.blind is not None and not was_blind

@@ -34,17 +34,17 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 on both versions)
+LATENCY_PRIOR_OMEGA2 = 0.05  # for slow-request shares: a log-latency wobble of sd 0.1 moves p99's share ~30%
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
 UPPER_Z = 2.0  # standard errors added to the wobble estimate
 FAST, SLOW = 0.5, 0.9  # decay of the two rate levels (a shared incident moves the fast one within a period)
 MAX_BET = 2.0
-MODE = "both"
 CLIP = 0.3  # below this share of Poisson noise in the variance the count test says nothing
 COUNT_EVENTS = 30.0  # the count test is for sparse counts: a period with more events weighs as this many
 COUNT_PRIOR_SCALE = 1.0
 SHRINK_EVENTS = 3.0  # the canary's own rate level is shrunk to the pooled one by this many events
 COUNT_RANGE = 30.0  # the count test's alternatives: theta in (R0, 30 R0]
-COUNT_CAUTION = 0.25  # how many times the estimated wobble the count test's tempering allows for
+COUNT_CAUTION = 0.5  # how many times the estimated wobble the count test's tempering allows for
 PRIOR_DRIFT = 0.5  # the bet before any data: a drift of half a standard deviation a period
 
 
@@ -69,12 +69,20 @@ class RateTestBatch:
     """The test for many independent streams at once (arrays of one `shape`): every run of a benchmark, or the
     one stream of a judge (shape ()). Feed each period's events and requests of both versions to `update`."""
 
-    def __init__(self, shape: tuple[int, ...] = (), alpha: float = 0.05, r0: float = 1.0, warmup: int = 0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...] = (),
+        alpha: float = 0.05,
+        r0: float = 1.0,
+        warmup: int = 0,
+        prior_wobble: float | None = None,
+    ) -> None:
         if not 0 < alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if warmup < 0 or r0 <= 0:
             raise ValueError("warmup must be >= 0 and r0 > 0")
         self.alpha, self.r0, self.warmup, self.shape = alpha, r0, warmup, shape
+        self.prior = PRIOR_OMEGA2 if prior_wobble is None else prior_wobble
         zeros = np.zeros(shape)
         self.periods = np.zeros(shape, dtype=np.int64)  # informative periods seen, warm-up included
         self.used = np.zeros(shape, dtype=np.int64)  # periods that added evidence
@@ -84,10 +92,11 @@ class RateTestBatch:
         self.wobble = np.zeros((4, *shape))  # sums of w, w r, w (r^2 - p), w^2 (r = D / level)
         self.moments = np.zeros((3, *shape))  # count, sum of Y, sum of Y^2
         self.events = np.zeros((4, *shape))  # canary events, canary requests, baseline events, baseline requests
-        self.last_omega2 = np.full(shape, PRIOR_OMEGA2)
+        self.last_omega2 = np.full(shape, self.prior)
         self.thetas, self.log_weights = count_prior(r0)
         self.count_llr = np.zeros((*shape, self.thetas.size))
         self.last_temper = np.ones(shape)
+        self._statistic: FloatArray | None = None
 
     @property
     def log_threshold(self) -> float:
@@ -98,10 +107,11 @@ class RateTestBatch:
 
     def log_statistic(self) -> FloatArray:
         """log of the average of the two e-processes (rates, counts): an average of e-processes is one."""
-        if MODE == "rates":
-            return self.log_e
-        if MODE == "counts":
-            return self.count_log_e()
+        if self._statistic is None:
+            self._statistic = self._log_statistic()
+        return self._statistic
+
+    def _log_statistic(self) -> FloatArray:
         both = np.stack([self.log_e, self.count_log_e()], axis=-1)
         return np.asarray(logsumexp(both, axis=-1) - math.log(2), dtype=np.float64)
 
@@ -127,7 +137,7 @@ class RateTestBatch:
         scale = np.where(n_eff > 1, n_eff / np.maximum(n_eff - 1, 1e-9), 0.0)
         data = np.maximum(centred + weight * mean**2 * (1 - 1 / np.maximum(n_eff, 1)) * 0, 0.0) * scale
         n = PRIOR_PERIODS + np.where(n_eff > 1, weight, 0.0)
-        estimate = (PRIOR_PERIODS * PRIOR_OMEGA2 + data) / n
+        estimate = (PRIOR_PERIODS * self.prior + data) / n
         return np.asarray(estimate * (1 + UPPER_Z * np.sqrt(2 / n)), dtype=np.float64)
 
     def bet(self) -> FloatArray:
@@ -166,6 +176,7 @@ class RateTestBatch:
         llr = log_lr_increment(a, b, share, self.thetas, self.r0)
         self.count_llr += np.where(testing[..., None], temper[..., None] * llr, 0.0)
         self.used += testing
+        self._statistic = None
         self.rejected |= self.log_statistic() >= self.log_threshold
         self._learn(known, z, d, own, level)
         self._level(ok, np.stack([a, b]), np.stack([c, m]))
@@ -174,7 +185,7 @@ class RateTestBatch:
 
     def _learn(self, known: BoolArray, z: FloatArray, d: FloatArray, poisson: FloatArray, level: FloatArray) -> None:
         relative, noise = d / level, poisson / level**2
-        share = PRIOR_OMEGA2 / (noise + PRIOR_OMEGA2)
+        share = self.prior / (noise + self.prior)
         weight = share**2  # how much this period tells about the wobble: nothing when Poisson noise dominates
         terms = np.stack([weight, weight * relative, weight * (relative**2 - noise), weight**2])
         self.wobble += np.where(known, terms, 0.0)
@@ -189,7 +200,7 @@ class RateTestBatch:
 
     def to_state(self) -> dict[str, object]:
         """Everything the test has learnt, as JSON-able lists (to keep it in the ledger)."""
-        out: dict[str, object] = {"alpha": self.alpha, "r0": self.r0, "warmup": self.warmup}
+        out: dict[str, object] = {"alpha": self.alpha, "r0": self.r0, "warmup": self.warmup, "prior": self.prior}
         out.update({name: np.asarray(getattr(self, name)).tolist() for name in self._ARRAYS})
         return out
 
@@ -197,10 +208,12 @@ class RateTestBatch:
     def from_state(cls, state: dict[str, object]) -> RateTestBatch:
         """The inverse of `to_state`: the same test, with the alpha it has left."""
         periods = np.asarray(state["periods"])
-        test = cls(periods.shape, float(str(state["alpha"])), float(str(state["r0"])), int(str(state["warmup"])))
+        alpha, r0, warmup = float(str(state["alpha"])), float(str(state["r0"])), int(str(state["warmup"]))
+        test = cls(periods.shape, alpha, r0, warmup, float(str(state.get("prior", PRIOR_OMEGA2))))
         for name in cls._ARRAYS:
             current = getattr(test, name)
             setattr(test, name, np.asarray(state[name], dtype=current.dtype).reshape(current.shape))
+        test._statistic = None
         return test
 
     def ratio(self) -> FloatArray:
