@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
-from scipy.stats import mannwhitneyu, poisson
-
 from regimes import print_tables, run_regimes
 from regimes import targets as regime_targets
+from scipy.special import ndtr, ndtri
+from scipy.stats import mannwhitneyu, poisson
 
 from lastgood.judge.rates import LATENCY_PRIOR_OMEGA2, RateTestBatch
 from lastgood.judge.sequential import logsumexp
@@ -224,7 +223,6 @@ def judge_kayenta(tr: Traces, every: int = 5, confidence: float = 0.98) -> np.nd
 
 def judge_lastgood(tr: Traces, alpha: float, r0: float, warmup: int) -> np.ndarray:
     """Rejected (R, T): lastgood's own test (`RateTestBatch`), one stream per run and metric, as CanaryJudge."""
-    R, T = tr.req_c.shape
     return judge_counts(
         tr.err_c, tr.req_c, tr.err_b, tr.req_b, tr.slow_c, tr.req_c, tr.slow_b, tr.req_b, alpha, r0, warmup
     )
