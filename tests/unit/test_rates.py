@@ -1,0 +1,102 @@
+"""The rate test (`lastgood.judge.rates`) against oracles: the per-period e-value's expectation computed exactly
+over the counts' distributions (it must be <= 1 whenever the variance allowed for is right, whatever the
+distribution), the count test's mixture against numerical integration of its prior, and the judge's detection
+against the fixed-horizon oracle that knows the baseline rate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from lastgood.judge.rates import COUNT_PRIOR_SCALE, COUNT_RANGE, RateTestBatch, count_prior, influence
+from lastgood.judge.sequential import log_lr_increment, logsumexp
+
+
+def expected_e_value(d: np.ndarray, weights: np.ndarray, variance: float, lam: float) -> float:
+    """E[exp(influence(lam D / sd) - lam^2 / 2)] for D taking values `d` with probabilities `weights`."""
+    gain = influence(lam * d / math.sqrt(variance)) - lam**2 / 2
+    return float(np.sum(weights * np.exp(gain)))
+
+
+@pytest.mark.parametrize(("c", "m", "rate"), [(3, 297, 0.02), (200, 1800, 0.005), (200, 1800, 0.05), (20, 30, 0.3)])
+@pytest.mark.parametrize("lam", [0.2, 1.0, 2.0])
+def test_a_period_is_a_fair_bet_under_binomial_counts(c: int, m: int, rate: float, lam: float) -> None:
+    a, b = np.arange(c + 1), np.arange(m + 1)
+    pa, pb = stats.binom.pmf(a, c, rate), stats.binom.pmf(b, m, rate)
+    d = (a[:, None] / c - b[None, :] / m).ravel()
+    weights = (pa[:, None] * pb[None, :]).ravel()
+    variance = rate * (1 - rate) * (1 / c + 1 / m)
+    assert expected_e_value(d, weights, variance, lam) <= 1 + 1e-9
+    # a canary that is better is in the null too
+    pa_better = stats.binom.pmf(a, c, rate / 2)
+    better = (pa_better[:, None] * pb[None, :]).ravel()
+    assert expected_e_value(d, better, variance, lam) <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("lam", [0.3, 1.0, 2.0])
+def test_a_period_is_a_fair_bet_when_the_baseline_wobbles_heavily(lam: float) -> None:
+    """At high volume only the wobble is left: D = e (1 - W), W gamma with CV 0.7 (right-skewed, so D has a long
+    left tail). With the variance allowed for equal to Var(D), the bet is fair."""
+    k = 1 / 0.7**2
+    w = np.linspace(1e-6, 12, 200001)
+    density = stats.gamma.pdf(w, k, scale=1 / k)
+    weights = density / density.sum()
+    d = 0.02 * (1 - w)
+    assert expected_e_value(d, weights, float(np.sum(weights * d * d)), lam) <= 1 + 1e-6
+
+
+def test_the_count_mixture_matches_numerical_integration_of_its_prior() -> None:
+    thetas, logw = count_prior(1.0)
+    data = [(6.0, 30.0, 0.1), (4.0, 35.0, 0.1), (9.0, 28.0, 0.15)]
+    llr = sum(log_lr_increment(a, b, s, thetas, 1.0) for a, b, s in data)
+    grid = float(logsumexp(llr + logw, axis=-1))
+
+    def loglik(theta: float) -> float:
+        return sum(float(stats.binom.logpmf(a, a + b, s * theta / (s * theta + 1 - s))) for a, b, s in data)
+
+    base = loglik(1.0)
+    top = max(loglik(t) - base for t in thetas)
+    norm = integrate.quad(lambda u: math.exp(-0.5 * (u / COUNT_PRIOR_SCALE) ** 2), 0, math.log(COUNT_RANGE))[0]
+
+    def integrand(u: float) -> float:
+        return math.exp(loglik(math.exp(u)) - base - top - 0.5 * (u / COUNT_PRIOR_SCALE) ** 2) / norm
+
+    value = integrate.quad(integrand, 0, math.log(COUNT_RANGE), limit=200)[0]
+    assert grid == pytest.approx(math.log(value) + top, abs=0.02)
+
+
+def simulate(rng: np.random.Generator, runs: int, ratio: float, minutes: int = 60) -> np.ndarray:
+    """First rejecting minute of the errors test at alpha 0.025 (inf: never): 1% canary of 1000 req/min, 2%."""
+    test = RateTestBatch((runs,), 0.025, 1.0, 2)
+    first = np.full(runs, np.inf)
+    for t in range(minutes):
+        c, m = rng.poisson(10, runs), rng.poisson(990, runs)
+        test.update(rng.binomial(c, 0.02 * ratio), c, rng.binomial(m, 0.02), m)
+        first = np.where(np.isinf(first) & test.rejected, t + 1, first)
+    return first
+
+
+def test_detection_stays_below_the_fixed_horizon_oracle_and_false_rollbacks_below_alpha() -> None:
+    rng = np.random.default_rng(3)
+    null_mean = 10 * 0.02 * 60  # the canary's expected errors in the hour at the baseline rate
+    k = stats.poisson.isf(0.025, null_mean)
+    oracle = float(stats.poisson.sf(k, 3 * null_mean))  # a little below the randomised oracle: still an upper bound
+    detected = float(np.isfinite(simulate(rng, 600, 3.0)).mean())
+    assert 0.6 * oracle <= detected <= oracle + 0.05
+    assert float(np.isfinite(simulate(rng, 2000, 1.0)).mean()) <= 0.025 + 0.01
+
+
+def test_the_state_round_trips() -> None:
+    rng = np.random.default_rng(4)
+    test = RateTestBatch((3,), 0.05, 1.2, 1)
+    for _ in range(5):
+        test.update(rng.poisson(5, 3), 100, rng.poisson(40, 3), 900)
+    again = RateTestBatch.from_state(test.to_state())
+    assert np.array_equal(again.log_statistic(), test.log_statistic()) and again.r0 == 1.2
+    a, b = rng.poisson(5, 3), rng.poisson(40, 3)
+    test.update(a, 100, b, 900)
+    again.update(a, 100, b, 900)
+    assert np.allclose(again.log_statistic(), test.log_statistic())
