@@ -38,7 +38,13 @@ _DECISION_COLOURS = {
     "unjudgeable": "magenta",
     "not-the-cause": "yellow",
 }
-_CANARY_COLOURS = {"continue": "green", "rollback": "red", "not-the-cause": "yellow", "warming-up": "dim"}
+_CANARY_COLOURS = {
+    "continue": "green",
+    "rollback": "red",
+    "not-the-cause": "yellow",
+    "warming-up": "dim",
+    "blind": "yellow",
+}
 
 ComponentOption = Annotated[
     str | None, typer.Option("--component", "-c", help="The component [default: the only one deploying]")

@@ -90,3 +90,5 @@ def render(outcome: GuardOutcome) -> None:
         stdout.print(f"[red]{outcome.status}[/]: {outcome.message}")
     for canary in outcome.canary:
         stdout.print(f"canary {canary['label']}: {escape(canary['detail'])}")
+    for blind in outcome.blind:
+        stdout.print(f"[yellow]alert[/]: {escape(blind)}")
