@@ -332,7 +332,13 @@ def test_latency_slow_counts_use_thresholds_from_the_baselines_previous_period(r
 def judge(run: Run, version: str) -> list[CanaryVerdict]:
     """The judge's verdict after each period read from Prometheus."""
     canary = run.canary
-    canary_judge = CanaryJudge(canary.alpha, canary.tolerated_ratio, canary.warmup_intervals, canary.latency_thresholds)
+    canary_judge = CanaryJudge(
+        canary.alpha,
+        canary.tolerated_ratio,
+        canary.warmup_intervals,
+        canary.latency_thresholds,
+        integer_counts=False,  # increase() extrapolates: fractional counts are Prometheus' normal (as CanaryWatch)
+    )
     return [canary_judge.observe(r.interval) for r in intervals(run, version) if r.interval is not None]
 
 
