@@ -89,20 +89,25 @@ def problems(interval: CanaryInterval, integer_counts: bool = True) -> list[str]
     # slow counts may be fractional anywhere: CloudWatch's come from a percentile rank times a sample count
     found = [p for name, value in counts if (p := _bad_count(name, float(value), integer_counts))]
     found += [p for name, value in slow if (p := _bad_count(name, float(value), False))]
-    if found:
-        return found
+    return found or _inconsistent(interval)
+
+
+def _inconsistent(interval: CanaryInterval) -> list[str]:
+    """Counts that cannot all be true: more events than the requests they are counted in."""
+    found = []
+    samples = interval.samples()
     for role, errors, requests in (
         ("canary", interval.canary_errors, interval.canary_requests),
         ("baseline", interval.baseline_errors, interval.baseline_requests),
     ):
         if errors > requests + 1e-6:
             found.append(f"{role} errors ({errors:g}) exceed its requests ({requests:g})")
-    for role, slow, total in (
+    for role, by_label, total in (
         ("canary", interval.canary_slow, samples[0]),
         ("baseline", interval.baseline_slow, samples[1]),
     ):
         found += [
-            f"{role} slow {k} ({v:g}) exceed its samples ({total:g})" for k, v in slow.items() if v > total + 1e-6
+            f"{role} slow {k} ({v:g}) exceed its samples ({total:g})" for k, v in by_label.items() if v > total + 1e-6
         ]
     return found
 

@@ -42,6 +42,7 @@ MAX_BET = 2.0
 CLIP = 0.3  # below this share of Poisson noise in the variance the count test says nothing
 COUNT_EVENTS = 30.0  # the count test is for sparse counts: a period with more events weighs as this many
 COUNT_PRIOR_SCALE = 1.0
+COUNT_WEIGHT = 0.5  # the count test's share of the stream's e-value
 SHRINK_EVENTS = 3.0  # the canary's own rate level is shrunk to the pooled one by this many events
 COUNT_RANGE = 30.0  # the count test's alternatives: theta in (R0, 30 R0]
 COUNT_CAUTION = 0.5  # how many times the estimated wobble the count test's tempering allows for
@@ -112,8 +113,8 @@ class RateTestBatch:
         return self._statistic
 
     def _log_statistic(self) -> FloatArray:
-        both = np.stack([self.log_e, self.count_log_e()], axis=-1)
-        return np.asarray(logsumexp(both, axis=-1) - math.log(2), dtype=np.float64)
+        both = np.stack([self.log_e + math.log(1 - COUNT_WEIGHT), self.count_log_e() + math.log(COUNT_WEIGHT)], -1)
+        return np.asarray(logsumexp(both, axis=-1), dtype=np.float64)
 
     def rate_level(self) -> tuple[FloatArray, FloatArray]:
         """From earlier periods: each version's recent event rate (baseline, canary), each the larger of a fast
@@ -135,8 +136,11 @@ class RateTestBatch:
         mean = first / np.maximum(weight, 1e-300)
         centred = excess - weight * mean**2  # sum of w (r - mean)^2 - w p
         scale = np.where(n_eff > 1, n_eff / np.maximum(n_eff - 1, 1e-9), 0.0)
-        data = np.maximum(centred + weight * mean**2 * (1 - 1 / np.maximum(n_eff, 1)) * 0, 0.0) * scale
+        data = np.maximum(centred, 0.0) * scale
         n = PRIOR_PERIODS + np.where(n_eff > 1, weight, 0.0)
+        # the margin covers the prior too: with the margin on the data's part only, errors x3 at 2,000 req/min is
+        # caught within 15 minutes in 94% of runs instead of 87%, and a baseline wobbling with CV 0.7 is rolled
+        # back about twice as often (bench/regimes.py)
         estimate = (PRIOR_PERIODS * self.prior + data) / n
         return np.asarray(estimate * (1 + UPPER_Z * np.sqrt(2 / n)), dtype=np.float64)
 
