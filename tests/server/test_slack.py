@@ -217,6 +217,17 @@ def test_deny_in_slack_needs_no_reason(
     assert denied["actor"] == "abe" and denied["message"] == "denied by abe: denied in Slack by abe"
 
 
+def test_a_first_of_two_approvals_is_told_to_the_channel_and_keeps_the_buttons(
+    slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
+) -> None:
+    rollback_id = _awaiting(slack_client, slack_users, slack_state, severity="critical")  # two approvers
+    _, _, reply_path = _click(slack_client, receiver, f"approve:{rollback_id}", "U0ABE")
+    reply = receiver.wait(lambda path, body: path == reply_path)
+    assert reply["response_type"] == "in_channel" and reply["replace_original"] is False
+    assert f"{rollback_id}: approved by abe (1 of 2) in Slack; it waits for more approvals." in reply["text"]
+    assert _detail(slack_client, slack_users, rollback_id)["status"] == "awaiting-approval"
+
+
 def test_bad_signatures_and_replays_are_401_and_change_nothing(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
