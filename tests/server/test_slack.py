@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
+from lastgood.redact import MASK, redact
 from lastgood.server.app import create_app
 from lastgood.server.slack import signature
 from lastgood.server.state import ServerState
@@ -241,6 +242,7 @@ def test_bad_signatures_and_replays_are_401_and_change_nothing(
     time.sleep(0.3)  # a job started by mistake would answer within this; nothing may arrive
     assert [p for p, _ in receiver.posts if p.startswith("/actions/")] == []
     assert _detail(slack_client, slack_users, rollback_id)["status"] == "awaiting-approval"
+    assert redact(f"secret {SECRET}") == f"secret {MASK}"  # the server registered it: it never leaves masked
 
 
 def test_an_unmapped_member_is_told_and_nothing_changes(
