@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from lastgood import __version__
-from lastgood.server import api, problems
+from lastgood.server import api, problems, web
 from lastgood.server.jobs import InProcessJobs
 from lastgood.server.state import ServerState
 
@@ -55,4 +55,5 @@ def create_app(state: ServerState) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.include_router(api.router, prefix="/api/v1")
+    web.install(app)
     return app
