@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 from dashboard_helpers import two_releases
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from lastgood.ledger.tables import EventRow
 from lastgood.server.app import create_app
 from lastgood.server.auth import SESSION_COOKIE
 from lastgood.server.state import ServerState
@@ -151,7 +153,8 @@ def test_every_page_renders_for_a_viewer(client: TestClient, users: Users, serve
         ("/apps/shop/environments/prod", "Releases"),
         ("/apps/shop/environments/prod/readiness", "live release v2"),
         ("/apps/shop/environments/prod/plan", "update-alias"),
-        ("/audit", "the hash chain of"),
+        ("/audit", "Verifying the hash chain"),
+        ("/audit/verify?app=shop", "the hash chain of"),
         ("/kpis", "mean time to restore"),
     ):
         answer = client.get(path)
@@ -198,3 +201,18 @@ def _wait(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert condition(), "timed out"
+
+
+def test_the_audit_page_says_when_the_chain_was_tampered_with(
+    client: TestClient, users: Users, server_state: ServerState
+) -> None:
+    two_releases(server_state)
+    sign_in(client, users.tokens["viewer"])
+    assert "verifies" in client.get("/audit/verify?app=shop").text
+    with server_state.apps.ledger_of("shop").session() as session:
+        first = session.scalars(select(EventRow).order_by(EventRow.id)).first()
+        assert first is not None
+        first.message = "nothing happened here"
+    answer = client.get("/audit/verify?app=shop")
+    assert answer.status_code == 200
+    assert "does not verify" in answer.text and f"entry {first.id}" in answer.text
