@@ -24,7 +24,7 @@ def create_app(state: ServerState) -> FastAPI:
         finally:
             state.stopping.set()
             if state.jobs is not None:
-                state.jobs.shutdown(wait=False)
+                state.jobs.shutdown(wait=True)  # rollbacks record their calls in flight (up to 20 s)
 
     app = FastAPI(
         title="lastgood",
