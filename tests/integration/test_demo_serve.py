@@ -64,6 +64,11 @@ def test_demo_serve_tells_the_story_then_serves_it_until_ctrl_c(tmp_path: Path) 
         as_ = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
         with httpx.Client(base_url=api, timeout=30) as client:
             assert client.get("/healthz").status_code == 200
+            # the dashboard: sign in with the admin's token, see the app's environments
+            signed_in = client.post("/login", data={"token": tokens["ada"], "next": "/"}, follow_redirects=True)
+            assert signed_in.status_code == 200 and "lastgood_session" in client.cookies
+            assert "prod" in signed_in.text and "staging" in signed_in.text and "/login" not in str(signed_in.url)
+            client.cookies.clear()
             assert client.get("/api/v1/apps").status_code == 401
             apps = client.get("/api/v1/apps", headers=as_["ada"]).json()
             assert apps == {"apps": [{"app": "shop", "environments": ["staging", "prod"]}]}
