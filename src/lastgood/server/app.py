@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from lastgood import __version__
-from lastgood.server import api, problems
+from lastgood.server import api, problems, slack, web
 from lastgood.server.jobs import InProcessJobs
 from lastgood.server.state import ServerState
 
@@ -24,7 +24,7 @@ def create_app(state: ServerState) -> FastAPI:
         finally:
             state.stopping.set()
             if state.jobs is not None:
-                state.jobs.shutdown(wait=False)
+                state.jobs.shutdown(wait=True)  # rollbacks record their calls in flight (up to 20 s)
 
     app = FastAPI(
         title="lastgood",
@@ -55,4 +55,6 @@ def create_app(state: ServerState) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.include_router(api.router, prefix="/api/v1")
+    app.include_router(slack.router)
+    web.install(app)
     return app
