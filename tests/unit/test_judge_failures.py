@@ -159,18 +159,37 @@ def test_a_minute_without_an_errors_datapoint_is_zero_errors_when_requests_have_
     ]
 
 
-def test_missing_requests_are_still_waited_for_and_skipped_unless_the_rule_says_otherwise() -> None:
+def with_missing(**rules: str) -> Canary:
+    block = canary_block()
+    return block.model_copy(update={"missing": block.missing.model_copy(update=rules)})
+
+
+def test_missing_requests_are_zero_once_the_other_version_has_data_else_waited_for() -> None:
     source = FakeCloudWatch({("Invocations", "1"): minutes([1800]), ("Errors", "1"): minutes([9])})
-    feed = CanaryFeed(canary_block(), "2", "1", source, T0)
-    assert feed.poll(T0 + timedelta(minutes=1)) == []  # waited for: data arrive late
+    (reading,) = CanaryFeed(canary_block(), "2", "1", source, T0).poll(T0 + timedelta(minutes=1))
+    assert reading.interval is not None and reading.interval.canary_requests == 0  # the canary served none
+    nothing = CanaryFeed(canary_block(), "2", "1", FakeCloudWatch({}), T0)
+    assert nothing.poll(T0 + timedelta(minutes=1)) == []  # no data at all: waited for, they may arrive late
+
+
+def test_missing_requests_under_skip_are_waited_for_then_skipped_and_under_breaching_blind() -> None:
+    source = FakeCloudWatch({("Invocations", "1"): minutes([1800]), ("Errors", "1"): minutes([9])})
+    feed = CanaryFeed(with_missing(requests="skip"), "2", "1", source, T0)
+    assert feed.poll(T0 + timedelta(minutes=1)) == []
     (late,) = feed.poll(T0 + timedelta(minutes=3))
     assert late.interval is None and late.missing == ("canary requests: no data",) and not late.breaching
-    breaching = canary_block().model_copy(
-        update={"missing": canary_block().missing.model_copy(update={"requests": "breaching"})}
-    )
+    breaching = with_missing(requests="breaching")
     watch = CanaryWatch(breaching, CanaryFeed(breaching, "2", "1", source, T0))
     watch.update(T0 + timedelta(minutes=3), False)
     assert watch.state == "blind" and watch.blind_started and "breaching" in (watch.blind or "")
+
+
+def test_a_query_that_finds_nothing_for_the_baseline_is_blind_not_silent() -> None:
+    """A wrong dimension: the baseline's requests never have a datapoint. Zero requests for 3 periods: blind."""
+    source = FakeCloudWatch({("Invocations", "2"): minutes([200.0] * 6), ("Errors", "2"): minutes([1.0] * 6)})
+    watch = CanaryWatch(canary_block(), CanaryFeed(canary_block(), "2", "1", source, T0))
+    watch.update(T0 + timedelta(minutes=4), False)
+    assert watch.state == "blind" and "baseline has served no requests" in watch.blind_message()
 
 
 # ---- 3. partial periods (was 98.5% false rollbacks) ----

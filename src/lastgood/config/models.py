@@ -351,9 +351,10 @@ class CanaryMissing(Strict):
     """What a period without a datapoint of a metric means, per metric (see docs/JUDGE.md)."""
 
     requests: MissingRule = Field(
-        default="skip",
-        description="No requests datapoint of a version: skip (the period is not judged), zero (it served none), "
-        "or breaching (the judge is blind until data return). Waited for `settle` periods first.",
+        default="zero",
+        description="No requests datapoint of a version: zero (it served none: when the other version's requests "
+        "have a datapoint, else after `settle` periods), skip (the period is not judged), or breaching (the judge "
+        "is blind until data return).",
     )
     errors: MissingRule = Field(
         default="zero",

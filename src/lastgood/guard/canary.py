@@ -3,10 +3,11 @@
 Each version's requests and errors are fetched with the file's `canary:` queries, `{version}`, `{component}` and
 the weighted kind's placeholders (`WeightedKind.placeholders`: lambda-alias `{function}`, `{alias}`; see
 `feed_for`) replaced. A period is read once it is complete: for each version a requests datapoint, and an errors
-datapoint or none with `missing.errors: zero` (CloudWatch publishes no datapoint for a minute whose Sum is 0).
-A period still missing a count is waited for `settle` periods (data arrive late), then the block's `missing`
-rule for that metric decides: `zero` (requests: the version served none), `skip` (reported missing, never
-counted as healthy, never fed to the judge) or `breaching` (the watch is blind). A failed fetch is never zero.
+datapoint or none under `missing.errors: zero` (CloudWatch publishes no datapoint for a minute whose Sum is 0),
+which applies once the version's requests have a datapoint (for requests: the other version's). A period still
+missing a count is waited for `settle` periods (data arrive late), then the block's `missing` rule for that
+metric decides: `zero` (a count of 0), `skip` (reported missing, never counted as healthy, never fed to the
+judge) or `breaching` (the watch is blind). A failed fetch is never zero.
 Each period is fed once, in order; with a `JudgeStore`, once across processes too.
 
 Latency is judged as counts of requests slower than thresholds taken from the baseline's *previous* period (so
@@ -170,13 +171,23 @@ class CanaryFeed:
                     counts[key] = found.points[start]
                     continue
                 failed = found is None or found.status == "error"
-                rule = getattr(rules, what)
-                has_requests = f"requests|{role}" in counts
-                if not failed and rule == "zero" and ((what == "errors" and has_requests) or settled):
+                arrived = settled or self._arrived(series, what, role, start, counts)
+                if not failed and getattr(rules, what) == "zero" and arrived:
                     counts[key] = 0.0
                     continue
                 gaps.append((what, _missing(f"{role} {what}", found, start)))
         return counts, gaps
+
+    @staticmethod
+    def _arrived(
+        series: Mapping[str, Series], what: str, role: Role, start: datetime, counts: Mapping[str, float]
+    ) -> bool:
+        """Whether the period's data have arrived, so that no datapoint means none: for errors, the version's own
+        requests have a datapoint; for requests, the other version's do."""
+        if what == "errors":
+            return f"requests|{role}" in counts
+        other = series.get(f"requests|{'baseline' if role == 'canary' else 'canary'}")
+        return other is not None and start in other.points
 
     def _reading(self, start: datetime, counts: Mapping[str, float], latency: _Latency | None) -> CanaryReading:
         c_requests, b_requests = counts["requests|canary"], counts["requests|baseline"]
