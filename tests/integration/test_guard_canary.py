@@ -96,3 +96,39 @@ def test_without_a_canary_block_a_weighted_alias_is_not_judged(  # type: ignore[
     version_traffic.error_rate_by_version[version] = 0.05
     code, outcome = guard(capsys, canary_dir, 6)
     assert code == 0 and outcome["canary"] == [] and outcome["fired"] is None, outcome
+
+
+def test_a_bad_datapoint_makes_the_judge_blind_once_reported_then_it_judges_again(  # type: ignore[no-untyped-def]
+    canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
+) -> None:
+    """A negative error count in one period (a broken exporter): the guard reports the judge blind once, as a
+    `guard-alert`, does not roll back, and the judge goes on with the next good period."""
+    import threading
+    from datetime import UTC, datetime
+
+    version = canary_in_flight(aws, canary_dir)
+
+    def inject() -> None:
+        dimensions = [
+            {"Name": "FunctionName", "Value": API},
+            {"Name": "Resource", "Value": f"{API}:live"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ]
+        at = datetime.now(UTC).replace(microsecond=0)
+        datum = {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": at, "Value": -500.0, "Unit": "Count"}
+        aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[datum])
+
+    timer = threading.Timer(4.0, inject)
+    timer.start()
+    try:
+        code, outcome = guard(capsys, canary_dir, 10)
+    finally:
+        timer.cancel()
+    assert code == 0 and outcome["status"] == "healthy", outcome
+    (blind,) = outcome["blind"]
+    assert "canary errors is negative" in blind and "judges again when good data return" in blind
+    (judged,) = outcome["canary"]
+    assert judged["state"] in ("continue", "warming-up") and judged["blind"] is None
+    with canary_context(canary_dir).ledger.session() as session:
+        alerts = [e for e in store.events_since(session, "shop", "prod") if e.type == "guard-alert"]
+    assert [e.message for e in alerts if "blind" in e.message] == [blind]
