@@ -282,3 +282,44 @@ def test_cloudwatch_latency_queries_name_the_statistics(aws: AwsClients) -> None
     ]
     assert sent[1] == [("Duration", "p99", "7"), ("Duration", "SampleCount", "8"), ("Duration", "SampleCount", "7")]
     assert sent[2] == [("Duration", "PR(:50)", "8"), ("Duration", "PR(:50)", "7")]
+
+
+def test_a_bad_datapoint_makes_the_judge_blind_once_told_then_the_deployment_goes_on(  # type: ignore[no-untyped-def]
+    canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, slack: SlackReceiver, capsys
+) -> None:
+    """A negative error count in one period of the 10% step: one `deploy-alert` and one `canary-blind` message
+    on the file's channel, no abort; the judge judges the next periods and the deployment is promoted."""
+    file = canary_dir / "lastgood.yaml"
+    file.write_text(file.read_text() + f"notifications:\n  channels:\n    - slack: {{webhook_url: {slack.url}}}\n")
+    version = shop.publish_new_version(aws, API, "v2")
+
+    def inject() -> None:
+        dimensions = [
+            {"Name": "FunctionName", "Value": API},
+            {"Name": "Resource", "Value": f"{API}:live"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ]
+        at = datetime.now(UTC).replace(microsecond=0)
+        datum = {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": at, "Value": -500.0, "Unit": "Count"}
+        aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[datum])
+
+    def when_shifted() -> None:  # once the new version takes traffic, poison one of its periods
+        deadline = time.monotonic() + 20
+        while alias(aws)[1].get(version) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        inject()
+
+    poisoner = threading.Thread(target=when_shifted, daemon=True)
+    poisoner.start()
+    code, result = deploy(capsys, canary_dir, version, "5s")
+    poisoner.join(timeout=1)
+    assert code == 0 and result["status"] == "promoted", result
+    with context(canary_dir).ledger.session() as session:
+        alerts = [e for e in store.events_since(session, "shop", "prod") if e.type == "deploy-alert"]
+    blind = [e for e in alerts if "blind" in e.message]
+    assert len(blind) == 1 and "canary errors is negative" in blind[0].message, [e.message for e in alerts]
+    deadline = time.monotonic() + 10
+    while not any("Canary judge blind" in t for t in slack.texts) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len([t for t in slack.texts if "Canary judge blind" in t]) == 1, slack.texts
