@@ -107,6 +107,14 @@ class Apps:
         runbook = self.runbook(app)
         return AppContext(runbook=runbook, ledger=self.ledger_of(app), actor=self.actor(app, user, via))
 
+    def by_ledger(self) -> list[tuple[Ledger, list[str]]]:
+        """The apps grouped by the ledger holding their history (one group when they share `--state`)."""
+        grouped: dict[int, tuple[Ledger, list[str]]] = {}
+        for app in self.runbooks:
+            ledger = self.ledger_of(app)
+            grouped.setdefault(id(ledger), (ledger, []))[1].append(app)
+        return list(grouped.values())
+
     def ledger_of(self, app: str) -> Ledger:
         runbook = self.runbook(app)
         return shared_ledger(resolve_url(runbook.state, runbook.base_dir))

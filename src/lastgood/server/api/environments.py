@@ -34,5 +34,9 @@ def get_app(app: str, state: State, caller: Viewer) -> AppSummary:
 
 @router.get("/apps/{app}/environments/{env}")
 def get_environment(app: str, env: str, state: State, caller: Viewer) -> EnvironmentStatus:
-    """The live release, the operation holding the environment, the last rollback, an active stop."""
-    return environment_status(state.apps.env_context(app, env, caller.user))
+    """The live release, the operation holding the environment, the last rollback, an active stop, and the
+    server's guard of the live release (`guard`: what it watches until when, its last evaluation and lag, each
+    trigger's last verdict, errors)."""
+    status = environment_status(state.apps.env_context(app, env, caller.user))
+    status.guard = state.guard.health(app, env) if state.guard is not None else None
+    return status
