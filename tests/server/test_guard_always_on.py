@@ -86,19 +86,13 @@ def test_a_bad_release_recorded_by_the_cli_is_rolled_back_by_the_servers_guard(
     finally:
         traffic.stop()
     assert status["last_rollback"]["requested_by"] == "lastgood-guard"
-    rollback = wait_for(
-        lambda: (
-            (
-                r := client.get(
-                    f"/api/v1/rollbacks/{status['last_rollback']['id']}", headers=users.headers("viewer")
-                ).json()
-            )["status"]
-            == "succeeded"
-            and r
-        ),
-        30,
-        "the rollback's end",
-    )
+    url = f"/api/v1/rollbacks/{status['last_rollback']['id']}"
+
+    def finished() -> dict[str, Any] | None:
+        detail: dict[str, Any] = client.get(url, headers=users.headers("viewer")).json()
+        return detail if detail["status"] == "succeeded" else None
+
+    rollback = wait_for(finished, 30, "the rollback's end")
     assert rollback["requested_by"] == "lastgood-guard"
     guard = wait_for(
         lambda: (g := client.get(STATUS, headers=users.headers("viewer")).json()["guard"])["status"] == "acted" and g,
