@@ -62,7 +62,7 @@ def test_metrics_need_no_sign_in_and_count_what_happened(live_server: LiveServer
     assert counts["+Inf"] == 1.0
     steps = found["lastgood_step_duration_seconds_count"]
     assert steps == [({"app": "shop", "kind": "lambda-alias", "status": "succeeded"}, 2.0)]  # api and worker
-    waits = [(labels, v) for labels, v in found["lastgood_lock_wait_seconds_count"] if labels["operation"] == "rollback"]
+    waits = [(kv, n) for kv, n in found["lastgood_lock_wait_seconds_count"] if kv["operation"] == "rollback"]
     assert waits == [({"app": "shop", "env": "prod", "operation": "rollback", "outcome": "claimed"}, 1.0)]
     assert "lastgood_guard_watched_environments" in found
 
