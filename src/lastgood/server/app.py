@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from lastgood import __version__
-from lastgood.server import api, problems
+from lastgood.server import api, problems, web
 from lastgood.server.guarding import GuardScheduler
 from lastgood.server.jobs import InProcessJobs
 from lastgood.server.metrics import ServerMetrics
@@ -33,10 +33,10 @@ def create_app(state: ServerState) -> FastAPI:
         finally:
             state.stopping.set()
             metrics.unhook()
-            if state.jobs is not None:
-                state.jobs.shutdown(wait=False)
             if state.guard is not None:
-                state.guard.join()
+                state.guard.join()  # submits nothing more
+            if state.jobs is not None:
+                state.jobs.shutdown(wait=True)  # rollbacks record their calls in flight (up to 20 s)
 
     app = FastAPI(
         title="lastgood",
@@ -68,4 +68,5 @@ def create_app(state: ServerState) -> FastAPI:
 
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(metrics_router)
+    web.install(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import FrameType
 
 import uvicorn
 
@@ -19,6 +20,20 @@ def build_state(settings: ServerSettings) -> ServerState:
     return ServerState(settings=settings, apps=apps)
 
 
+class _Server(uvicorn.Server):
+    """Ctrl-C / SIGTERM tell the background work and the live pages at once (uvicorn would first wait for open
+    connections, and a dashboard's event stream stays open): rollbacks start no new step and end interrupted,
+    resumable; event streams close."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self.lastgood = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.lastgood.stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: ServerSettings) -> None:
     state = build_state(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -30,4 +45,4 @@ def serve(settings: ServerSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=25,
     )
-    uvicorn.Server(config).run()
+    _Server(config, state).run()
