@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from lastgood import __version__
-from lastgood.server import api, problems, web
+from lastgood.server import api, problems, slack, web
 from lastgood.server.guarding import GuardScheduler
 from lastgood.server.jobs import InProcessJobs
 from lastgood.server.metrics import ServerMetrics
@@ -68,5 +68,6 @@ def create_app(state: ServerState) -> FastAPI:
 
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(metrics_router)
+    app.include_router(slack.router)
     web.install(app)
     return app

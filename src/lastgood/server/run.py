@@ -7,6 +7,7 @@ from types import FrameType
 
 import uvicorn
 
+from lastgood.server import slack
 from lastgood.server.app import create_app
 from lastgood.server.apps import Apps
 from lastgood.server.settings import ServerSettings
@@ -17,6 +18,7 @@ def build_state(settings: ServerSettings) -> ServerState:
     """Bad runbook files and a state URL that cannot be opened fail here, before anything listens."""
     apps = Apps.load(settings.runbooks, settings.state)
     apps.ledger  # noqa: B018 - open (and migrate) the server's ledger now: a bad URL fails at start
+    slack.prepare(settings, apps)
     return ServerState(settings=settings, apps=apps)
 
 
