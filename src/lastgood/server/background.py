@@ -9,8 +9,10 @@ from typing import Any
 
 from lastgood.config.models import Runbook
 from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
+from lastgood.runtime.context import EnvContext
 from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
+from lastgood.service.recovery import note_server_stop
 from lastgood.service.rollbacks import (
     Decision,
     Hooks,
@@ -121,7 +123,13 @@ def request_rollback_job(
         _signal(rollback_id, error=error)
         raise
     _signal(rollback_id, outcome)
+    _note_shutdown(state, ctx, outcome)
     return outcome.flat()
+
+
+def _note_shutdown(state: ServerState, ctx: EnvContext, outcome: RollbackOutcome) -> None:
+    if outcome.status == "interrupted" and outcome.id is not None and state.stopping.is_set():
+        note_server_stop(ctx, outcome.id)
 
 
 @job("resume-rollback")
@@ -138,6 +146,7 @@ def resume_rollback_job(state: ServerState, app: str, env: str, user: str, rollb
         _signal(rollback_id, error=error)
         raise
     _signal(rollback_id, outcome)
+    _note_shutdown(state, ctx, outcome)
     return outcome.flat()
 
 
