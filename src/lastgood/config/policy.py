@@ -49,7 +49,11 @@ class Person(Strict):
     name: str = Field(description="The identity: LASTGOOD_USER or the OS user name.")
     roles: list[str] = Field(default_factory=list)
     email: str | None = None
-    slack: str | None = None
+    slack: str | None = Field(
+        default=None,
+        description="Slack member id (e.g. U0123ABC): named in escalations; a click on Approve / Deny in Slack by "
+        "this member acts as this person.",
+    )
     phone: str | None = None
 
 
@@ -118,6 +122,10 @@ class Policy(Strict):
 
     def person(self, name: str) -> Person | None:
         return next((p for p in self.people if p.name == name), None)
+
+    def person_on_slack(self, member_id: str) -> Person | None:
+        """The person whose `slack:` is this Slack member id (ids are exact: U0123ABC)."""
+        return next((p for p in self.people if member_id and p.slack == member_id), None)
 
 
 def _describe(rule: DecisionRule) -> str:

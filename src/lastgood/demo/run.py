@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.loader import load_runbook
+from lastgood.demo import serve
 from lastgood.guard.loop import GuardOutcome
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
@@ -63,7 +64,13 @@ class DemoGuardListener:
         self.console.print(f"   guard: [bold red]rolling back[/] ({rollback_id})")
 
 
-def run_demo(keep: Path | None = None, console: Console | None = None, canary_seconds: float = 12.0) -> int:
+def run_demo(
+    keep: Path | None = None,
+    console: Console | None = None,
+    canary_seconds: float = 12.0,
+    serve_port: int | None = None,
+) -> int:
+    """`serve_port`: then keep the team server up on the demo (0: a free port) until Ctrl-C."""
     console = console or Console(highlight=False)
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="lastgood-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +78,14 @@ def run_demo(keep: Path | None = None, console: Console | None = None, canary_se
     endpoint = LocalEndpoint().start()
     traffic: TrafficSimulator | None = None
     try:
-        outcome, timeline, ctx = _scenario(console, workdir, endpoint, canary_seconds)
+        extra = serve.POLICY if serve_port is not None else ""
+        outcome, timeline, ctx = _scenario(console, workdir, endpoint, canary_seconds, extra)
         traffic = outcome[1]
-        return _report(console, outcome[0], timeline, ctx, workdir, keep is not None)
+        code = _report(console, outcome[0], timeline, ctx, workdir, keep is not None)
+        if code or serve_port is None:
+            return code
+        traffic.stop()
+        return serve.serve_demo(console, ctx, workdir / "lastgood.yaml", serve_port)
     finally:
         if traffic is not None:
             traffic.stop()
@@ -83,13 +95,13 @@ def run_demo(keep: Path | None = None, console: Console | None = None, canary_se
 
 
 def _scenario(
-    console: Console, workdir: Path, endpoint: LocalEndpoint, canary_seconds: float
+    console: Console, workdir: Path, endpoint: LocalEndpoint, canary_seconds: float, extra: str = ""
 ) -> tuple[tuple[GuardOutcome, TrafficSimulator], Timeline, EnvContext]:
     timeline = Timeline()
     console.print(f"[bold]lastgood demo[/]: local AWS endpoint at {endpoint.url} (no AWS account used)")
     runbook_file = workdir / "lastgood.yaml"
     text = shop.runbook_text(endpoint.url, "sqlite:///state.db", period="1s", for_="5s")
-    runbook_file.write_text(text + shop.canary_text(period="1s", warmup="2s"))
+    runbook_file.write_text(text + shop.canary_text(period="1s", warmup="2s") + extra)
     runbook = load_runbook(runbook_file)
     aws = AwsClients(runbook.environment(ENV).aws)
     ctx = EnvContext(runbook, ENV, open_ledger(resolve_url(runbook.state, runbook.base_dir)), aws)

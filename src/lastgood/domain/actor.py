@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Via = Literal["cli", "guard", "api", "worker", "deploy", "drill", "demo", "test"]
+Via = Literal["cli", "guard", "api", "slack", "worker", "deploy", "drill", "demo", "test"]
 
 
 class Actor(BaseModel):

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from lastgood.config.models import Runbook
-from lastgood.errors import ConfirmationNeeded, LastgoodError
+from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
 from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
 from lastgood.service.rollbacks import (
@@ -39,11 +39,17 @@ _waiting: dict[str, _Started] = {}
 _waiting_lock = threading.Lock()
 
 
-def confirm_phrase(runbook: Runbook, env: str, given: str | None) -> Hooks:
-    """Hooks whose confirmation is the phrase sent with the request (a protected environment's, typed)."""
+def confirm_phrase(runbook: Runbook, env: str, given: str | None, allow_destructive: bool = False) -> Hooks:
+    """Hooks whose confirmation is the request itself: on a protected environment, with its typed phrase;
+    destructive steps only with `allow_destructive`."""
     environment = runbook.environment(env)
 
     def confirm(plan: Plan, decision: Decision) -> None:
+        if plan.destructive_steps and not allow_destructive:
+            raise Refused(
+                f"the plan has destructive steps ({', '.join(plan.destructive_steps)}): send "
+                "allow_destructive=true to run them. Nothing was changed."
+            )
         if environment.protected and given != environment.phrase(env):
             phrase = environment.phrase(env)
             raise ConfirmationNeeded(
@@ -59,7 +65,7 @@ def start_rollback(
 ) -> RollbackOutcome:
     """File the rollback as `user` in the background; answer once it has started or ended."""
     rollback_id = request.id or new_rollback_id()
-    request = request.model_copy(update={"id": rollback_id, "confirmed": True})
+    request = request.model_copy(update={"id": rollback_id})
     started = _Started()
     with _waiting_lock:
         _waiting[rollback_id] = started
@@ -102,7 +108,7 @@ def request_rollback_job(
     assert wanted.id is not None
     rollback_id = wanted.id
     ctx = state.apps.env_context(app, env, user)
-    hooks = confirm_phrase(ctx.runbook, env, confirm)
+    hooks = confirm_phrase(ctx.runbook, env, confirm, wanted.allow_destructive)
     hooks.stop = state.stopping
 
     def on_start(started_id: str, steps: int) -> None:

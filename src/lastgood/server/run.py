@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from types import FrameType
 
 import uvicorn
 
+from lastgood.server import slack
 from lastgood.server.app import create_app
 from lastgood.server.apps import Apps
 from lastgood.server.settings import ServerSettings
@@ -16,7 +18,22 @@ def build_state(settings: ServerSettings) -> ServerState:
     """Bad runbook files and a state URL that cannot be opened fail here, before anything listens."""
     apps = Apps.load(settings.runbooks, settings.state)
     apps.ledger  # noqa: B018 - open (and migrate) the server's ledger now: a bad URL fails at start
+    slack.prepare(settings, apps)
     return ServerState(settings=settings, apps=apps)
+
+
+class _Server(uvicorn.Server):
+    """Ctrl-C / SIGTERM tell the background work and the live pages at once (uvicorn would first wait for open
+    connections, and a dashboard's event stream stays open): rollbacks start no new step and end interrupted,
+    resumable; event streams close."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self.lastgood = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.lastgood.stopping.set()
+        super().handle_exit(sig, frame)
 
 
 def serve(settings: ServerSettings) -> None:
@@ -30,4 +47,4 @@ def serve(settings: ServerSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=25,
     )
-    uvicorn.Server(config).run()
+    _Server(config, state).run()

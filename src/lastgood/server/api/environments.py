@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 
@@ -25,20 +23,16 @@ class AppList(BaseModel):
     apps: list[AppSummary]
 
 
-class EnvironmentView(EnvironmentStatus):
-    """The environment's status; `guard`: the always-on guard's health of it, when a guard watches it."""
-
-    guard: dict[str, Any] | None = None
-
-
 class EnvironmentList(BaseModel):
     app: str
-    environments: list[EnvironmentView]
+    environments: list[EnvironmentStatus]
 
 
-def environment_view(state: ServerState, app: str, env: str, user: User) -> EnvironmentView:
+def environment_view(state: ServerState, app: str, env: str, user: User) -> EnvironmentStatus:
+    """The environment's status, with the server's guard of its live release when one watches it."""
     status = environment_status(state.apps.env_context(app, env, user))
-    return EnvironmentView(**status.model_dump())
+    status.guard = state.guard.health(app, env) if state.guard is not None else None
+    return status
 
 
 @router.get("/apps")
@@ -54,12 +48,15 @@ def get_app(app: str, state: State, caller: Viewer) -> AppSummary:
 
 @router.get("/apps/{app}/environments")
 def list_environments(app: str, state: State, caller: Viewer) -> EnvironmentList:
-    """Every environment of the app: live release, holder, last rollback, active stop. Reads the ledger only."""
+    """Every environment of the app: live release, holder, last rollback, active stop, the server's guard.
+    Reads the ledger only."""
     views = [environment_view(state, app, env, caller.user) for env in state.apps.environments(app)]
     return EnvironmentList(app=app, environments=views)
 
 
 @router.get("/apps/{app}/environments/{env}")
-def get_environment(app: str, env: str, state: State, caller: Viewer) -> EnvironmentView:
-    """The live release, the operation holding the environment, the last rollback, an active stop."""
+def get_environment(app: str, env: str, state: State, caller: Viewer) -> EnvironmentStatus:
+    """The live release, the operation holding the environment, the last rollback, an active stop, and the
+    server's guard of the live release (`guard`: what it watches until when, its last evaluation and lag, each
+    trigger's last verdict, errors)."""
     return environment_view(state, app, env, caller.user)
