@@ -23,6 +23,8 @@ from lastgood.errors import (
     Refused,
     ResourceNotFound,
     TransientAwsError,
+    UnknownDeployment,
+    UnknownDrill,
     UnknownRelease,
     UnknownRollback,
 )
@@ -46,6 +48,8 @@ TITLES = {
 def status_of(error: LastgoodError) -> int:
     """The HTTP status meaning what the CLI's exit code means for the same error."""
     if isinstance(error, UnknownApp | UnknownEnvironment | UnknownRelease | UnknownRollback):
+        return 404
+    if isinstance(error, UnknownDeployment | UnknownDrill):
         return 404
     if isinstance(error, ResourceNotFound):
         return 404
