@@ -10,7 +10,7 @@ from typing import Any
 from lastgood.config.models import Runbook
 from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
 from lastgood.runtime.context import EnvContext
-from lastgood.server.jobs import job
+from lastgood.server.jobs import NoBackgroundWork, job
 from lastgood.server.state import ServerState
 from lastgood.service.recovery import note_server_stop
 from lastgood.service.rollbacks import (
@@ -73,7 +73,7 @@ def start_rollback(
         _waiting[rollback_id] = started
     try:
         if state.jobs is None:
-            raise LastgoodError("this server runs no background work (started with background off)")
+            raise NoBackgroundWork()
         state.jobs.submit(
             "request-rollback",
             key=f"rollback:{rollback_id}",
@@ -157,7 +157,7 @@ def start_resume(state: ServerState, app: str, env: str, user: str, rollback_id:
         _waiting[rollback_id] = started
     try:
         if state.jobs is None:
-            raise LastgoodError("this server runs no background work (started with background off)")
+            raise NoBackgroundWork()
         submitted = state.jobs.submit(
             "resume-rollback", key=f"rollback:{rollback_id}", app=app, env=env, user=user, rollback_id=rollback_id
         )

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from lastgood.errors import LastgoodError
 from lastgood.judge.base import TriggerVerdict
-from lastgood.server.jobs import job
+from lastgood.server.jobs import NoBackgroundWork, job
 from lastgood.server.started import Waiters
 from lastgood.server.state import ServerState
 from lastgood.service.deploy import Deployer, Deployment, DeployRequest, DeployResult, new_deployment_id
@@ -84,7 +84,7 @@ def deploy_job(state: ServerState, app: str, env: str, user: str, deployment_id:
 def start_deploy(state: ServerState, app: str, env: str, user: str, ask: DeployRequest) -> DeploymentStarted:
     """Deploy as `user` in the background; answer once the first shift is made (or the deployment ended)."""
     if state.jobs is None:
-        raise LastgoodError("this server runs no background work (started with background off)")
+        raise NoBackgroundWork()
     deployment_id = new_deployment_id()
     with _waiters.waiting(deployment_id) as started:
         state.jobs.submit(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lastgood.errors import LastgoodError
-from lastgood.server.jobs import job
+from lastgood.server.jobs import NoBackgroundWork, job
 from lastgood.server.started import Waiters
 from lastgood.server.state import ServerState
 from lastgood.service.drill import check_allowed, run_drill
@@ -50,7 +50,7 @@ def start_drill(state: ServerState, app: str, env: str, user: str) -> DrillStart
     """Check the drill may run here, then run it as `user` in the background; answer once it has started."""
     check_allowed(state.apps.env_context(app, env, user))
     if state.jobs is None:
-        raise LastgoodError("this server runs no background work (started with background off)")
+        raise NoBackgroundWork()
     token = uuid.uuid4().hex
     with _waiters.waiting(token) as started:
         state.jobs.submit("drill", key=f"drill:{token}", app=app, env=env, user=user, token=token)

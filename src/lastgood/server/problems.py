@@ -30,6 +30,7 @@ from lastgood.errors import (
 )
 from lastgood.redact import redact
 from lastgood.server.apps import UnknownApp, UnknownEnvironment
+from lastgood.server.jobs import NoBackgroundWork
 
 PROBLEM = "application/problem+json"
 TITLES = {
@@ -41,7 +42,7 @@ TITLES = {
     409: "Refused",
     422: "Invalid request",
     502: "AWS error",
-    503: "AWS unavailable",
+    503: "Unavailable",
 }
 
 
@@ -61,7 +62,7 @@ def status_of(error: LastgoodError) -> int:
         return 403
     if isinstance(error, Refused | LeaseLost):
         return 409
-    if isinstance(error, TransientAwsError):
+    if isinstance(error, TransientAwsError | NoBackgroundWork):
         return 503
     if isinstance(error, AwsError):
         return 502
