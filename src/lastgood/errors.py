@@ -4,7 +4,9 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 ├── BadInput                  exit 2: the user asked for something that cannot be (nothing changed)
 │   ├── ConfigError           the runbook file is broken; carries one message per problem
 │   ├── UnknownRelease
-│   └── UnknownRollback
+│   ├── UnknownRollback
+│   ├── UnknownDeployment
+│   └── UnknownDrill
 ├── Refused                   exit 3: no confirmation, or nothing to roll back to
 │   ├── EnvironmentHeld       another operation holds the environment (its holder named)
 │   ├── NotPermitted          this person may not do this (roles, the two-person rule): 403 on the API
@@ -41,6 +43,14 @@ class UnknownRelease(BadInput):
 
 
 class UnknownRollback(BadInput):
+    pass
+
+
+class UnknownDeployment(BadInput):
+    pass
+
+
+class UnknownDrill(BadInput):
     pass
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from lastgood.domain.actor import Actor
+from lastgood.server.app import create_app
 from lastgood.server.state import ServerState
 from lastgood.service import releases
 from lastgood.testing import shop
-from server_fixture import Users
+from server_fixture import Users, add_users, make_state
 
 
 def _two_releases(state: ServerState) -> None:
@@ -70,3 +72,19 @@ def test_an_operator_rolls_back_prod_in_the_background(
     assert detail["requested_by"] == "olive"
     status = client.get("/api/v1/apps/shop/environments/prod", headers=users.headers("viewer")).json()
     assert status["live"]["label"] == "v1"
+
+
+def test_without_background_work_long_operations_answer_503_and_start_nothing(shop_dir: Path) -> None:
+    state = make_state(shop_dir, background=False)
+    users = add_users(state)
+    _two_releases(state)
+    with TestClient(create_app(state)) as client:
+        answer = client.post(
+            "/api/v1/apps/shop/environments/prod/rollbacks",
+            json={"reason": "x", "confirm": "rollback-production"},
+            headers=users.headers("operator"),
+        )
+        assert answer.status_code == 503, answer.text
+        assert "background" in answer.json()["detail"]
+        status = client.get("/api/v1/apps/shop/environments/prod", headers=users.headers("viewer")).json()
+        assert status["live"]["label"] == "v2" and status["last_rollback"] is None

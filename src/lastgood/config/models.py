@@ -36,8 +36,30 @@ class AwsSettings(Strict):
     endpoint_url: str | None = None
 
 
+DEFAULT_WATCH = 1800.0  # the CLI guard's default --for: 30m
+
+
+class GuardSettings(Strict):
+    """How long the team service guards an environment after each release it records."""
+
+    watch: Duration = Field(
+        default=DEFAULT_WATCH,
+        description="How long after a release is recorded the server's guard watches it (default 30m).",
+    )
+
+    @field_validator("watch")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("the watch window must be positive, e.g. 30m")
+        return value
+
+
 class Environment(Strict):
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    guard: GuardSettings | None = Field(
+        default=None, description="This environment's guard window [default: the file's top-level guard]."
+    )
     protected: bool = False
     confirm_phrase: str | None = Field(
         default=None,
@@ -453,6 +475,9 @@ class Runbook(Strict):
     canary: Canary | None = Field(
         default=None, description="Judge `lastgood deploy`'s canary against the baseline version, per version."
     )
+    guard: GuardSettings = Field(
+        default_factory=GuardSettings, description="The server's guard after each release: its watch window."
+    )
 
     _base_dir: Path | None = PrivateAttr(default=None)
 
@@ -487,6 +512,11 @@ class Runbook(Strict):
             for t in self.triggers
             if t.environments is None or env in t.environments
         ]
+
+    def watch_for(self, env: str) -> float:
+        """Seconds the server guards `env` after a release is recorded: the environment's, else the file's."""
+        settings = self.environment(env).guard or self.guard
+        return settings.watch
 
     def canary_for(self, env: str) -> Canary | None:
         """The canary block with {env} and {app} substituted; {version}, {component}, ... stay for judging."""

@@ -268,18 +268,7 @@ class Executor:
     def _begin(self, rollback_id: str) -> dict[str, Any]:
         with self.ctx.session() as session:
             rollback = store.get_rollback(session, rollback_id)
-            if rollback.status == RollbackStatus.SUCCEEDED:
-                raise LastgoodError(f"rollback {rollback_id} has already succeeded; nothing to resume")
-            if rollback.status == RollbackStatus.AWAITING_APPROVAL:
-                have = sum(1 for a in rollback_approvals(session, rollback_id) if a.decision == "approve")
-                raise Refused(
-                    f"rollback {rollback_id} awaits approval ({have} of {rollback.approvals_needed}): "
-                    f"lastgood approve {rollback_id}"
-                )
-            if rollback.status == RollbackStatus.SUPERSEDED:
-                raise Refused(f"rollback {rollback_id} was superseded: {rollback.error or 'a newer rollback ran'}")
-            if rollback.status in (RollbackStatus.DENIED, RollbackStatus.DECLINED):
-                raise Refused(f"rollback {rollback_id} was {rollback.status}: {rollback.decision_reason or ''}")
+            check_runnable(session, rollback)
             if rollback.env != self.ctx.env or rollback.app != self.ctx.app:
                 where = f"{rollback.app}/{rollback.env}"
                 raise BadInput(f"rollback {rollback_id} belongs to {where}, not {self.ctx.app}/{self.ctx.env}")
@@ -482,3 +471,21 @@ class Executor:
             now,
             rollback.id,
         )
+
+
+def check_runnable(session: Session, rollback: RollbackRow) -> None:
+    """Refused (exit 3, nothing changed) unless the rollback may run (again): planned, failed, interrupted, or
+    running with its process gone."""
+    rollback_id = rollback.id
+    if rollback.status == RollbackStatus.SUCCEEDED:
+        raise Refused(f"rollback {rollback_id} has already succeeded; nothing to resume")
+    if rollback.status == RollbackStatus.AWAITING_APPROVAL:
+        have = sum(1 for a in rollback_approvals(session, rollback_id) if a.decision == "approve")
+        raise Refused(
+            f"rollback {rollback_id} awaits approval ({have} of {rollback.approvals_needed}): "
+            f"lastgood approve {rollback_id}"
+        )
+    if rollback.status == RollbackStatus.SUPERSEDED:
+        raise Refused(f"rollback {rollback_id} was superseded: {rollback.error or 'a newer rollback ran'}")
+    if rollback.status in (RollbackStatus.DENIED, RollbackStatus.DECLINED):
+        raise Refused(f"rollback {rollback_id} was {rollback.status}: {rollback.decision_reason or ''}")

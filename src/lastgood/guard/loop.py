@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from lastgood.config.models import Trigger
+from lastgood.config.models import Component, Trigger
+from lastgood.domain.state import State
 from lastgood.guard.canary import CanaryWatch, feed_for, judge_key
 from lastgood.guard.judges import LedgerJudgeStore
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
+from lastgood.kinds.base import WeightedKind
 from lastgood.kinds.registry import as_weighted
 from lastgood.ledger import judges, store
 from lastgood.runtime.context import EnvContext
@@ -131,6 +133,8 @@ class Guard:
         self._alerting: set[str] = set()
         self.canary = ctx.runbook.canary_for(ctx.env)
         self.canaries: list[CanaryWatch] = []  # built when the guard runs: one per canary in flight
+        self._canary_keys: list[tuple[str, str, str]] = []
+        self._fired_since: float | None = None  # when the firing rollback trigger began to fire
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
 
     @property
@@ -180,19 +184,36 @@ class Guard:
 
     def run(self, duration: float) -> GuardOutcome:
         try:
-            self.canaries = self._canaries_in_flight()
+            self.open()
             if not self.triggers and not self.canaries:
                 return GuardOutcome(self.ctx.env, "healthy", 0, message="the file has no triggers; nothing to watch")
             return self._run(duration)
         finally:
-            close_sources(self._built)
+            self.close()
 
-    def _canaries_in_flight(self) -> list[CanaryWatch]:
+    def open(self) -> None:
+        """Before the first period: a judge for each canary in flight."""
+        self.refresh_canaries()
+
+    def close(self) -> None:
+        close_sources(self._built)
+
+    def refresh_canaries(self) -> None:
+        """Follow deployments in flight: a judge for each canary that started (a deployment from anywhere), none
+        for one no longer in flight (promoted, rolled back); a canary still in flight keeps its judge."""
+        kept = dict(zip(self._canary_keys, self.canaries, strict=True))
+        found = self._canaries_in_flight()
+        self._canary_keys = [key for key, _ in found]
+        self.canaries = [kept.get(key) or make() for key, make in found]
+
+    def _canaries_in_flight(self) -> list[tuple[tuple[str, str, str], Callable[[], CanaryWatch]]]:
         """With a `canary:` block: one judge per weighted component (lambda-alias, stepfunctions-alias,
-        elbv2-listener, route53-weighted) whose live split sends part, not all, of its traffic to a second version."""
+        elbv2-listener, route53-weighted) whose live split sends part, not all, of its traffic to a second version;
+        keyed by (component, new version, old version)."""
         if self.canary is None:
             return []
-        watches = []
+        canary = self.canary
+        found: list[tuple[tuple[str, str, str], Callable[[], CanaryWatch]]] = []
         for spec in self.ctx.components():
             kind = as_weighted(self.ctx.kind_of(spec))
             if kind is None:
@@ -201,15 +222,25 @@ class Guard:
             split = kind.current_split(spec, state)
             if not split.in_flight or split.candidate is None:
                 continue
-            source = self._canary_source(self.canary.source_type)
             versions = (split.candidate, split.stable)
-            feed = feed_for(self.canary, kind, spec, state, versions, source, self.ctx.clock.now())
-            with self.ctx.session() as session:
-                deployment = judges.deployment_for(session, self.ctx.app, self.ctx.env, spec.name, *versions)
-            key = judge_key(self.ctx.app, self.ctx.env, spec.name, *versions, deployment)
             label = f"{spec.name} at {split.weight * 100:g}%"
-            watches.append(CanaryWatch(self.canary, feed, label, LedgerJudgeStore(self.ctx), key))
-        return watches
+
+            def make(
+                kind: WeightedKind[Any] = kind,
+                spec: Component = spec,
+                state: State = state,
+                versions: tuple[str, str] = versions,
+                label: str = label,
+            ) -> CanaryWatch:
+                source = self._canary_source(canary.source_type)
+                feed = feed_for(canary, kind, spec, state, versions, source, self.ctx.clock.now())
+                with self.ctx.session() as session:
+                    deployment = judges.deployment_for(session, self.ctx.app, self.ctx.env, spec.name, *versions)
+                key = judge_key(self.ctx.app, self.ctx.env, spec.name, *versions, deployment)
+                return CanaryWatch(canary, feed, label, LedgerJudgeStore(self.ctx), key)
+
+            found.append(((spec.name, *versions), make))
+        return found
 
     def _canary_source(self, source_type: str) -> MetricSource:
         if source_type not in self.sources:
@@ -219,28 +250,7 @@ class Guard:
     def _run(self, duration: float) -> GuardOutcome:
         deadline = self.ctx.clock.now().timestamp() + duration
         outcome = GuardOutcome(self.ctx.env, "healthy", 0)
-        fired_since: float | None = None
-        while True:
-            verdicts = self.evaluate() if self.triggers else []
-            outcome.evaluations += 1
-            self._record_alerts(verdicts, outcome)
-            fired = next((v for v in verdicts if v.fires_rollback), None)
-            now = self.ctx.clock.now().timestamp()
-            for watch in self.canaries:
-                watch.update(self.ctx.clock.now(), fired is not None)
-                if watch.blind_started:  # once per episode: the next good period ends it
-                    self._blind(watch, outcome)
-            outcome.canary = [watch.to_dict() for watch in self.canaries]
-            judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
-            if judged_bad is not None:
-                return self._roll_back(self._canary_verdict(judged_bad), outcome)
-            if fired is not None:
-                fired_since = now if fired_since is None else fired_since
-                if not self._hold_for_the_canary(fired, now - fired_since, outcome):
-                    return self._roll_back(fired, outcome)
-            else:
-                fired_since = None
-                self._alerting.discard(_NOT_THE_CAUSE)
+        while not self.step(outcome):
             remaining = deadline - self.ctx.clock.now().timestamp()
             if remaining <= 0:
                 outcome.message = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
@@ -249,6 +259,34 @@ class Guard:
                 outcome.status = "interrupted"
                 outcome.message = f"stopped watching after {outcome.evaluations} evaluations (interrupted)"
                 return outcome
+        return outcome
+
+    def step(self, outcome: GuardOutcome) -> bool:
+        """One period: evaluate, report alerts, judge the canaries, act on what fires. True when the guard acted
+        (`outcome` says how); False when it should go on watching."""
+        verdicts = self.evaluate() if self.triggers else []
+        outcome.evaluations += 1
+        self._record_alerts(verdicts, outcome)
+        fired = next((v for v in verdicts if v.fires_rollback), None)
+        now = self.ctx.clock.now().timestamp()
+        for watch in self.canaries:
+            watch.update(self.ctx.clock.now(), fired is not None)
+            if watch.blind_started:  # once per episode: the next good period ends it
+                self._blind(watch, outcome)
+        outcome.canary = [watch.to_dict() for watch in self.canaries]
+        judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
+        if judged_bad is not None:
+            self._roll_back(self._canary_verdict(judged_bad), outcome)
+            return True
+        if fired is None:
+            self._fired_since = None
+            self._alerting.discard(_NOT_THE_CAUSE)
+            return False
+        self._fired_since = now if self._fired_since is None else self._fired_since
+        if self._hold_for_the_canary(fired, now - self._fired_since, outcome):
+            return False
+        self._roll_back(fired, outcome)
+        return True
 
     def _hold_for_the_canary(self, fired: TriggerVerdict, waited: float, outcome: GuardOutcome) -> bool:
         """Whether a firing rollback trigger is held back by the canary judges: every in-flight canary is judged

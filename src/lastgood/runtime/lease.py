@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from lastgood.errors import EnvironmentHeld, LeaseLost
 from lastgood.ledger import holds
 from lastgood.ledger.holds import describe
+from lastgood.runtime import telemetry
 from lastgood.runtime.context import EnvContext
 
 POLL_SECONDS = 0.5
@@ -128,14 +129,17 @@ def hold(ctx: EnvContext, operation: str, subject: str, wait: float | None = Non
 def acquire(ctx: EnvContext, operation: str, subject: str, wait: float | None = None) -> Lease:
     ttl = lease_seconds()
     claim = new_claim(ctx, operation, subject)
-    deadline = time.monotonic() + (wait or 0)
+    started = time.monotonic()
+    deadline = started + (wait or 0)
     while True:
         holder, previous = try_claim(ctx, claim, ttl)
         if holder is None:
             lease = Lease(ctx, claim, ttl, took_over=previous)
             lease.start()
+            telemetry.lock_waited(ctx.app, ctx.env, operation, time.monotonic() - started, "claimed")
             return lease
         if time.monotonic() >= deadline:
+            telemetry.lock_waited(ctx.app, ctx.env, operation, time.monotonic() - started, "refused")
             raise EnvironmentHeld(held_message(ctx.env, holder), holder)
         time.sleep(POLL_SECONDS)
 

@@ -10,19 +10,31 @@ from fastapi.responses import JSONResponse
 
 from lastgood import __version__
 from lastgood.server import api, problems, slack, web
+from lastgood.server.guarding import GuardScheduler
 from lastgood.server.jobs import InProcessJobs
+from lastgood.server.metrics import ServerMetrics
+from lastgood.server.metrics import router as metrics_router
 from lastgood.server.state import ServerState
 
 
 def create_app(state: ServerState) -> FastAPI:
+    metrics = state.metrics = state.metrics or ServerMetrics(state, lambda: state.guard.watched() if state.guard else 0)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.settings.background and state.jobs is None:
             state.jobs = InProcessJobs(state, state.settings.workers)
+        if state.settings.background and state.guard is None:
+            state.guard = GuardScheduler(state, state.settings.guard_tick, state.settings.recover_every)
+            state.guard.start()
+        metrics.hook()
         try:
             yield
         finally:
             state.stopping.set()
+            metrics.unhook()
+            if state.guard is not None:
+                state.guard.join()  # submits nothing more
             if state.jobs is not None:
                 state.jobs.shutdown(wait=True)  # rollbacks record their calls in flight (up to 20 s)
 
@@ -55,6 +67,7 @@ def create_app(state: ServerState) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.include_router(api.router, prefix="/api/v1")
+    app.include_router(metrics_router)
     app.include_router(slack.router)
     web.install(app)
     return app

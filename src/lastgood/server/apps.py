@@ -56,7 +56,7 @@ class Apps:
             self.runbooks[runbook.app] = runbook.model_copy(update={"state": state}) if state else runbook
         first = runbooks[0]
         self.state_url = resolve_url(state or first.state, first.base_dir)
-        self._aws: dict[tuple[str, str], AwsClients] = {}
+        self._aws: dict[tuple[str | None, str | None, str | None], AwsClients] = {}
         self._aws_lock = threading.Lock()
 
     @classmethod
@@ -107,16 +107,27 @@ class Apps:
         runbook = self.runbook(app)
         return AppContext(runbook=runbook, ledger=self.ledger_of(app), actor=self.actor(app, user, via))
 
+    def by_ledger(self) -> list[tuple[Ledger, list[str]]]:
+        """The apps grouped by the ledger holding their history (one group when they share `--state`)."""
+        grouped: dict[int, tuple[Ledger, list[str]]] = {}
+        for app in self.runbooks:
+            ledger = self.ledger_of(app)
+            grouped.setdefault(id(ledger), (ledger, []))[1].append(app)
+        return list(grouped.values())
+
     def ledger_of(self, app: str) -> Ledger:
         runbook = self.runbook(app)
         return shared_ledger(resolve_url(runbook.state, runbook.base_dir))
 
     def _clients(self, runbook: Runbook, env: str) -> AwsClients:
-        key = (runbook.app, env)
+        """Environments with the same profile, region and endpoint share one set of clients (boto3 clients are
+        thread-safe, and each set costs megabytes: 200 environments must not cost 200 sets)."""
+        settings = runbook.environment(env).aws
+        key = (settings.profile, settings.region, settings.endpoint_url)
         with self._aws_lock:
             clients = self._aws.get(key)
             if clients is None:
-                clients = self._aws[key] = AwsClients(runbook.environment(env).aws, max_pool_connections=20)
+                clients = self._aws[key] = AwsClients(settings, max_pool_connections=20)
             return clients
 
     def find_rollback(self, rollback_id: str) -> tuple[str, str]:

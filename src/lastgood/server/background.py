@@ -9,8 +9,10 @@ from typing import Any
 
 from lastgood.config.models import Runbook
 from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
-from lastgood.server.jobs import job
+from lastgood.runtime.context import EnvContext
+from lastgood.server.jobs import NoBackgroundWork, job
 from lastgood.server.state import ServerState
+from lastgood.service.recovery import note_server_stop
 from lastgood.service.rollbacks import (
     Decision,
     Hooks,
@@ -71,7 +73,7 @@ def start_rollback(
         _waiting[rollback_id] = started
     try:
         if state.jobs is None:
-            raise LastgoodError("this server runs no background work (started with background off)")
+            raise NoBackgroundWork()
         state.jobs.submit(
             "request-rollback",
             key=f"rollback:{rollback_id}",
@@ -121,7 +123,13 @@ def request_rollback_job(
         _signal(rollback_id, error=error)
         raise
     _signal(rollback_id, outcome)
+    _note_shutdown(state, ctx, outcome)
     return outcome.flat()
+
+
+def _note_shutdown(state: ServerState, ctx: EnvContext, outcome: RollbackOutcome) -> None:
+    if outcome.status == "interrupted" and outcome.id is not None and state.stopping.is_set():
+        note_server_stop(ctx, outcome.id)
 
 
 @job("resume-rollback")
@@ -138,6 +146,7 @@ def resume_rollback_job(state: ServerState, app: str, env: str, user: str, rollb
         _signal(rollback_id, error=error)
         raise
     _signal(rollback_id, outcome)
+    _note_shutdown(state, ctx, outcome)
     return outcome.flat()
 
 
@@ -148,7 +157,7 @@ def start_resume(state: ServerState, app: str, env: str, user: str, rollback_id:
         _waiting[rollback_id] = started
     try:
         if state.jobs is None:
-            raise LastgoodError("this server runs no background work (started with background off)")
+            raise NoBackgroundWork()
         submitted = state.jobs.submit(
             "resume-rollback", key=f"rollback:{rollback_id}", app=app, env=env, user=user, rollback_id=rollback_id
         )

@@ -13,12 +13,23 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lastgood.errors import LastgoodError
+
 if TYPE_CHECKING:
     from lastgood.server.state import ServerState
 
 log = logging.getLogger("lastgood.server.jobs")
 
 JobFunction = Callable[..., Any]
+
+
+class NoBackgroundWork(LastgoodError):
+    """503: this server was started without background work, so nothing that runs long can start here."""
+
+    def __init__(self) -> None:
+        super().__init__("this server runs no background work (started with background off): nothing was started")
+
+
 JOBS: dict[str, JobFunction] = {}
 
 

@@ -23,11 +23,14 @@ from lastgood.errors import (
     Refused,
     ResourceNotFound,
     TransientAwsError,
+    UnknownDeployment,
+    UnknownDrill,
     UnknownRelease,
     UnknownRollback,
 )
 from lastgood.redact import redact
 from lastgood.server.apps import UnknownApp, UnknownEnvironment
+from lastgood.server.jobs import NoBackgroundWork
 
 PROBLEM = "application/problem+json"
 TITLES = {
@@ -39,13 +42,15 @@ TITLES = {
     409: "Refused",
     422: "Invalid request",
     502: "AWS error",
-    503: "AWS unavailable",
+    503: "Unavailable",
 }
 
 
 def status_of(error: LastgoodError) -> int:
     """The HTTP status meaning what the CLI's exit code means for the same error."""
     if isinstance(error, UnknownApp | UnknownEnvironment | UnknownRelease | UnknownRollback):
+        return 404
+    if isinstance(error, UnknownDeployment | UnknownDrill):
         return 404
     if isinstance(error, ResourceNotFound):
         return 404
@@ -57,7 +62,7 @@ def status_of(error: LastgoodError) -> int:
         return 403
     if isinstance(error, Refused | LeaseLost):
         return 409
-    if isinstance(error, TransientAwsError):
+    if isinstance(error, TransientAwsError | NoBackgroundWork):
         return 503
     if isinstance(error, AwsError):
         return 502

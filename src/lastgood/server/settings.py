@@ -22,6 +22,8 @@ class ServerSettings:
     slack_signing_secret: str | None = None
     background: bool = True  # run the background work (the guard after releases, rollbacks, canary judges)
     workers: int = 8  # background threads
+    guard_tick: float = 2.0  # seconds between the scheduler's looks at the ledger (new releases, due periods)
+    recover_every: float = 30.0  # seconds between looks for rollbacks and deployments whose process died
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -13,7 +13,9 @@ from lastgood.server.settings import ServerSettings
 from lastgood.service.session import Ledger
 
 if TYPE_CHECKING:
+    from lastgood.server.guarding import GuardScheduler
     from lastgood.server.jobs import Jobs
+    from lastgood.server.metrics import ServerMetrics
 
 
 @dataclass
@@ -22,6 +24,8 @@ class ServerState:
     apps: Apps
     jobs: Jobs | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    guard: GuardScheduler | None = None  # the always-on guard and recovery (server/guarding.py)
+    metrics: ServerMetrics | None = None  # GET /metrics (server/metrics.py)
 
     @property
     def ledger(self) -> Ledger:

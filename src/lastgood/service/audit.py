@@ -38,10 +38,12 @@ def verify(ctx: AppContext) -> AuditVerification:
     return AuditVerification(ok=report.ok, entries=report.entries, problem=report.problem, event_id=report.event_id)
 
 
-def log(ctx: AppContext, limit: int = 50) -> AuditLog:
-    """The newest `limit` entries, oldest of them first."""
+def log(ctx: AppContext, limit: int = 50, only_app: bool = False) -> AuditLog:
+    """The newest `limit` entries, oldest of them first; `only_app`: of the context's app alone (a ledger
+    that several apps share)."""
+    query = select(EventRow).where(EventRow.app == ctx.app) if only_app else select(EventRow)
     with ctx.session() as session:
-        rows = list(session.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit)))
+        rows = list(session.scalars(query.order_by(EventRow.id.desc()).limit(limit)))
     entries = [
         AuditEntry(id=r.id, at=r.at, actor=r.actor, env=r.env, type=r.type, message=r.message) for r in reversed(rows)
     ]

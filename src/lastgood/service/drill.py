@@ -6,14 +6,19 @@ from __future__ import annotations
 import shlex
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
 
 from lastgood.domain.states import DRILL_TRANSITIONS, DrillStatus, transition
 from lastgood.engine.executor import Executor
 from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
-from lastgood.errors import BadInput, LastgoodError, Refused, StepFailed
+from lastgood.errors import BadInput, LastgoodError, Refused, StepFailed, UnknownDrill
 from lastgood.guard.loop import GuardOutcome
 from lastgood.ledger import store
 from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
@@ -45,9 +50,24 @@ def check_allowed(ctx: EnvContext) -> None:
         raise BadInput(f"a drill needs the guard: the file has no triggers for {ctx.env}")
 
 
-def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
+class DrillView(BaseModel):
+    """A drill as the ledger has it, running or finished."""
+
+    id: str
+    env: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    detect_seconds: float | None
+    restore_seconds: float | None
+    targets: dict[str, Any]
+    notes: str
+    rollback_id: str | None
+
+
+def run_drill(ctx: EnvContext, source: MetricSource, on_start: Callable[[str], None] | None = None) -> DrillResult:
     """Hold the environment, record its good release, make the bad change, let the guard catch it; whatever
-    fails, the environment ends on the good release."""
+    fails, the environment ends on the good release. `on_start(drill_id)` once it holds the environment."""
     check_allowed(ctx)
     drill_id = "drill-" + uuid.uuid4().hex[:8]
     with hold(ctx, "drill", drill_id) as lease:
@@ -58,6 +78,8 @@ def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
             row.targets = _targets(ctx)
             session.add(row)
             store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        if on_start is not None:
+            on_start(drill_id)
         good = record_release(ctx, f"{drill_id}-good").label
         try:
             bad_change = _make_bad_change(ctx, drill_id)
@@ -70,7 +92,16 @@ def run_drill(ctx: EnvContext, source: MetricSource) -> DrillResult:
         restored = _restore(ctx, drill_id, good)
         if restored:
             result.notes += f"; {restored}"
+            _add_note(ctx, drill_id, result.notes)
         return result
+
+
+def _add_note(ctx: EnvContext, drill_id: str, notes: str) -> None:
+    """The restore runs after the drill is judged: its row says so too, for whoever reads it later."""
+    with ctx.session() as session:
+        row = session.get(DrillRow, drill_id)
+        if row is not None:
+            row.notes = notes
 
 
 def _restore(ctx: EnvContext, drill_id: str, good: str) -> str:
@@ -183,4 +214,34 @@ def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, ou
         targets,
         notes,
         rollback.id if rollback else None,
+    )
+
+
+def drills(ctx: EnvContext, limit: int = 20, offset: int = 0) -> list[DrillView]:
+    """The environment's drills, newest first."""
+    with ctx.session() as session:
+        query = select(DrillRow).filter_by(app=ctx.app, env=ctx.env).order_by(DrillRow.started_at.desc())
+        return [_view(r) for r in session.scalars(query.limit(limit).offset(offset))]
+
+
+def drill(ctx: EnvContext, drill_id: str) -> DrillView:
+    with ctx.session() as session:
+        row = session.get(DrillRow, drill_id)
+        if row is None or (row.app, row.env) != (ctx.app, ctx.env):
+            raise UnknownDrill(f"no drill {drill_id!r} in {ctx.app}/{ctx.env}")
+        return _view(row)
+
+
+def _view(row: DrillRow) -> DrillView:
+    return DrillView(
+        id=row.id,
+        env=row.env,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        detect_seconds=row.detect_seconds,
+        restore_seconds=row.restore_seconds,
+        targets=dict(row.targets),
+        notes=row.notes,
+        rollback_id=row.rollback_id,
     )

@@ -19,7 +19,7 @@ from lastgood.engine.approvals import approve as record_approval
 from lastgood.engine.approvals import deny as record_denial
 from lastgood.engine.approvals import sign_token
 from lastgood.engine.decide import Decision, apply_decision, decide
-from lastgood.engine.executor import Executor, Listener, RollbackResult
+from lastgood.engine.executor import Executor, Listener, RollbackResult, check_runnable
 from lastgood.engine.planner import Plan, build_plan
 from lastgood.errors import BadInput, EnvironmentHeld, Refused
 from lastgood.ledger import holds, store
@@ -173,9 +173,11 @@ def resume_rollback(
 
 
 def _remaining_steps(ctx: EnvContext, rollback_id: str) -> int:
+    """The steps left to run; refused first (nothing started, no one told it runs) when it may not run."""
     with ctx.session() as session:
-        steps = store.get_rollback(session, rollback_id).steps
-        return sum(1 for s in steps if s.status not in DONE_STEP)
+        rollback = store.get_rollback(session, rollback_id)
+        check_runnable(session, rollback)
+        return sum(1 for s in rollback.steps if s.status not in DONE_STEP)
 
 
 def _owner_alive(rollback_id: str, holder: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from lastgood.ledger.tables import EmergencyStopRow, ReleaseRow, RollbackRow
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import current_holder
 from lastgood.service.models import Holder, IsoTime, ReleaseSummary, release_summary
+from lastgood.service.watching import GuardHealth
 
 
 class RollbackSummary(BaseModel):
@@ -38,6 +39,7 @@ class EnvironmentStatus(BaseModel):
     holder: Holder | None
     last_rollback: RollbackSummary | None
     active_stop: StopSummary | None
+    guard: GuardHealth | None = None  # the team service's guard of the live release (server only)
 
 
 def environment_status(ctx: EnvContext) -> EnvironmentStatus:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lastgood.server.api import environments, rollbacks
+from lastgood.server.api import (
+    audit,
+    deployments,
+    drills,
+    environments,
+    kpis,
+    readiness,
+    releases,
+    reports,
+    rollbacks,
+    stop,
+)
 
 router = APIRouter()
-for module in (environments, rollbacks):
+for module in (environments, releases, rollbacks, deployments, stop, audit, kpis, readiness, drills, reports):
     router.include_router(module.router)

@@ -7,6 +7,8 @@ from pydantic import BaseModel
 
 from lastgood.server.auth import Viewer
 from lastgood.server.deps import State
+from lastgood.server.state import ServerState
+from lastgood.service.access import User
 from lastgood.service.status import EnvironmentStatus, environment_status
 
 router = APIRouter(tags=["apps"])
@@ -21,6 +23,18 @@ class AppList(BaseModel):
     apps: list[AppSummary]
 
 
+class EnvironmentList(BaseModel):
+    app: str
+    environments: list[EnvironmentStatus]
+
+
+def environment_view(state: ServerState, app: str, env: str, user: User) -> EnvironmentStatus:
+    """The environment's status, with the server's guard of its live release when one watches it."""
+    status = environment_status(state.apps.env_context(app, env, user))
+    status.guard = state.guard.health(app, env) if state.guard is not None else None
+    return status
+
+
 @router.get("/apps")
 def list_apps(state: State, caller: Viewer) -> AppList:
     """Every app the server serves and its environments."""
@@ -32,7 +46,17 @@ def get_app(app: str, state: State, caller: Viewer) -> AppSummary:
     return AppSummary(app=app, environments=state.apps.environments(app))
 
 
+@router.get("/apps/{app}/environments")
+def list_environments(app: str, state: State, caller: Viewer) -> EnvironmentList:
+    """Every environment of the app: live release, holder, last rollback, active stop, the server's guard.
+    Reads the ledger only."""
+    views = [environment_view(state, app, env, caller.user) for env in state.apps.environments(app)]
+    return EnvironmentList(app=app, environments=views)
+
+
 @router.get("/apps/{app}/environments/{env}")
 def get_environment(app: str, env: str, state: State, caller: Viewer) -> EnvironmentStatus:
-    """The live release, the operation holding the environment, the last rollback, an active stop."""
-    return environment_status(state.apps.env_context(app, env, caller.user))
+    """The live release, the operation holding the environment, the last rollback, an active stop, and the
+    server's guard of the live release (`guard`: what it watches until when, its last evaluation and lag, each
+    trigger's last verdict, errors)."""
+    return environment_view(state, app, env, caller.user)

@@ -10,8 +10,9 @@ from lastgood.engine.deploy.listener import DeployListener, QuietDeployListener
 from lastgood.engine.deploy.models import Deployment, DeployResult, parse_steps
 from lastgood.engine.deploy.shift import DEPLOYABLE_KINDS
 from lastgood.engine.deploy.start import DeployRequest
-from lastgood.service.deploy.act import act
+from lastgood.service.deploy.act import act, act_on
 from lastgood.service.deploy.run import Deployer
+from lastgood.service.deploy.views import deployment, deployment_where, deployments, new_deployment_id
 
 __all__ = [
     "DEPLOYABLE_KINDS",
@@ -22,5 +23,10 @@ __all__ = [
     "Deployment",
     "QuietDeployListener",
     "act",
+    "act_on",
+    "deployment",
+    "deployment_where",
+    "deployments",
+    "new_deployment_id",
     "parse_steps",
 ]

@@ -44,6 +44,16 @@ def act(
         return finish.abort(ctx, asked, _why(ctx, what), lease, quiet, rollback_listener)
 
 
+def act_on(
+    ctx: EnvContext, deployment_id: str, what: str, force: bool, wait: float, listener: DeployListener | None = None
+) -> DeployResult:
+    """`act` on the deployment named by id: refused (409) unless it is the unfinished one of its component."""
+    named = rows.get(ctx, deployment_id)
+    if named.status not in (DeploymentStatus.RUNNING, DeploymentStatus.PAUSED):
+        raise Refused(f"deployment {deployment_id} is {named.status}; nothing to {what}")
+    return act(ctx, named.component, what, force, wait, listener)
+
+
 def _asked(ctx: EnvContext, deployment_id: str, what: str) -> Deployment:
     return rows.request(ctx, deployment_id, what)
 

@@ -65,10 +65,10 @@ class Deployer:
         self.canary = ctx.runbook.canary_for(ctx.env)
         self.canary_watch: CanaryWatch | None = None
 
-    def deploy(self, ask: DeployRequest) -> DeployResult:
-        """Start and run in one hold of the environment."""
+    def deploy(self, ask: DeployRequest, deployment_id: str | None = None) -> DeployResult:
+        """Start and run in one hold of the environment; `deployment_id`: one the caller chose (`rows.new_id`)."""
         check_component(self.ctx, ask.component)
-        deployment_id = rows.new_id()
+        deployment_id = deployment_id or rows.new_id()
         with hold(self.ctx, "deploy", deployment_id, self.wait) as lease:
             deployment = start(self.ctx, deployment_id, ask, self.listener)
             self.listener.message(self._started(deployment))

@@ -1,0 +1,214 @@
+"""Guarding every release for its watch window, one period at a time: the team service's guard.
+
+Releases recorded anywhere (the CLI, the API, another server) are found in the ledger (`live_releases`); each
+live release newer than the ones seen gets a `ReleaseWatch`, which whoever schedules it steps once per period
+(`evaluate`): the same `Guard` as `lastgood guard`, its rollback triggers filing rollbacks as `lastgood-guard`,
+its canary judges following any deployment in flight. A watch ends when its window closes, when it acted, or
+when its release is no longer live. Its `GuardHealth` is what the environment status shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from lastgood.domain.actor import GUARD
+from lastgood.guard.loop import GuardOutcome, window_end
+from lastgood.judge.base import TriggerVerdict
+from lastgood.ledger.db import Ledger
+from lastgood.ledger.tables import EnvironmentRow, ReleaseRow
+from lastgood.redact import redact
+from lastgood.runtime.context import EnvContext
+from lastgood.service.guard import guard_for
+from lastgood.service.models import IsoTime
+
+KEEP_ERRORS = 5
+# Responses after which the watch goes on: another operation (a deployment) holds the environment, so the guard
+# tries again next period; the deployment's own judge or its end decides meanwhile.
+RETRY = {"held"}
+
+
+@dataclass(frozen=True)
+class LiveRelease:
+    app: str
+    env: str
+    release_id: int
+    label: str
+    recorded_at: datetime
+    bad: bool
+    newest_id: int  # the newest release of the environment: a live release older than it was rolled back to
+
+
+def live_releases(ledger: Ledger, apps: list[str]) -> list[LiveRelease]:
+    """Every environment's live release in `apps`, in two queries however many environments there are."""
+    with ledger.session() as session:
+        newest = dict(
+            ((app, env), top)
+            for app, env, top in session.execute(
+                select(ReleaseRow.app, ReleaseRow.env, func.max(ReleaseRow.id))
+                .where(ReleaseRow.app.in_(apps))
+                .group_by(ReleaseRow.app, ReleaseRow.env)
+            )
+        )
+        rows = session.execute(
+            select(EnvironmentRow.app, EnvironmentRow.env, ReleaseRow)
+            .join(ReleaseRow, ReleaseRow.id == EnvironmentRow.live_release_id)
+            .where(EnvironmentRow.app.in_(apps))
+        )
+        return [
+            LiveRelease(app, env, r.id, r.label, r.recorded_at, r.bad, newest.get((app, env), r.id))
+            for app, env, r in rows
+        ]
+
+
+class TriggerHealth(BaseModel):
+    state: str  # ok | breaching | firing | no-data | error
+    action: str
+    value: float | None
+    detail: str
+
+
+class GuardHealth(BaseModel):
+    """An environment's guard as the team service runs it: what it watches, how recently, what it saw."""
+
+    status: str  # watching | ended (window over, release no longer live) | acted (rolled back, joined, ...)
+    release: str
+    watching_since: IsoTime
+    watch_until: IsoTime
+    evaluations: int = 0
+    last_evaluated_at: IsoTime | None = None
+    lag_seconds: float | None = None  # from the end of the period judged to its evaluation
+    triggers: dict[str, TriggerHealth] = {}
+    canaries: list[dict[str, Any]] = []
+    errors: list[str] = []  # the last few, newest last
+    outcome: str | None = None  # what the guard did: rolled-back, joined, nothing-to-roll-back-to, ...
+    message: str = ""
+
+
+@dataclass
+class Evaluation:
+    """One period's work, for the server's metrics."""
+
+    seconds: float
+    lag: float
+    verdicts: list[TriggerVerdict] = field(default_factory=list)
+    canary_states: list[str] = field(default_factory=list)
+    error: str | None = None
+    outcome: str | None = None
+    skipped: bool = False
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.verdicts: list[TriggerVerdict] = []
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        self.verdicts = verdicts
+
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        pass
+
+
+class ReleaseWatch:
+    """One live release's guard for its window; `evaluate` runs one period and is safe to call again for a period
+    already judged (it does nothing). One period at a time: calls are serialised."""
+
+    def __init__(self, ctx: EnvContext, release: LiveRelease, stop: threading.Event | None = None) -> None:
+        self.ctx = replace(ctx, actor=GUARD)
+        self.release = release
+        self.until = release.recorded_at + timedelta(seconds=ctx.runbook.watch_for(ctx.env))
+        self._listener = _Listener()
+        self.guard = guard_for(self.ctx, listener=self._listener, stop=stop)
+        self.outcome = GuardOutcome(ctx.env, "healthy", 0)
+        self.health = GuardHealth(
+            status="watching", release=release.label, watching_since=self.ctx.clock.now(), watch_until=self.until
+        )
+        self.next_due = self._boundary_after(self.ctx.clock.now())
+        self.done = False
+        self._opened = False
+        self._judged: datetime | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def interval(self) -> float:
+        return self.guard.interval
+
+    def _boundary_after(self, now: datetime) -> datetime:
+        return window_end(now, self.interval) + timedelta(seconds=self.interval)
+
+    def due(self, now: datetime) -> bool:
+        return not self.done and now >= self.next_due
+
+    def evaluate(self, due: datetime) -> Evaluation:
+        """Judge the period ending at `due` (or later, when late); nothing when it was judged already."""
+        with self._lock:
+            now = self.ctx.clock.now()
+            if self.done or (self._judged is not None and due <= self._judged):
+                return Evaluation(0.0, 0.0, skipped=True)
+            if now >= self.until:
+                self._end(
+                    "ended", f"no rollback trigger fired in the watch window ({self.outcome.evaluations} periods)"
+                )
+                return Evaluation(0.0, 0.0, skipped=True)
+            self._judged, self.next_due = due, self._boundary_after(now)
+            return self._step(now, (now - due).total_seconds())
+
+    def _step(self, now: datetime, lag: float) -> Evaluation:
+        started = self.ctx.clock.now()
+        evaluation = Evaluation(0.0, lag)
+        try:
+            if self._opened:
+                self.guard.refresh_canaries()
+            else:
+                self.guard.open()
+                self._opened = True
+            acted = self.guard.step(self.outcome)
+        except Exception as error:  # a period that cannot be judged is reported, and the next one is tried
+            evaluation.error = redact(f"{type(error).__name__}: {error}")
+            self.health.errors = [*self.health.errors, evaluation.error][-KEEP_ERRORS:]
+            acted = False
+        evaluation.verdicts = self._listener.verdicts
+        evaluation.canary_states = [w.state for w in self.guard.canaries]
+        self._record(now, lag, evaluation)
+        if acted:
+            evaluation.outcome = self.outcome.status
+            if self.outcome.status in RETRY:
+                self.health.message = self.outcome.message
+                self.outcome.status = "healthy"
+            else:
+                self._end("acted", self.outcome.message, self.outcome.status)
+        evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
+        return evaluation
+
+    def _record(self, now: datetime, lag: float, evaluation: Evaluation) -> None:
+        health = self.health
+        health.evaluations += 1
+        health.last_evaluated_at, health.lag_seconds = now, round(lag, 3)
+        health.triggers = {
+            v.trigger: TriggerHealth(state=v.state, action=v.action, value=v.value, detail=v.detail)
+            for v in evaluation.verdicts
+        } or health.triggers
+        health.canaries = [w.to_dict() for w in self.guard.canaries]
+
+    def end(self, message: str) -> None:
+        """Stop watching (the release is no longer live, the server stops)."""
+        with self._lock:
+            if not self.done:
+                self._end("ended", message)
+
+    def _end(self, status: str, message: str, outcome: str | None = None) -> None:
+        self.done = True
+        self.health.status, self.health.message, self.health.outcome = status, message, outcome
+        self.guard.close()
+
+
+def watch_window_open(ctx: EnvContext, release: LiveRelease, now: datetime | None = None) -> bool:
+    """Whether `release` should be guarded now: the newest of its environment, not marked bad, inside its window."""
+    now = now or datetime.now(UTC)
+    until = release.recorded_at + timedelta(seconds=ctx.runbook.watch_for(ctx.env))
+    return release.release_id == release.newest_id and not release.bad and now < until
