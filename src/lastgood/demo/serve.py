@@ -45,7 +45,7 @@ def serve_demo(console: Console, ctx: EnvContext, runbook_file: Path, port: int)
     tokens = _users(settings, ctx)
     console.print(" 6. release [bold]v3[/] deployed and recorded: roll it back to v1 through the server")
     _print_welcome(settings.url, tokens, ctx.env)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on the first Ctrl-C, then raises it again
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while the server shuts down
         serve(settings)
     console.print("server stopped")
     return 0

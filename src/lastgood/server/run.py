@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
@@ -34,6 +36,14 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.lastgood.stopping.set()
         super().handle_exit(sig, frame)
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # uvicorn re-raises the signal once it has shut down (the process then dies of it); a server that
+            # stopped cleanly because it was asked to exits 0 instead.
+            self._captured_signals.clear()
 
 
 def serve(settings: ServerSettings) -> None:
