@@ -34,8 +34,10 @@ class Users:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def make_state(runbook_dir: Path, **settings: object) -> ServerState:
-    options: dict[str, object] = {"secure_cookies": False} | settings
+def make_state(runbook_dir: Path, state: str | None = None, **settings: object) -> ServerState:
+    """The server on `runbook_dir`'s lastgood.yaml; `state`: its ledger URL (as --state: every app's history
+    there too), else the file's `state:`."""
+    options: dict[str, object] = {"secure_cookies": False, "state": state} | settings
     return build_state(ServerSettings(runbooks=[runbook_dir / "lastgood.yaml"], **options))  # type: ignore[arg-type]
 
 

@@ -10,11 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from lastgood.errors import ConfirmationNeeded
 from lastgood.server.auth import Approver, Caller, Operator
 from lastgood.server.background import start_resume, start_rollback
+from lastgood.server.confirm import check_phrase
 from lastgood.server.deps import State
-from lastgood.server.state import ServerState
 from lastgood.server.web.render import PageRoute, page
 from lastgood.service import dashboard
 from lastgood.service import stop as emergency
@@ -85,20 +84,11 @@ def deny(
     return RedirectResponse(f"/rollbacks/{rollback_id}", status_code=303)
 
 
-def _check_phrase(state: ServerState, app: str, env: str, confirm: str | None) -> None:
-    settings = state.apps.runbook(app).environment(env)
-    if settings.protected and confirm != settings.phrase(env):
-        phrase = settings.phrase(env)
-        raise ConfirmationNeeded(
-            f"{env} is protected: type {phrase!r} to stop its traffic. Nothing was changed.", f"type '{phrase}'"
-        )
-
-
 @router.post("/apps/{app}/environments/{env}/stop")
 def stop(request: Request, app: str, env: str, state: State, caller: Operator, confirm: Optional = None) -> Response:
     """Emergency stop: traffic cut where the file allows (refused while another operation holds the environment)."""
     ctx = state.apps.env_context(app, env, caller.user)
-    _check_phrase(state, app, env, confirm)
+    check_phrase(ctx.runbook, env, confirm, f"stop {env}'s traffic", phrase=f"stop-{env}")  # as the API and CLI
     outcome = emergency.stop(ctx)
     failed = "; ".join(f"{c}: {why}" for c, why in outcome.failed.items())
     message = f"stop {outcome.id}: {outcome.status}; cut: {', '.join(outcome.done) or 'nothing'}"
