@@ -139,7 +139,8 @@ class StepRow(Base):
 
 class EventRow(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_app_env", "app", "env"),)
+    # (app, id): the newest entries of one app (the audit log of a ledger that several apps share)
+    __table_args__ = (Index("ix_events_app_env", "app", "env"), Index("ix_events_app_id", "app", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(String(128))
     env: Mapped[str] = mapped_column(String(128))
