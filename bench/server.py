@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def seed(url: str, rollbacks: int, events: int) -> str:
     """Fill the ledger; returns a rollback id to read."""
     ledger = open_ledger(url)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime.now(UTC) - timedelta(days=30)  # every rollback inside the KPIs' 90 days
     with ledger.session() as session:
         releases = [
             ReleaseRow(app="shop", env=env, label=f"v{i}", recorded_at=start, recorded_by="bench")
@@ -170,6 +170,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace, endpoint: LocalEn
             "page: environment prod": "/apps/shop/environments/prod",
             "page: rollback": f"/rollbacks/{rollback_id}",
             "page: audit": "/audit",
+            "page: kpis": "/kpis",
             "api: environment status": "/api/v1/apps/shop/environments/prod",
             "api: releases (page of 20)": "/api/v1/apps/shop/environments/prod/releases?limit=20",
             "api: rollback detail": f"/api/v1/rollbacks/{rollback_id}",

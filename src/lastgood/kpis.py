@@ -45,10 +45,10 @@ from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, aliased
 
 from lastgood.config.policy import Targets
-from lastgood.ledger.tables import ReleaseRow, RollbackRow
+from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 
 CheckStatus = Literal["met", "missed", "no data", "no target"]
 PERCENTILE = 95
@@ -120,20 +120,65 @@ def record_of(row: RollbackRow, deployed_at: datetime | None) -> RollbackRecord:
 def load_records(
     session: Session, app: str, env: str | None = None, since: datetime | None = None
 ) -> list[RollbackRecord]:
-    """The app's rollbacks created at or after `since` (in `env` if given), oldest first."""
+    """The app's rollbacks created at or after `since` (in `env` if given), oldest first. Plain columns, not
+    ORM objects: a dashboard asks for thousands of them on every view."""
     left = aliased(ReleaseRow)
+    wanted = [RollbackRow.app == app]
+    if env is not None:
+        wanted.append(RollbackRow.env == env)
+    if since is not None:
+        wanted.append(RollbackRow.created_at >= since)
+    steps: dict[str, list[tuple[str, str, float | None]]] = {}
+    step_query = (
+        select(StepRow.rollback_id, StepRow.kind, StepRow.status, StepRow.data_loss_window_seconds)
+        .join(RollbackRow, RollbackRow.id == StepRow.rollback_id)
+        .where(*wanted)
+    )
+    for rollback_id, kind, status, window in session.execute(step_query):
+        steps.setdefault(rollback_id, []).append((kind, status, window))
     query = (
-        select(RollbackRow, left.recorded_at)
+        select(*(RollbackRow.__table__.c[name] for name in _COLUMNS), left.recorded_at)
         .outerjoin(left, left.id == RollbackRow.from_release_id)
-        .where(RollbackRow.app == app)
-        .options(selectinload(RollbackRow.steps))
+        .where(*wanted)
         .order_by(RollbackRow.created_at, RollbackRow.id)
     )
-    if env is not None:
-        query = query.where(RollbackRow.env == env)
-    if since is not None:
-        query = query.where(RollbackRow.created_at >= since)
-    return [record_of(row, deployed_at) for row, deployed_at in session.execute(query)]
+    records = []
+    for row in session.execute(query):
+        own = steps.get(row.id, [])
+        records.append(
+            RollbackRecord(
+                id=row.id,
+                env=row.env,
+                kinds=tuple(sorted({kind for kind, _, _ in own})),
+                drill=bool(row.drill),
+                status=row.status,
+                created_at=row.created_at,
+                deployed_at=row.recorded_at,
+                detected_at=row.detected_at,
+                decided_at=row.decided_at,
+                approved_at=row.approved_at,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                unnecessary=row.unnecessary,
+                data_loss=any(status == "succeeded" and (window or 0) > 0 for _, status, window in own),
+            )
+        )
+    return records
+
+
+_COLUMNS = (
+    "id",
+    "env",
+    "drill",
+    "status",
+    "created_at",
+    "detected_at",
+    "decided_at",
+    "approved_at",
+    "started_at",
+    "finished_at",
+    "unnecessary",
+)
 
 
 # --- statistics -------------------------------------------------------------------------------------------------
