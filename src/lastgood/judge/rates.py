@@ -12,7 +12,8 @@ rate, omega_t^2 the excess variance estimated from the earlier periods (upper si
 smaller of D's own residuals' estimate and the sum of each version's, learnt from that version's counts alone (the
 baseline's many events, or a bad canary's, rule wobble out sooner than D, where the canary's Poisson noise
 dominates; each version's prior is a CV of 0.7, the most issue 12 asks to withstand). With Y_t = D_t / sqrt(v_t)
-and Catoni's influence function phi(x) = log(1 + x + x^2 / 2) (x >= 0), -log(1 - x + x^2 / 2) (x < 0), exp(phi(x)) <= 1 + x + x^2 / 2, so
+and Catoni's influence function phi(x) = log(1 + x + x^2 / 2) (x >= 0), -log(1 - x + x^2 / 2) (x < 0),
+exp(phi(x)) <= 1 + x + x^2 / 2, so
 
     E[exp(phi(lambda Y_t) - lambda^2 / 2)] <= 1 + lambda E[Y_t] + lambda^2 (E[Y_t^2] - 1) / 2 <= 1
 
