@@ -40,6 +40,7 @@ PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 o
 LATENCY_PRIOR_OMEGA2 = 0.05  # for slow-request shares: a log-latency wobble of sd 0.1 moves p99's share ~30%
 OWN_PRIOR = 1.96  # each version's own prior, times the prior: CV 0.7 (the most issue 12 asks for) for errors
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
+OWN_PRIOR_PERIODS = 0.5  # and how many periods its prior is worth: its data soon speak (their margin stays)
 UPPER_Z = 2.0  # standard errors added to the wobble estimate
 FAST, SLOW = 0.5, 0.9  # decay of the two rate levels (a shared incident moves the fast one within a period)
 MAX_BET = 2.0
@@ -54,7 +55,9 @@ COUNT_CAUTION = 0.5  # how many times the estimated wobble the count test's temp
 PRIOR_DRIFT = 0.5  # the bet before any data: a drift of half a standard deviation a period
 
 
-def _upper_wobble(sums: FloatArray, prior: float, prior_is_upper: bool = False) -> FloatArray:
+def _upper_wobble(
+    sums: FloatArray, prior: float, prior_is_upper: bool = False, periods: float = PRIOR_PERIODS
+) -> FloatArray:
     """Excess variance over rate^2 from weighted sums (w, w r, w (r^2 - p), w^2) of centred relative residuals,
     shrunk to `prior` (PRIOR_PERIODS' worth) and taken on its upper side (UPPER_Z standard errors): on both parts,
     or, when the prior is itself the largest wobble allowed for (`prior_is_upper`), on the data's part only."""
@@ -64,14 +67,14 @@ def _upper_wobble(sums: FloatArray, prior: float, prior_is_upper: bool = False) 
     centred = excess - weight * mean**2  # sum of w (r - mean)^2 - w p
     scale = np.where(n_eff > 1, n_eff / np.maximum(n_eff - 1, 1e-9), 0.0)
     data = np.maximum(centred, 0.0) * scale
-    n = PRIOR_PERIODS + np.where(n_eff > 1, weight, 0.0)
+    n = periods + np.where(n_eff > 1, weight, 0.0)
     # the margin covers the prior too: with the margin on the data's part only, errors x3 at 2,000 req/min is
     # caught within 15 minutes in 94% of runs instead of 87%, and a baseline wobbling with CV 0.7 is rolled
     # back about twice as often (bench/regimes.py)
     if prior_is_upper:
-        seen = np.maximum(n - PRIOR_PERIODS, 1e-9)
-        return np.asarray((PRIOR_PERIODS * prior + data * (1 + UPPER_Z * np.sqrt(2 / seen))) / n, dtype=np.float64)
-    estimate = (PRIOR_PERIODS * prior + data) / n
+        seen = np.maximum(n - periods, 1e-9)
+        return np.asarray((periods * prior + data * (1 + UPPER_Z * np.sqrt(2 / seen))) / n, dtype=np.float64)
+    estimate = (periods * prior + data) / n
     return np.asarray(estimate * (1 + UPPER_Z * np.sqrt(2 / n)), dtype=np.float64)
 
 
@@ -170,7 +173,7 @@ class RateTestBatch:
         """Each version's own wobble (canary, baseline), relative to its own rate, on its upper side: learnt from
         that version's counts alone, so the baseline's many events (and a bad canary's) rule wobble out sooner
         than D's residuals, where the canary's Poisson noise dominates."""
-        return _upper_wobble(self.own_wobble, OWN_PRIOR * self.prior, prior_is_upper=True)
+        return _upper_wobble(self.own_wobble, OWN_PRIOR * self.prior, True, OWN_PRIOR_PERIODS)
 
     def allowance(self) -> FloatArray:
         """The wobble part of v_t over L_t^2: the smaller of D's own estimate and the versions' (each an upper
