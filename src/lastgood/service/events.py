@@ -50,11 +50,12 @@ def events_after(
     runbook: Runbook, after_id: int, env: str | None = None, rollback_id: str | None = None, limit: int = BATCH
 ) -> list[FeedEvent]:
     """The app's events with ids above `after_id`, oldest first, of one environment or one rollback if given."""
-    query = select(EventRow).where(EventRow.app == runbook.app, EventRow.id > after_id)
+    if rollback_id is not None:  # its events are its app's: the rollback id alone picks its index
+        query = select(EventRow).where(EventRow.rollback_id == rollback_id, EventRow.id > after_id)
+    else:
+        query = select(EventRow).where(EventRow.app == runbook.app, EventRow.id > after_id)
     if env is not None:
         query = query.where(EventRow.env == env)
-    if rollback_id is not None:
-        query = query.where(EventRow.rollback_id == rollback_id)
     with ledger_for(runbook).session() as session:
         rows = session.scalars(query.order_by(EventRow.id).limit(limit))
         return [

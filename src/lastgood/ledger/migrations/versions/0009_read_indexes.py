@@ -1,4 +1,5 @@
-"""events: an index on (app, id), for the newest entries of one app
+"""indexes for the server's reads: events (app, id), the newest entries of one app; rollbacks (app, env,
+created_at), an environment's newest rollbacks
 
 Revision ID: 0009
 Revises: 0008
@@ -17,7 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_events_app_id", "events", ["app", "id"], unique=False)
+    op.create_index("ix_rollbacks_app_env_created", "rollbacks", ["app", "env", "created_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rollbacks_app_env_created", table_name="rollbacks")
     op.drop_index("ix_events_app_id", table_name="events")
