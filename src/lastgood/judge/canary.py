@@ -291,5 +291,5 @@ def _stream_evidence(test: RateTestBatch) -> dict[str, Any]:
         "baseline_events": b,
         "baseline_requests": m,
         "intervals": int(test.used),
-        "wobble": float(np.sqrt(test.omega2())),
+        "wobble": float(np.sqrt(test.wobble_allowed())),
     }
