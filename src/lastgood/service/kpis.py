@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 
 from pydantic import BaseModel
+from sqlalchemy import func, select
 
 from lastgood.errors import UnknownRollback
 from lastgood.kpis import Section, compute, load_records, targets_dict
 from lastgood.ledger import store
+from lastgood.ledger.tables import EventRow
 from lastgood.service.models import IsoTime
 from lastgood.service.session import AppContext
 
@@ -32,17 +36,37 @@ class RollbackReview(BaseModel):
     previous: bool | None
 
 
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple[object, ...], KpisResult] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def kpis_report(ctx: AppContext, env: str | None, since: datetime) -> KpisResult:
-    """The KPIs of the rollbacks created since `since`, in `env` or every environment."""
+    """The KPIs of the rollbacks created since `since` (to the minute), in `env` or every environment.
+
+    A dashboard asks for this on every view, and it reads every rollback in the window; the answer is kept
+    until the app's audit log moves on (every change to a rollback is an event) or the minute turns."""
     if env is not None:
         ctx.runbook.environment(env)  # an unknown name is bad input, with a hint
+    since = since.replace(second=0, microsecond=0)
     targets = ctx.runbook.policy.targets
     with ctx.session() as session:
+        newest = session.scalar(select(func.max(EventRow.id)).where(EventRow.app == ctx.app))
+        key = (ctx.ledger.url, ctx.app, env, since, newest, targets.model_dump_json())
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None:
+            return cached
         records = load_records(session, ctx.app, env, since)
     report = compute(records, targets, env, since)
-    return KpisResult(
+    result = KpisResult(
         env=env, since=since, targets=targets_dict(targets), incidents=report.incidents, drills=report.drills
     )
+    with _cache_lock:
+        _cache[key] = result
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
 
 
 def review_rollback(ctx: AppContext, rollback_id: str, unnecessary: bool, note: str = "") -> RollbackReview:
