@@ -118,10 +118,11 @@ def test_racing_rollbacks_postgresql(
 
 
 def put_errors(aws: AwsClients) -> None:
-    """Ten minutes at 50% errors, ending at the last complete minute: the trigger holds at once."""
+    """Ten minutes at 50% errors up to the last complete minute, and the current and next minute too: the trigger
+    holds at once, also for a guard that starts after the minute has turned (a slow start on a loaded machine)."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     data = []
-    for minute in range(1, 11):
+    for minute in range(-1, 11):
         at = now - timedelta(minutes=minute)
         dims = [{"Name": "FunctionName", "Value": "race-fn"}]
         data += [
