@@ -4,13 +4,13 @@ before running (awaiting approval, declined, nothing to do) or was refused (held
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from lastgood.config.models import Runbook
 from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
 from lastgood.runtime.context import EnvContext
 from lastgood.server.jobs import NoBackgroundWork, job
+from lastgood.server.started import Waiters
 from lastgood.server.state import ServerState
 from lastgood.service.recovery import note_server_stop
 from lastgood.service.rollbacks import (
@@ -28,17 +28,7 @@ START_TIMEOUT = 60.0  # the plan reads every component's live state first
 SERVER_USER = "lastgood-server"  # the server itself, resuming what a dead process left
 
 
-class _Started:
-    """Set once the rollback runs, ends or fails; in-process only (a job on another machine answers nothing)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.outcome: RollbackOutcome | None = None
-        self.error: LastgoodError | None = None
-
-
-_waiting: dict[str, _Started] = {}
-_waiting_lock = threading.Lock()
+_waiters: Waiters[RollbackOutcome] = Waiters()
 
 
 def confirm_phrase(runbook: Runbook, env: str, given: str | None, allow_destructive: bool = False) -> Hooks:
@@ -68,10 +58,7 @@ def start_rollback(
     """File the rollback as `user` in the background; answer once it has started or ended."""
     rollback_id = request.id or new_rollback_id()
     request = request.model_copy(update={"id": rollback_id})
-    started = _Started()
-    with _waiting_lock:
-        _waiting[rollback_id] = started
-    try:
+    with _waiters.waiting(rollback_id) as started:
         if state.jobs is None:
             raise NoBackgroundWork()
         state.jobs.submit(
@@ -83,23 +70,12 @@ def start_rollback(
             request=request.model_dump(mode="json"),
             confirm=confirm,
         )
-        if not started.event.wait(START_TIMEOUT):
-            return RollbackOutcome(env=env, status="planning", id=rollback_id, message="still planning")
-        if started.error is not None:
-            raise started.error
-        assert started.outcome is not None
-        return started.outcome
-    finally:
-        with _waiting_lock:
-            _waiting.pop(rollback_id, None)
+        outcome = started.wait(START_TIMEOUT)
+        return outcome or RollbackOutcome(env=env, status="planning", id=rollback_id, message="still planning")
 
 
 def _signal(rollback_id: str, outcome: RollbackOutcome | None = None, error: LastgoodError | None = None) -> None:
-    with _waiting_lock:
-        started = _waiting.get(rollback_id)
-    if started is not None and not started.event.is_set():
-        started.outcome, started.error = outcome, error
-        started.event.set()
+    _waiters.signal(rollback_id, outcome, error)
 
 
 @job("request-rollback")
@@ -152,10 +128,7 @@ def resume_rollback_job(state: ServerState, app: str, env: str, user: str, rollb
 
 def start_resume(state: ServerState, app: str, env: str, user: str, rollback_id: str) -> RollbackOutcome:
     """Resume in the background; answer once it runs (or was refused: its owner is alive, 409)."""
-    started = _Started()
-    with _waiting_lock:
-        _waiting[rollback_id] = started
-    try:
+    with _waiters.waiting(rollback_id) as started:
         if state.jobs is None:
             raise NoBackgroundWork()
         submitted = state.jobs.submit(
@@ -163,12 +136,5 @@ def start_resume(state: ServerState, app: str, env: str, user: str, rollback_id:
         )
         if submitted is None:
             return RollbackOutcome(env=env, status="running", id=rollback_id, message="already running here")
-        if not started.event.wait(START_TIMEOUT):
-            return RollbackOutcome(env=env, status="running", id=rollback_id, message="starting")
-        if started.error is not None:
-            raise started.error
-        assert started.outcome is not None
-        return started.outcome
-    finally:
-        with _waiting_lock:
-            _waiting.pop(rollback_id, None)
+        outcome = started.wait(START_TIMEOUT)
+        return outcome or RollbackOutcome(env=env, status="running", id=rollback_id, message="starting")
