@@ -139,9 +139,7 @@ def test_a_killed_worker_costs_nothing_and_each_guard_period_is_judged_once(
         ssm.put_parameter(Name=f"/fleet/e{i:03d}/level", Value="1", Type="String")
     guarded_from = time.monotonic()
     with ThreadPoolExecutor(8) as pool:  # 300 fresh releases: the workers start guarding each
-        list(
-            pool.map(lambda i: releases.record(apps.env_context("fleet", f"e{i:03d}", "ci"), "r1"), range(FLEET))
-        )
+        list(pool.map(lambda i: releases.record(apps.env_context("fleet", f"e{i:03d}", "ci"), "r1"), range(FLEET)))
 
     role = shop._role(aws)
     for name in FUNCTIONS:
