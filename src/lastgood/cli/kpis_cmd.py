@@ -31,14 +31,12 @@ def parse_since(value: str, now: datetime) -> datetime:
     """A duration back from now ('90d', '12h') or an ISO date or time (UTC unless it says otherwise)."""
     try:
         return now - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
+    except ValueError as error:
+        not_duration = str(error)
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise BadInput(
-            f"--since: expected a duration such as '90d' or a date such as '2026-01-31', got {value!r}"
-        ) from None
+        raise BadInput(f"--since: {not_duration}; or a date such as '2026-01-31'") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
 
 
