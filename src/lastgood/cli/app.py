@@ -27,6 +27,7 @@ from lastgood.cli import (
     status_cmd,
     stop_cmd,
 )
+from lastgood.cli import globals as globals_
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
 
@@ -34,7 +35,7 @@ app = typer.Typer(
     name="lastgood",
     help="Rollback runbooks as software: record releases, plan and run verified rollbacks, guard new releases.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -51,8 +52,13 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
+    profile: globals_.ProfileOption = None,
+    region: globals_.RegionOption = None,
+    endpoint_url: globals_.EndpointOption = None,
+    debug: globals_.DebugOption = False,
 ) -> None:
     """lastgood: put an environment back on its last known good release, verified and recorded."""
+    globals_.apply(profile, region, endpoint_url, debug)
 
 
 runbook_cmd.register(app)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
+from lastgood.cli.tables import print_table
 from lastgood.clock import utcnow
 from lastgood.config.durations import format_duration, parse_duration
 from lastgood.errors import BadInput
@@ -78,7 +79,7 @@ def render_section(title: str, section: Section) -> None:
         table.add_column(escape(name), overflow="fold")
     for label, target, cell in ROWS:
         table.add_row(label, target(section.overall.checks), *(cell(g) for g in groups.values()))
-    stdout.print(table)
+    print_table(stdout, table)
 
 
 def _duration(value: float | None) -> str:

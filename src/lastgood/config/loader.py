@@ -111,7 +111,7 @@ def _validate_components(raw: list[Any], problems: list[str], positions: list[in
         if kind is None:
             problems.append(f"{where}.kind: required key is missing (one of: {', '.join(sorted(KINDS))})")
             continue
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             problems.append(f"{where}.kind: unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}")
             continue
         model = KINDS[kind].spec_model

@@ -28,13 +28,18 @@ from lastgood.config.interpolate import substitute_env
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.strict import Strict as Strict
-from lastgood.config.urls import check_endpoint_url, check_state_url
+from lastgood.config.urls import check_endpoint_url, check_region, check_state_url
 
 
 class AwsSettings(Strict):
-    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z0-9]+)+$", max_length=64)
+    region: str | None = None
     profile: str | None = Field(default=None, min_length=1, max_length=256)
     endpoint_url: str | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
 
     @field_validator("endpoint_url")
     @classmethod

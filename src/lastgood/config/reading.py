@@ -92,9 +92,9 @@ class _LimitedLoader(yaml.SafeLoader):
     def construct_yaml_float(self, node: ScalarNode) -> Any:
         return super().construct_yaml_float(_short_number(node))
 
-    def construct_yaml_timestamp(self, node: ScalarNode, values: Any = None) -> Any:
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
         try:
-            return super().construct_yaml_timestamp(node, values)
+            return super().construct_yaml_timestamp(node)
         except (ValueError, OverflowError) as error:
             raise ConstructorError(None, None, f"not a valid date or time: {error}", node.start_mark) from None
 

@@ -6,6 +6,7 @@ a port out of range, a database driver that is not installed) is refused here wi
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
@@ -16,6 +17,7 @@ STATE_FORMS = "sqlite:///PATH (relative to the runbook file) or postgresql+psyco
 # backend -> the drivers lastgood ships (None: SQLAlchemy's default for the backend)
 _DRIVERS = {"sqlite": {None, "pysqlite"}, "postgresql": {None, "psycopg"}}
 _MAX_URL = 2048
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
 
 
 def check_endpoint_url(value: str) -> str:
@@ -29,6 +31,12 @@ def check_endpoint_url(value: str) -> str:
         raise ValueError(f"expected {ENDPOINT_FORMS}, got {_shown(value)}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected {ENDPOINT_FORMS}, got {_shown(value)}")
+    return value
+
+
+def check_region(value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise ValueError(f"expected an AWS region such as us-east-1 or eu-west-2, got {_shown(value)}")
     return value
 
 
