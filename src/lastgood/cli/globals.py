@@ -83,7 +83,7 @@ class _Redacting(logging.Formatter):
 def enable_debug_logs() -> None:
     for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         register_secret(os.environ.get(name))
-    handler = logging.StreamHandler(RedactingStream("stderr"))  # type: ignore[arg-type]
+    handler = logging.StreamHandler(RedactingStream("stderr"))
     handler.setFormatter(_Redacting("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in _LOGGERS:
         logger = logging.getLogger(name)

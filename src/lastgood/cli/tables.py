@@ -32,7 +32,8 @@ class FittingConsole(Console):
 
 
 def print_table(console: Console, table: Table) -> None:
-    if console.measure(table).maximum <= console.width:
+    natural = console.measure(table, options=console.options.update_width(UNBOUNDED)).maximum
+    if natural <= console.width:
         console.print(table)
         return
     print_stacked(console, table)

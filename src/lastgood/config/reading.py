@@ -21,6 +21,7 @@ MAX_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 100_000
 MAX_DIGITS = 40
+_BRACKETS = 512
 
 
 class LimitExceeded(yaml.YAMLError):
@@ -59,11 +60,26 @@ def load_yaml(text: str) -> Any:
     """The document, parsed within the limits above; a yaml.YAMLError (with a mark where known) otherwise."""
     if len(text) > MAX_BYTES:
         raise LimitExceeded(f"the text is longer than {MAX_BYTES // 1024 // 1024} MiB: not a runbook")
+    _refuse_deep_brackets(text)
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def _refuse_deep_brackets(text: str) -> None:
+    """PyYAML's scanner is quadratic in the depth of `[[[...`: 5,000 levels take seconds before the composer's
+    depth check is reached. Counting brackets (quotes and all: a rough count, hence a generous bound) is linear."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    if deepest > _BRACKETS:
+        raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels ({deepest} brackets open at once)")
 
 
 class _LimitedLoader(yaml.SafeLoader):
@@ -75,8 +91,9 @@ class _LimitedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -84,7 +101,7 @@ class _LimitedLoader(yaml.SafeLoader):
         node = super().get_single_node()
         if node is not None:
             _expanded_size(node, {}, set())
-        return node  # type: ignore[no-any-return]
+        return node
 
     def construct_yaml_int(self, node: ScalarNode) -> Any:
         return super().construct_yaml_int(_short_number(node))

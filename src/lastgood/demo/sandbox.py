@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import tempfile
 import threading
 from pathlib import Path
@@ -15,14 +14,8 @@ from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.service.releases import record as record_release
 from lastgood.testing import shop
-from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint, use_fake_credentials
+from lastgood.testing.endpoint import LocalEndpoint, export_lines, use_fake_credentials
 from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
-
-
-def export_lines(endpoint_url: str, runbook_file: Path) -> list[str]:
-    """What a second shell needs: the fake credentials, the endpoint for the aws CLI and boto3, the file."""
-    values = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url, "LASTGOOD_FILE": str(runbook_file)}
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
 def run_sandbox(directory: Path | None, port: int | None, stop: threading.Event | None = None) -> None:
