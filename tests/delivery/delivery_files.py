@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 import yaml
 from dockerfile_parse import DockerfileParser
+from typer.core import TyperGroup
 
 from lastgood.cli.app import app
 
@@ -157,12 +157,12 @@ def k8s_commands() -> dict[str, list[str]]:
 def parse_cli(args: tuple[str, ...] | list[str]) -> tuple[list[str], dict[str, Any]]:
     """Parse `lastgood ARGS` as the real CLI would (every group and subcommand, option types, required options,
     choices) without running anything; returns the subcommand path and the last command's parameters. Raises
-    click's UsageError / BadParameter on what the CLI would refuse."""
-    command: click.Command = typer.main.get_command(app)
+    typer's usage errors (a TyperException with exit code 2) on what the CLI would refuse."""
+    command = typer.main.get_command(app)
     context = command.make_context("lastgood", list(args))
     path: list[str] = []
-    while isinstance(command, click.Group):
-        rest = [*context._protected_args, *context.args]  # click 8.2 keeps the subcommand's words here
+    while isinstance(command, TyperGroup):
+        rest = [*context._protected_args, *context.args]  # where a group keeps its subcommand's words
         if not rest:
             break  # a group that runs without a subcommand (`lastgood server`)
         name, sub, rest = command.resolve_command(context, rest)

@@ -11,14 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import kubernetes_validate
 import pytest
 import yaml
 from delivery_files import (
     CI,
     DEPLOY,
-    K8S,
     ROOT,
     Command,
     ci_commands,
@@ -37,6 +35,7 @@ from delivery_files import (
     parse_cli,
     shell_commands,
 )
+from typer.exceptions import TyperException
 
 from lastgood.cli.app import main
 
@@ -128,8 +127,9 @@ def test_the_command_check_refuses_what_the_cli_refuses() -> None:
         ("relase", "record", "prod"),
         ("release", "record", "prod"),  # --version is required
     ):
-        with pytest.raises(click.UsageError):
+        with pytest.raises(TyperException) as refused:
             parse_cli(args)
+        assert getattr(refused.value, "exit_code", None) == 2, args  # a usage error, as main() reports it
     line = 'X=$(lastgood status prod -o json | python3 -c "..."); if [ 1 ]; then lastgood rollback prod --yes; fi'
     assert [c.args[:1] for c in shell_commands("here", line)] == [("status",), ("rollback",)]
 
@@ -233,5 +233,5 @@ def _selects(selector: dict[str, str], labels: dict[str, dict[str, str]]) -> lis
 def _parses(command: Command) -> tuple[list[str], dict[str, Any]]:
     try:
         return parse_cli(command.args)
-    except click.ClickException as error:
-        pytest.fail(f"{command.where}: `lastgood {' '.join(command.args)}`: {error.format_message()}")
+    except TyperException as error:
+        pytest.fail(f"{command.where}: `lastgood {' '.join(command.args)}`: {error}")

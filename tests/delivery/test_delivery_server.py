@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from delivery_files import (
+    DEPLOY,
     compose_commands,
     deployments,
     dockerfile,
@@ -29,7 +30,6 @@ from delivery_files import (
     load_yaml,
     option_value,
     with_option,
-    DEPLOY,
 )
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -134,7 +134,9 @@ def test_the_files_commands_serve_on_postgresql(
     image = next(r for r in replicas if r.name == "image")
 
     # The Dockerfile's HEALTHCHECK, as written but for the port.
-    health = [part.replace("127.0.0.1:8080", f"127.0.0.1:{image.port}") for part in exec_form(dockerfile(), "HEALTHCHECK")]
+    health = [
+        part.replace("127.0.0.1:8080", f"127.0.0.1:{image.port}") for part in exec_form(dockerfile(), "HEALTHCHECK")
+    ]
     assert health != exec_form(dockerfile(), "HEALTHCHECK")
     checked = subprocess.run(health, env=image_env, capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
