@@ -74,24 +74,29 @@ def image_env(pg_database_url: str, endpoint: LocalEndpoint, tmp_path: Path) -> 
     return env
 
 
-@pytest.fixture
-def replicas(image_env: dict[str, str], tmp_path: Path) -> Iterator[list[Replica]]:
-    """The Dockerfile's default command (every role), compose's api and its two workers (= Kubernetes')."""
-    compose, k8s = compose_commands(), k8s_commands()
-    assert compose["api"] == k8s["lastgood-api"] and compose["worker"] == k8s["lastgood-worker"]
-    workers = load_yaml(DEPLOY / "docker-compose.yml")["services"]["worker"]["deploy"]["replicas"]
-    wanted = [("image", image_command()), ("api", compose["api"])]
-    wanted += [(f"worker-{n}", compose["worker"]) for n in range(1, workers + 1)]
-    started: list[Replica] = []
-    for name, argv in wanted:
+@dataclass
+class Replicas:
+    """Starts `lastgood` commands as the containers would; kills what is left at the end."""
+
+    env: dict[str, str]
+    logs: Path
+    started: list[Replica]
+
+    def start(self, name: str, argv: list[str]) -> Replica:
         port = free_port()
-        log = tmp_path / f"{name}.log"
         run = with_option(argv, "--port", str(port))
+        log = self.logs / f"{name}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(run, env=image_env, stdout=out, stderr=subprocess.STDOUT)
-        started.append(Replica(name, run, port, process, log))
-    yield started
-    for replica in started:
+            process = subprocess.Popen(run, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.started.append(Replica(name, run, port, process, log))
+        return self.started[-1]
+
+
+@pytest.fixture
+def replicas(image_env: dict[str, str], tmp_path: Path) -> Iterator[Replicas]:
+    running = Replicas(image_env, tmp_path, [])
+    yield running
+    for replica in running.started:
         if replica.process.poll() is None:
             replica.process.kill()
             replica.process.wait(10)
@@ -126,12 +131,23 @@ def _wait_ready(replicas: list[Replica], paths: set[str]) -> None:
 
 
 def test_the_files_commands_serve_on_postgresql(
-    replicas: list[Replica], image_env: dict[str, str], pg_database_url: str
+    replicas: Replicas, image_env: dict[str, str], pg_database_url: str
 ) -> None:
     paths = _probe_paths()
     assert paths == {"/healthz", "/readyz"}
-    _wait_ready(replicas, paths)
-    image = next(r for r in replicas if r.name == "image")
+    compose, k8s = compose_commands(), k8s_commands()
+    assert compose["api"] == k8s["lastgood-api"] and compose["worker"] == k8s["lastgood-worker"]
+    services = load_yaml(DEPLOY / "docker-compose.yml")["services"]
+    # In compose's order: the api once the database is up, the workers once the api is healthy.
+    assert services["worker"]["depends_on"]["api"] == {"condition": "service_healthy"}
+    api = replicas.start("api", compose["api"])
+    _wait_ready([api], paths)
+    workers = [replicas.start(f"worker-{n}", compose["worker"]) for n in (1, 2)]
+    assert services["worker"]["deploy"]["replicas"] == len(workers)
+    image = replicas.start("image", image_command())
+    _wait_ready([*workers, image], paths)
+    for replica, role in [(api, "api"), (image, "all"), *((w, "worker") for w in workers)]:
+        assert httpx.get(replica.url + "/readyz", timeout=10).json()["role"] == role
 
     # The Dockerfile's HEALTHCHECK, as written but for the port.
     health = [
@@ -151,11 +167,12 @@ def test_the_files_commands_serve_on_postgresql(
     )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
-    api = next(r for r in replicas if r.name == "api")
     answer = httpx.get(f"{api.url}/api/v1/apps", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["apps"] == [{"app": "checkout", "environments": ["prod", "staging"]}]
+    assert answer.json()["apps"] == [{"app": "checkout", "environments": ["staging", "prod"]}]
     assert httpx.get(f"{api.url}/api/v1/apps", timeout=10).status_code == 401
+    for worker in workers:  # a worker serves its probes and /metrics, not the API
+        assert httpx.get(f"{worker.url}/api/v1/apps", headers={"Authorization": f"Bearer {token}"}).status_code == 404
 
     # Every replica migrated and uses the one PostgreSQL database of LASTGOOD_STATE.
     engine = create_engine(pg_database_url, poolclass=NullPool)
@@ -165,9 +182,9 @@ def test_the_files_commands_serve_on_postgresql(
 
     # SIGTERM (what docker stop and Kubernetes send): each replica exits 0 within the grace period the files give.
     grace = min(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] for d in deployments().values())
-    for replica in replicas:
+    for replica in replicas.started:
         replica.process.send_signal(signal.SIGTERM)
-    for replica in replicas:
+    for replica in replicas.started:
         try:
             code = replica.process.wait(grace)
         except subprocess.TimeoutExpired:
