@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LASTGOOD_FILE=/etc/lastgood
 COPY --from=build /install /usr/local
 # A user of its own, no shell login, no root: the server needs nothing but its port and the database.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/lastgood --shell /usr/sbin/nologin lastgood \
+RUN groupadd --system --gid 10001 lastgood \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/lastgood --shell /usr/sbin/nologin lastgood \
     && mkdir -p /etc/lastgood
 USER 10001:10001
 WORKDIR /home/lastgood

@@ -6,6 +6,7 @@ wheel (not this checkout's src/) runs `lastgood validate` on the CI runbook."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,10 @@ def test_the_context_builds_a_wheel_that_runs_alone(tmp_path: Path) -> None:
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "lastgood = lastgood.cli.app:entrypoint" in entry_points  # the image's ENTRYPOINT
-    assert {"Provides-Extra: server", "Provides-Extra: postgres"} <= set(metadata.splitlines())
+    runs = " ".join(i["value"] for i in dockerfile().structure if i["instruction"] == "RUN")
+    (extras,) = re.findall(r'"\.\[([a-z,]+)\]"', runs)  # RUN pip install ... ".[server,postgres]"
+    assert set(extras.split(",")) == {"server", "postgres"}  # the API and dashboard; PostgreSQL and its job queue
+    assert {f"Provides-Extra: {extra}" for extra in extras.split(",")} <= set(metadata.splitlines())
     for data in ("lastgood/ledger/migrations/alembic.ini", "lastgood/server/web/templates/", "lastgood/py.typed"):
         assert any(name.startswith(data) for name in names), data
 
