@@ -1,9 +1,9 @@
 """The image's, compose's and Kubernetes' commands run on this machine as written: `lastgood server ...` from the
-Dockerfile's ENTRYPOINT + CMD, compose's api and two workers, on a real PostgreSQL named by LASTGOOD_STATE, the
-runbook of the manifests' ConfigMap where they mount it (LASTGOOD_FILE); the probes' paths, read from the
-manifests, answer 200; the Dockerfile's HEALTHCHECK command passes; a token made as the docs say signs in to the
-API replica; SIGTERM stops every replica cleanly. Only the port is changed (a free one on this shared machine),
-and /etc/lastgood is a folder of the test's."""
+Dockerfile's ENTRYPOINT + CMD, compose's api and two workers, started at once on an empty PostgreSQL database named
+by LASTGOOD_STATE (they migrate it one at a time), the runbook of the manifests' ConfigMap where they mount it
+(LASTGOOD_FILE); the probes' paths, read from the manifests, answer 200; the Dockerfile's HEALTHCHECK command
+passes; a token made as the docs say signs in to the API replica; SIGTERM stops every replica cleanly. Only the
+port is changed (a free one on this shared machine), and /etc/lastgood is a folder of the test's."""
 
 from __future__ import annotations
 
@@ -138,14 +138,13 @@ def test_the_files_commands_serve_on_postgresql(
     compose, k8s = compose_commands(), k8s_commands()
     assert compose["api"] == k8s["lastgood-api"] and compose["worker"] == k8s["lastgood-worker"]
     services = load_yaml(DEPLOY / "docker-compose.yml")["services"]
-    # In compose's order: the api once the database is up, the workers once the api is healthy.
-    assert services["worker"]["depends_on"]["api"] == {"condition": "service_healthy"}
+    # All at once on an empty database, as Kubernetes starts them and compose once the database is up.
+    assert set(services["worker"]["depends_on"]) == set(services["api"]["depends_on"]) == {"db"}
     api = replicas.start("api", compose["api"])
-    _wait_ready([api], paths)
     workers = [replicas.start(f"worker-{n}", compose["worker"]) for n in (1, 2)]
     assert services["worker"]["deploy"]["replicas"] == len(workers)
     image = replicas.start("image", image_command())
-    _wait_ready([*workers, image], paths)
+    _wait_ready([api, *workers, image], paths)
     for replica, role in [(api, "api"), (image, "all"), *((w, "worker") for w in workers)]:
         assert httpx.get(replica.url + "/readyz", timeout=10).json()["role"] == role
 
