@@ -480,6 +480,12 @@ class Runbook(Strict):
     )
 
     _base_dir: Path | None = PrivateAttr(default=None)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What loading found questionable but valid (e.g. a data restore the code does not wait for)."""
+        return list(self._warnings)
 
     def environment(self, name: str) -> Environment:
         from lastgood.errors import BadInput
