@@ -17,6 +17,7 @@ from lastgood.cli import (
     drill_cmd,
     guard_cmd,
     iam_cmd,
+    init_cmd,
     kpis_cmd,
     readiness_cmd,
     release_cmd,
@@ -56,6 +57,7 @@ def root(
 
 
 runbook_cmd.register(app)
+init_cmd.register(app)
 release_cmd.register(app)
 status_cmd.register(app)
 rollback_cmd.register(app)

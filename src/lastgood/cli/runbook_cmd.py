@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import typer
-
 from rich.markup import escape
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stderr, stdout
