@@ -8,6 +8,7 @@ from typing import Any
 
 from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
+from lastgood.errors import BadInput, ResourceNotFound
 from lastgood.service.starter.template import Resource, load_template, template_resources
 
 
@@ -21,8 +22,11 @@ class Stack:
 
 def read_stack(clients: AwsClients, name: str) -> Stack:
     cloudformation = clients.client("cloudformation")
-    with map_aws_errors(f"cloudformation:GetTemplate {name}"):
-        body = cloudformation.get_template(StackName=name)["TemplateBody"]
+    try:
+        with map_aws_errors(f"cloudformation:GetTemplate {name}"):
+            body = cloudformation.get_template(StackName=name)["TemplateBody"]
+    except ResourceNotFound:
+        raise BadInput(f"--from-stack: no stack named {name!r} in {clients.region}") from None
     physical: dict[str, str] = {}
     with map_aws_errors(f"cloudformation:ListStackResources {name}"):
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=name):

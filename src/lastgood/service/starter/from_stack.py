@@ -68,17 +68,17 @@ def stack_drafts(stack: Stack, lookups: Lookups) -> tuple[list[Draft], list[str]
         maker = MAKERS.get(resource.type)
         if maker is not None and logical not in pointer_ids:
             made = maker(logical, resource, scan)
-            drafts += made
-            skipped += [] if made else [f"{logical} ({resource.type}): its name or id could not be read"]
+            drafts += made or []
+            skipped += [] if made is not None else [f"{logical} ({resource.type}): its name or id could not be read"]
         elif maker is None and resource.type not in PARTS:
             skipped.append(f"{logical} ({resource.type})")
     return drafts, skipped
 
 
-def _function(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _function(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     function = scan.named(logical, resource, "FunctionName")
     if function is None:
-        return []
+        return None
     in_template = {scan.text(alias.properties.get("Name")) for alias in scan.referring(logical, "AWS::Lambda::Alias")}
     owned = {logical} | {r.logical_id for r in scan.referring(logical, "AWS::Lambda::Version")}
     found = scan.lookups.lambda_aliases(function) if logical in scan.stack.physical else []
@@ -105,28 +105,28 @@ def _function(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
     ]
 
 
-def _lambda_alias(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _lambda_alias(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     function, alias = scan.text(resource.properties.get("FunctionName")), scan.text(resource.properties.get("Name"))
     if function is None or alias is None:
-        return []
+        return None
     owned = {logical} | {r for r in resource.refers_to if scan.stack.resources[r].type == "AWS::Lambda::Function"}
     return [Draft(component_name(logical), "lambda-alias", {"function": function, "alias": alias}, owned)]
 
 
-def _parameter(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _parameter(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     name = scan.named(logical, resource, "Name")
-    return [Draft(component_name(logical), "ssm-parameter", {"parameters": [name]}, {logical})] if name else []
+    return [Draft(component_name(logical), "ssm-parameter", {"parameters": [name]}, {logical})] if name else None
 
 
-def _secret(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _secret(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     secret = scan.named(logical, resource, "Name")
-    return [Draft(component_name(logical), "secret", {"secret": secret}, {logical})] if secret else []
+    return [Draft(component_name(logical), "secret", {"secret": secret}, {logical})] if secret else None
 
 
-def _bucket(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _bucket(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     bucket = scan.named(logical, resource, "BucketName")
     if bucket is None:
-        return []
+        return None
     notes = ["CHOOSE: the prefix the releases change ('' is the whole bucket; at most 10,000 keys under it)."]
     versioning = resource.properties.get("VersioningConfiguration") or {}
     if versioning.get("Status") != "Enabled":
@@ -134,10 +134,10 @@ def _bucket(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
     return [Draft(component_name(logical), "s3-prefix", {"bucket": bucket, "prefix": ""}, {logical}, notes)]
 
 
-def _table(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _table(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     table = scan.named(logical, resource, "TableName")
     if table is None:
-        return []
+        return None
     pointer, notes = scan.pointers.get(logical, ({}, []))
     spec = resource.properties.get("PointInTimeRecoverySpecification") or {}
     if str(spec.get("PointInTimeRecoveryEnabled")).lower() != "true":
@@ -150,16 +150,16 @@ def _table(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
     return [Draft(component_name(logical), "dynamodb-table", keys, {logical}, notes, disabled=not pointer)]
 
 
-def _database(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _database(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     instance = scan.named(logical, resource, "DBInstanceIdentifier")
     if instance is None:
-        return []
+        return None
     pointer, notes = scan.pointers.get(logical, ({}, []))
     keys = {"instance": instance, "pointer": pointer or {"ssm_parameter": f"/CHOOSE/{instance}"}}
     return [Draft(component_name(logical), "rds-instance", keys, {logical}, notes, disabled=not pointer)]
 
 
-def _state_machine(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _state_machine(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     arn = scan.stack.physical.get(logical)
     in_template = scan.referring(logical, "AWS::StepFunctions::StateMachineVersion")
     aliases = [
@@ -190,7 +190,7 @@ def _state_machine(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
     return [Draft(component_name(logical), "stepfunctions-alias", keys, owned, [note], disabled=True)]
 
 
-def _state_machine_alias(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _state_machine_alias(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     arn = scan.stack.physical.get(logical)
     if arn is not None:
         return [Draft(component_name(logical), "stepfunctions-alias", {"alias_arn": arn}, {logical})]
@@ -200,7 +200,7 @@ def _state_machine_alias(logical: str, resource: Resource, scan: Scan) -> list[D
     machine = scan.stack.physical.get(machines[0]) if machines else None
     name = scan.text(resource.properties.get("Name"))
     if machine is None or name is None:
-        return []
+        return None
     return [
         Draft(
             component_name(logical),
@@ -211,7 +211,7 @@ def _state_machine_alias(logical: str, resource: Resource, scan: Scan) -> list[D
     ]
 
 
-def _rest_api(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
+def _rest_api(logical: str, resource: Resource, scan: Scan) -> list[Draft] | None:
     api_id = scan.stack.physical.get(logical)
     parts = {r.logical_id for r in scan.stack.resources.values() if r.type in PARTS and logical in r.refers_to}
     stages = set(scan.lookups.api_stages(api_id)) if api_id else set()
@@ -219,7 +219,7 @@ def _rest_api(logical: str, resource: Resource, scan: Scan) -> list[Draft]:
         stage = scan.text(scan.stack.resources[part].properties.get("StageName"))
         stages |= {stage} if stage else set()
     if api_id is None:
-        return []
+        return None
     owned = {logical} | parts
     if not stages:
         note = "CHOOSE: this API has no stage yet; lastgood rolls an API back by moving a stage's deployment."
@@ -294,7 +294,7 @@ def _pointer_parameters(scan: Scan) -> set[str]:
     }
 
 
-MAKERS: dict[str, Callable[[str, Resource, Scan], list[Draft]]] = {
+MAKERS: dict[str, Callable[[str, Resource, Scan], list[Draft] | None]] = {
     "AWS::Lambda::Function": _function,
     "AWS::Lambda::Alias": _lambda_alias,
     "AWS::SSM::Parameter": _parameter,
