@@ -67,7 +67,8 @@ def link(drafts: list[Draft], resources: dict[str, Resource]) -> None:
                 draft.notes.append(f"{via}: not a depends_on, so that the data is rolled back after the code")
             else:
                 _add_edge(draft, other, f"{via} in the template", active)
-    for draft in (d for d in active if not d.is_data):
+    # Dependencies first: a component that reaches the data through another needs no edge of its own.
+    for draft in sorted((d for d in active if not d.is_data), key=lambda d: len(_reachable(d, active))):
         for data in (d for d in active if d.is_data):
             if data.name not in _reachable(draft, active):
                 _add_edge(draft, data, "the data is rolled back last", active)
