@@ -156,3 +156,34 @@ def test_bad_input_is_exit_2_and_writes_nothing(
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert init(aws_env, "--from-stack", "x", "--env", "no such env") == 2
     assert not out.exists()
+
+
+def test_a_json_template_reads_the_same(aws: AwsClients, aws_env: LocalEndpoint, tmp_path: Path) -> None:
+    """boto3 hands a JSON template back decoded (a dict), a YAML one as text: both give the same components."""
+    template = {
+        "Resources": {
+            "Orders": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": {"Fn::Sub": "${AWS::StackName}-orders"},
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                },
+            },
+            "Pointer": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/json/orders-table", "Type": "String", "Value": {"Ref": "Orders"}},
+            },
+        }
+    }
+    aws.client("cloudformation").create_stack(StackName="json-stack", TemplateBody=json.dumps(template))
+    out = tmp_path / "lastgood.yaml"
+    assert init(aws_env, "--from-stack", "json-stack", "-o", str(out)) == 0
+    (table,) = load_runbook(out).components
+    assert (table.kind, table.table, table.pointer.ssm_parameter) == (
+        "dynamodb-table",
+        "json-stack-orders",
+        "/json/orders-table",
+    )
+    assert "CHOOSE: point-in-time recovery is off in the template" in out.read_text()
