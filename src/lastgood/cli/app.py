@@ -20,7 +20,12 @@ from lastgood.redact import redact
 # A command's module is imported only when that command runs.
 COMMANDS: dict[str, LazyCommand] = {
     "validate": LazyCommand(
-        "lastgood.cli.runbook_cmd", "Check a runbook file; print one line per problem, with its path in the file."
+        "lastgood.cli.runbook_cmd",
+        "Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0).",
+    ),
+    "init": LazyCommand(
+        "lastgood.cli.init_cmd",
+        "Write a starter runbook for an app from what exists in the account; read its CHOOSE comments.",
     ),
     "schema": LazyCommand(
         "lastgood.cli.runbook_cmd", "Print the JSON Schema of the runbook file (for editors and linters)."
