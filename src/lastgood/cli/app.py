@@ -24,8 +24,10 @@ from lastgood.cli import (
     rollback_cmd,
     runbook_cmd,
     server_cmd,
+    show_cmd,
     status_cmd,
     stop_cmd,
+    watch_cmd,
 )
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
@@ -70,6 +72,8 @@ readiness_cmd.register(app)
 report_cmd.register(app)
 deploy_cmd.register(app)
 server_cmd.register(app)
+show_cmd.register(app)
+watch_cmd.register(app)
 
 
 def _demo_commands() -> None:
