@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stdout
 from lastgood.cli.rollback_cmd import lease_owner, render_timeline
+from lastgood.cli.tables import print_table
 from lastgood.config.models import Runbook
 from lastgood.service.follow import WorkRef, find_work, release_detail, work_state
 from lastgood.service.views import rollback_detail
@@ -50,10 +51,10 @@ def show_rollback(runbook: Runbook, rollback_id: str, output: OutputFormat) -> N
             stdout.print(f"run by {lease_owner(detail.owner)}")
         table = Table(title="steps", title_justify="left")
         for column in ("component", "action", "from", "to", "status", "attempts"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column)
         for s in detail.steps:
             table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
-        stdout.print(table)
+        print_table(stdout, table)
         render_timeline([e.model_dump(mode="json") for e in detail.timeline])
 
     emit(output, detail.model_dump(mode="json", by_alias=True), render)
@@ -69,7 +70,7 @@ def show_deployment(runbook: Runbook, ref: WorkRef, output: OutputFormat) -> Non
             table.add_column(column)
         for step in state.steps:
             table.add_row(step.name, step.status, escape(step.detail) or "-")
-        stdout.print(table)
+        print_table(stdout, table)
         if state.last_event:
             stdout.print(f"last event: {escape(state.last_event)}")
 

@@ -157,49 +157,50 @@ class ReleaseWatch:
         return period
 
     def evaluate(self, due: datetime) -> Evaluation:
-        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over."""
+        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over.
+        Two transactions per period: load what others saw and claim it; then record the period and the health."""
         with self._lock:
             now = self.ctx.clock.now()
             if self.done:
                 return Evaluation(0.0, 0.0, skipped=True)
-            self._load_health()
-            if now >= self.until:
-                message = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
-                self._end("ended", message)
+            try:
+                claimed = self._load_and_claim(due, now)
+            except IntegrityError:  # another process judges (or judged) this period
                 return Evaluation(0.0, 0.0, skipped=True)
-            if not self._claim(due, now):
+            if not claimed:
                 return Evaluation(0.0, 0.0, skipped=True)
             evaluation = self._step(now, (now - due).total_seconds())
             self._finish(due, evaluation)
             return evaluation
 
-    def _claim(self, due: datetime, now: datetime) -> bool:
-        try:
-            with self.ctx.session() as session:
+    def _load_and_claim(self, due: datetime, now: datetime) -> bool:
+        """Take over what other processes saw of this release (evaluations, triggers, errors, its end), then
+        claim the period: False when the watch is over (ended here or elsewhere)."""
+        with self.ctx.session() as session:
+            stored = guard_periods.watch_of(session, self.ctx.app, self.ctx.env)
+            if stored is not None and stored.release_id == self.release.release_id:
+                self.health = GuardHealth.model_validate(stored.health)
+                self.outcome.evaluations = self.health.evaluations
+                if stored.status != "watching":
+                    self.done = True
+            if not self.done and now < self.until:
                 guard_periods.claim(session, self.ctx.app, self.ctx.env, self.release.release_id, due, self.worker, now)
-        except IntegrityError:  # another process judges (or judged) this period
-            return False
-        return True
+                return True
+        if self.done:
+            self.guard.close()
+        else:
+            message = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+            self._end("ended", message)
+        return False
 
     def _finish(self, due: datetime, evaluation: Evaluation) -> None:
         outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
         with self.ctx.session() as session:
-            guard_periods.finish(
-                session, self.ctx.app, self.ctx.env, self.release.release_id, due, outcome, self.ctx.clock.now()
-            )
-        self._save_health()
-
-    def _load_health(self) -> None:
-        """Take over what other processes saw of this release (evaluations, triggers, errors, its end)."""
-        with self.ctx.session() as session:
-            stored = guard_periods.watch_of(session, self.ctx.app, self.ctx.env)
-        if stored is None or stored.release_id != self.release.release_id:
-            return
-        self.health = GuardHealth.model_validate(stored.health)
-        self.outcome.evaluations = self.health.evaluations
-        if stored.status != "watching":
-            self.done = True
-            self.guard.close()
+            now = self.ctx.clock.now()
+            release = self.release.release_id
+            guard_periods.finish(session, self.ctx.app, self.ctx.env, release, due, outcome, now)
+            health = self.health.model_dump(mode="json")
+            guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
 
     def _save_health(self) -> None:
         health = self.health.model_dump(mode="json")
