@@ -134,6 +134,7 @@ def run_one(workers: int, args: argparse.Namespace, endpoint: str, server_url: s
         time.sleep(args.seconds)
         until = datetime.now(UTC)
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        time.sleep(args.period)  # the periods due before `until` get judged, however late
         lags, per_worker = judged(apps, since, until)
         api, api_url = start_server("api", directory, state)
         stack.callback(api.kill)
