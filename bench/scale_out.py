@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--rollbacks", type=int, default=24)
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the servers and the cluster stop too
     os.environ.update(FAKE_CREDENTIALS)
     results = []
     with tempfile.TemporaryDirectory(prefix="lastgood-scale-") as tmp, ExitStack() as stack:
