@@ -12,7 +12,7 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   ├── NotPermitted          this person may not do this (roles, the two-person rule): 403 on the API
 │   └── ConfirmationNeeded    a use case needs the caller's yes first (it carries the question)
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
-│   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
+│   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff; exit 75 (try again)
 │   ├── ResourceNotFound
 │   ├── AccessDenied
 │   └── CredentialsError
@@ -20,6 +20,21 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every command's exit codes (the README's table; tests/cli/test_exit_codes.py walks them)."""
+
+    OK = 0
+    FAILED = 1  # failed, or judged bad (the guard rolled back)
+    BAD_INPUT = 2  # nothing was changed
+    REFUSED = 3  # refused or not run: no confirmation, nothing to do, held, awaiting approval, denied
+    BLIND = 4  # the guard could not see: a rollback trigger had no data or its source failed
+    INCONCLUSIVE = 5  # the guard's watch ended before a rollback trigger's window could complete
+    AWS_UNAVAILABLE = 75  # transient AWS trouble (unreachable, throttled, 5xx) after retries: try again (EX_TEMPFAIL)
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 
 class LastgoodError(Exception):
@@ -86,6 +101,7 @@ class AwsError(LastgoodError):
 
 class TransientAwsError(AwsError):
     retryable = True
+    exit_code = ExitCode.AWS_UNAVAILABLE
 
 
 class ResourceNotFound(AwsError):

@@ -88,6 +88,10 @@ class GuardHealth(BaseModel):
     errors: list[str] = []  # the last few, newest last
     outcome: str | None = None  # what the guard did: rolled-back, joined, nothing-to-roll-back-to, ...
     message: str = ""
+    # healthy | blind | inconclusive (guard/verdicts.py): so far while watching (inconclusive until every rollback
+    # trigger's window was judged whole), final once the window closed without the guard acting
+    verdict: str = "inconclusive"
+    coverage: list[dict[str, Any]] = []  # each rollback trigger's: seen | blind | inconclusive, and why
 
 
 @dataclass
@@ -151,9 +155,10 @@ class ReleaseWatch:
             if self.done or (self._judged is not None and due <= self._judged):
                 return Evaluation(0.0, 0.0, skipped=True)
             if now >= self.until:
-                self._end(
-                    "ended", f"no rollback trigger fired in the watch window ({self.outcome.evaluations} periods)"
-                )
+                ended = f"no rollback trigger fired in the watch window ({self.outcome.evaluations} periods)"
+                self.guard.conclude(self.outcome, ended)
+                self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
+                self._end("ended", self.outcome.message)
                 return Evaluation(0.0, 0.0, skipped=True)
             self._judged, self.next_due = due, self._boundary_after(now)
             return self._step(now, (now - due).total_seconds())
@@ -194,6 +199,7 @@ class ReleaseWatch:
             for v in evaluation.verdicts
         } or health.triggers
         health.canaries = [w.to_dict() for w in self.guard.canaries]
+        health.verdict, health.coverage = self.guard.coverage.verdict, self.guard.coverage.to_list()
 
     def end(self, message: str) -> None:
         """Stop watching (the release is no longer live, the server stops)."""
