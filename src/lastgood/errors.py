@@ -11,6 +11,7 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   ├── EnvironmentHeld       another operation holds the environment (its holder named)
 │   ├── NotPermitted          this person may not do this (roles, the two-person rule): 403 on the API
 │   └── ConfirmationNeeded    a use case needs the caller's yes first (it carries the question)
+├── Interrupted               exit 130: Ctrl-C at a prompt, before anything changed
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
 │   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff; exit 75 (try again)
 │   ├── ResourceNotFound
@@ -89,6 +90,10 @@ class ConfirmationNeeded(Refused):
     def __init__(self, message: str, question: str) -> None:
         super().__init__(message)
         self.question = question
+
+
+class Interrupted(LastgoodError):
+    exit_code = ExitCode.INTERRUPTED
 
 
 class LeaseLost(LastgoodError):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook

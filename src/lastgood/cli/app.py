@@ -27,7 +27,7 @@ from lastgood.cli import (
     status_cmd,
     stop_cmd,
 )
-from lastgood.errors import ConfigError, LastgoodError
+from lastgood.errors import ConfigError, Interrupted, LastgoodError
 from lastgood.redact import redact
 
 app = typer.Typer(
@@ -101,7 +101,7 @@ def report_error(error: LastgoodError, as_json: bool) -> None:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     else:
-        print(f"error: {redact(str(error))}", file=sys.stderr)
+        print(f"{'' if isinstance(error, Interrupted) else 'error: '}{redact(str(error))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         report_error(error, _wants_json(args))
         return error.exit_code
     except typer.Exit as done:
+        if isinstance(done.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into a silent Exit(130)
+            print("\ninterrupted", file=sys.stderr)
         return int(done.exit_code)
     except typer.Abort:
         print("\naborted: nothing was changed", file=sys.stderr)
