@@ -113,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         report_error(error, _wants_json(args))
         return error.exit_code
     except typer.Exit as done:
-        if isinstance(done.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into a silent Exit(130)
-            print("\ninterrupted", file=sys.stderr)
         return int(done.exit_code)
     except typer.Abort:
         print("\naborted: nothing was changed", file=sys.stderr)
@@ -126,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    if returned == 130:  # typer turns a KeyboardInterrupt into a silent 130
+        print("\ninterrupted", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
 
 

@@ -100,8 +100,8 @@ def confirmation_phrase(runbook: Runbook, env: str) -> str:
 def ask(question: str, phrase: str) -> None:
     """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no; Ctrl-C is
     Interrupted (exit 130, nothing changed)."""
-    stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
     try:
+        stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
         answer = _answer()
     except KeyboardInterrupt:
         stderr.print()  # end the prompt's line
