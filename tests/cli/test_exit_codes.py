@@ -368,6 +368,16 @@ def test_an_unreachable_endpoint_is_not_bad_input_and_is_said_quickly(
     assert seconds < 12, f"{seconds:.1f}s (was 18 s: botocore's 8 attempts with backoff)"
 
 
+@pytest.mark.parametrize(("code", "status"), [("ThrottlingException", 400), ("InternalFailure", 500), ("x", 503)])
+def test_throttling_and_5xx_after_retries_are_not_bad_input(code: str, status: int) -> None:
+    from botocore.exceptions import ClientError
+
+    from lastgood.aws.errors import translate
+
+    answer = {"Error": {"Code": code, "Message": "slow down"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    assert translate(ClientError(answer, "GetAlias"), "lambda:GetAlias").exit_code == ExitCode.AWS_UNAVAILABLE  # type: ignore[arg-type]
+
+
 class ControlC(io.StringIO):
     def readline(self, size: int | None = -1) -> str:
         raise KeyboardInterrupt
