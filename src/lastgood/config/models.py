@@ -28,12 +28,23 @@ from lastgood.config.interpolate import substitute_env
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.strict import Strict as Strict
+from lastgood.config.urls import check_endpoint_url, check_region, check_state_url
 
 
 class AwsSettings(Strict):
     region: str | None = None
-    profile: str | None = None
+    profile: str | None = Field(default=None, min_length=1, max_length=256)
     endpoint_url: str | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint_url(value)
 
 
 DEFAULT_WATCH = 1800.0  # the CLI guard's default --for: 30m
@@ -480,6 +491,13 @@ class Runbook(Strict):
     )
 
     _base_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_state_url(value)
+        return value
 
     def environment(self, name: str) -> Environment:
         from lastgood.errors import BadInput
