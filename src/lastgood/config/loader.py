@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from lastgood.config.interpolate import substitute_variables
 from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
 from lastgood.config.models import JUDGING_PLACEHOLDERS, Component, Runbook
+from lastgood.config.ordering import Role, data_order_warnings
 from lastgood.config.reading import LimitExceeded, load_yaml, read_text
 from lastgood.errors import ConfigError
 from lastgood.redact import register_secret, register_url_password
@@ -69,7 +70,16 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
     if problems:
         raise ConfigError(problems, source)
     _register_secrets(data, runbook)
-    return runbook.model_copy(update={"components": specs})
+    loaded = runbook.model_copy(update={"components": specs})
+    loaded._warnings = data_order_warnings(specs, positions, _role)
+    return loaded
+
+
+def _role(kind: str) -> Role:
+    from lastgood.kinds.registry import KINDS
+
+    found = KINDS[kind]
+    return "data" if found.restores_data else "schema" if found.runs_after_code else "code"
 
 
 def _register_secrets(data: Any, runbook: Runbook) -> None:
