@@ -139,7 +139,7 @@ def test_validate_schema_and_usage(stand: Stand) -> None:
     assert stand.code("validate") == ExitCode.OK
     assert stand.code("schema") == ExitCode.OK
     assert stand.code("plan", "prod", "--no-such-flag") == ExitCode.BAD_INPUT
-    assert stand.code("status") == ExitCode.BAD_INPUT  # a missing argument
+    assert stand.code("show") == ExitCode.BAD_INPUT  # a missing argument
     stand.append("triggers: [{name: x}]\n")
     code, _out, err = stand.run("validate")
     assert code == ExitCode.BAD_INPUT and "triggers[0]" in err
@@ -168,6 +168,7 @@ def test_plan_and_show(stand: Stand) -> None:
     assert stand.code("release", "record", "prod", "--version", "v2") == 0
     assert stand.code("plan", "prod") == ExitCode.OK
     assert stand.code("plan", "prod", "--to", "v7") == ExitCode.BAD_INPUT
+    assert stand.code("plan", "prod", "--detailed-exitcode") == ExitCode.CHANGES_PENDING
     assert stand.code("show", "rb-0000000000") == ExitCode.BAD_INPUT
     assert stand.code("rollback", "prod", "--yes") == ExitCode.OK
     assert stand.code("show", stand.rollback_id()) == ExitCode.OK
@@ -285,6 +286,18 @@ def test_deploy_promote_abort_refusals(stand: Stand) -> None:
     for command in ("promote", "abort"):
         code, _out, err = stand.run(command, "prod")
         assert code == ExitCode.REFUSED and "no deployment is running or paused" in err
+    code, _out, err = stand.run("pause", "prod")
+    assert code == ExitCode.BAD_INPUT and "no deployment 'prod'" in err
+
+
+def test_watch_and_init_bad_input(stand: Stand) -> None:
+    """`watch`'s and `init`'s other outcomes: tests/cli/test_follow_rollbacks.py, tests/cli/test_init_*.py."""
+    code, _out, err = stand.run("watch", "rb-0000000000")
+    assert code == ExitCode.BAD_INPUT and "no rollback 'rb-0000000000'" in err
+    stand.monkeypatch.delenv("AWS_REGION", raising=False)
+    stand.monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    code, _out, err = stand.run("init", "--from-stack", "nope", "--out", str(stand.dir / "x.yaml"))
+    assert code == ExitCode.BAD_INPUT and "no AWS region" in err
 
 
 # --- server tokens, demo ----------------------------------------------------------------------------------------
@@ -474,6 +487,9 @@ WALKS = {  # each command, and the test above that walks its outcomes
     "deploy": test_deploy_promote_abort_refusals,
     "promote": test_deploy_promote_abort_refusals,
     "abort": test_deploy_promote_abort_refusals,
+    "pause": test_deploy_promote_abort_refusals,
+    "watch": test_watch_and_init_bad_input,
+    "init": test_watch_and_init_bad_input,
     "server": test_server_tokens,
     "guard": test_guard_healthy_and_judged_bad,
 }
