@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
@@ -119,12 +117,46 @@ def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClie
     assert outcome.status == "nothing-to-roll-back-to" and outcome.exit_code == 3
 
 
-@pytest.mark.parametrize("missing", ["no data at all"])
-def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missing: str) -> None:
+def test_guard_without_data_is_blind_not_healthy(shop_dir: Path, aws: AwsClients) -> None:
     ctx = context(shop_dir, FakeClock(START))
     bad_release(aws, ctx)
     outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
-    assert outcome.status == "healthy" and outcome.evaluations == 11
+    assert outcome.status == "blind" and outcome.exit_code == 4 and outcome.evaluations == 11
+    assert "api-errors: no data (11 of 11 evaluations)" in outcome.message
+    assert [t["sight"] for t in outcome.to_dict()["triggers"]] == ["blind"]
+
+
+def test_guard_with_its_metrics_endpoint_down_is_blind(shop_dir: Path, aws: AwsClients) -> None:
+    """Issue 14: the metrics endpoint down for the whole window was 'healthy', exit 0."""
+    from lastgood.config.models import AwsSettings
+
+    ctx = context(shop_dir, FakeClock(START))
+    bad_release(aws, ctx)
+    dead = CloudWatchSource(AwsClients(AwsSettings(region="us-east-1", endpoint_url="http://127.0.0.1:9")))
+    outcome = guard_for(ctx, dead).run(duration=6 * 60)
+    assert outcome.status == "blind" and outcome.exit_code == 4
+    assert "api-errors: its source failed (7 of 7 evaluations)" in outcome.message
+    assert outcome.to_dict()["triggers"][0]["last"]["state"] == "error"
+
+
+def test_guard_cut_short_while_breaching_is_inconclusive(shop_dir: Path, aws: AwsClients) -> None:
+    """Issue 14: `--for 70s` while api-errors breached at 19.6% for 2 of its 5 periods was 'healthy', exit 0."""
+    ctx = context(shop_dir, FakeClock(START + timedelta(minutes=10)))
+    bad_release(aws, ctx)
+    put_minutes(aws, "shop-api-prod", [(m, 1000, 10 if m < 8 else 196) for m in range(11)])
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=70)
+    assert outcome.status == "inconclusive" and outcome.exit_code == 5
+    assert "api-errors: still breaching when the watch ended, before its 5m window completed" in outcome.message
+    assert "19.6%" in outcome.message and "3/5 periods" in outcome.message
+
+
+def test_guard_watching_a_whole_window_of_good_data_is_healthy(shop_dir: Path, aws: AwsClients) -> None:
+    ctx = context(shop_dir, FakeClock(START))
+    bad_release(aws, ctx)
+    put_minutes(aws, "shop-api-prod", [(m, 1000, 10) for m in range(-5, 12)])
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=5 * 60)
+    assert outcome.status == "healthy" and outcome.exit_code == 0, outcome.message
+    assert outcome.to_dict()["triggers"][0]["sight"] == "seen"
 
 
 # --- metric math, baselines, sources by type ------------------------------------------------------------------------

@@ -29,6 +29,12 @@ from lastgood.errors import CredentialsError
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter")
 """Operations that only read: botocore may re-send them whatever happened to the first attempt."""
 NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
+CONNECT_TIMEOUT = 3.0
+"""Seconds to open a connection: AWS's endpoints answer in well under a second; a dead one should not hold a
+person at a terminal (botocore's default is 60 s)."""
+CONNECT_ATTEMPTS = 3
+"""Attempts at a request whose connection could not be opened. Throttling and 5xx keep the standard 8: those are
+AWS answering; an endpoint that does not answer three times in a row (a few seconds with backoff) is down."""
 
 
 def is_read(operation: str) -> bool:
@@ -47,7 +53,10 @@ def outcome_unknown(response: Any, caught_exception: Exception | None) -> bool:
 
 
 def _needs_retry(botocore_retry: Any, **kwargs: Any) -> Any:
-    """botocore's standard decision, except for writes whose outcome is unknown: never re-sent."""
+    """botocore's standard decision, except for writes whose outcome is unknown (never re-sent) and for connections
+    that could not be opened (CONNECT_ATTEMPTS, not the standard budget)."""
+    if isinstance(kwargs["caught_exception"], NEVER_SENT) and kwargs.get("attempts", 1) >= CONNECT_ATTEMPTS:
+        return None
     if not is_read(kwargs["operation"].name) and outcome_unknown(kwargs["response"], kwargs["caught_exception"]):
         return None
     return botocore_retry(**kwargs)
@@ -82,7 +91,7 @@ class AwsClients:
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 8},
             max_pool_connections=max_pool_connections,
-            connect_timeout=5,
+            connect_timeout=CONNECT_TIMEOUT,
             read_timeout=30,
         )
 

@@ -12,7 +12,7 @@ from typer.exceptions import TyperException
 from lastgood import __version__
 from lastgood.cli import globals as globals_
 from lastgood.cli.lazy import LazyCommand, LazyGroup
-from lastgood.errors import ConfigError, LastgoodError
+from lastgood.errors import ConfigError, Interrupted, LastgoodError
 from lastgood.redact import redact
 
 # One line per command: its name, the module whose register(app) adds it, and the line `lastgood --help` shows
@@ -183,7 +183,7 @@ def report_error(error: LastgoodError, as_json: bool) -> None:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     else:
-        print(f"error: {redact(str(error))}", file=sys.stderr)
+        print(f"{'' if isinstance(error, Interrupted) else 'error: '}{redact(str(error))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    if returned == 130:  # typer turns a KeyboardInterrupt into a silent 130
+        print("\ninterrupted", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
 
 

@@ -20,7 +20,7 @@ from lastgood.config.durations import parse_duration
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.domain.actor import Actor
-from lastgood.errors import BadInput, Refused
+from lastgood.errors import BadInput, Interrupted, Refused
 from lastgood.redact import RedactingStream, redact
 from lastgood.runtime.context import EnvContext
 from lastgood.service.session import AppContext, open_app, open_environment
@@ -98,9 +98,14 @@ def confirmation_phrase(runbook: Runbook, env: str) -> str:
 
 
 def ask(question: str, phrase: str) -> None:
-    """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no."""
-    stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
-    answer = _answer()
+    """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no; Ctrl-C is
+    Interrupted (exit 130, nothing changed)."""
+    try:
+        stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
+        answer = _answer()
+    except KeyboardInterrupt:
+        stderr.print()  # end the prompt's line
+        raise Interrupted("interrupted at the prompt: nothing was changed") from None
     if answer is None:
         stderr.print()  # end the prompt's line before the refusal
         raise Refused("no confirmation (stdin closed); pass --yes to skip the prompt: nothing was changed")

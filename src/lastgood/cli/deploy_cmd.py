@@ -186,16 +186,16 @@ def deploy(
         wait=queue,
     )
     note = "\npausing: no new shift; the traffic stays where it is (Ctrl-C again to exit at once)"
+    # Asked before Ctrl-C is taken over (at the prompt it interrupts, exit 130), and only for a deployable component.
+    if ask is None:
+        assert resume is not None
+        _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
+    else:
+        deployer.check(ask)
+        shown = ",".join(f"{s:g}" for s in ask.steps)
+        _confirm(ctx, f"Deploy version {ask.version} of {ask.component} to {ctx.env} in steps {shown}%", yes)
     with interruptible(stop, lambda: stderr.print(note)):
-        if ask is None:
-            assert resume is not None
-            _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
-            result = deployer.resume(resume)
-        else:
-            shown = ",".join(f"{s:g}" for s in ask.steps)
-            question = f"Deploy version {ask.version} of {ask.component} to {ctx.env} in steps {shown}%"
-            _confirm(ctx, question, yes)
-            result = deployer.deploy(ask)
+        result = deployer.deploy(ask) if ask is not None else deployer.resume(resume or "")
     emit(output, result.to_dict(), lambda: render(result))
     if result.status == "paused":
         stderr.print(f"paused: go on with {result.resume_command()}, or: lastgood promote {env} / lastgood abort {env}")

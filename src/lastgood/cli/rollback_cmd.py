@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -184,7 +185,8 @@ class ConsoleHooks(Hooks):
         render_plan(plan)
 
     def _decision(self, decision: Decision) -> None:
-        stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
+        severity = f"{decision.severity} (default severity)" if decision.severity_default else decision.severity
+        stderr.print(f"decision: {severity}: [bold]{decision.method}[/] ({escape(decision.reason)})")
 
     def _start(self, rollback_id: str, steps: int) -> None:
         self.started = True

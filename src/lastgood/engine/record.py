@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lastgood.config.models import Component
-from lastgood.errors import AwsError, BadInput
+from lastgood.errors import AwsError, BadInput, TransientAwsError
 from lastgood.kinds.base import State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -14,17 +14,21 @@ from lastgood.runtime.context import EnvContext
 def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False) -> dict[str, tuple[str, State]]:
     """Every component's live state; a component that cannot be read is a problem named in one message."""
 
-    def read(spec: Component) -> tuple[str, State | str]:
+    def read(spec: Component) -> tuple[str, State | AwsError]:
         kind = ctx.kind_of(spec)
         try:
             return spec.kind, (kind.record if recording else kind.read)(spec, ctx.kind_context)
         except AwsError as error:
-            return spec.kind, str(error)
+            return spec.kind, error
 
     results = ctx.parallel_map(read, specs)
-    problems = [f"{s.name}: {r}" for s, (_, r) in zip(specs, results, strict=True) if isinstance(r, str)]
-    if problems:
-        raise BadInput("cannot read the live state of: " + "; ".join(problems))
+    failed = [(s.name, r) for s, (_, r) in zip(specs, results, strict=True) if isinstance(r, AwsError)]
+    if failed:
+        message = "cannot read the live state of: " + "; ".join(f"{name}: {error}" for name, error in failed)
+        # AWS that does not answer (unreachable, throttled, 5xx after retries) is not bad input: try again.
+        if any(isinstance(error, TransientAwsError) for _, error in failed):
+            raise TransientAwsError(message + "; nothing was changed, try again")
+        raise BadInput(message)
     return {s.name: (kind, state) for s, (kind, state) in zip(specs, results, strict=True) if isinstance(state, dict)}
 
 

@@ -92,6 +92,10 @@ class GuardHealth(BaseModel):
     errors: list[str] = []  # the last few, newest last
     outcome: str | None = None  # what the guard did: rolled-back, joined, nothing-to-roll-back-to, ...
     message: str = ""
+    # healthy | blind | inconclusive (guard/verdicts.py): so far while watching (inconclusive until every rollback
+    # trigger's window was judged whole), final once the window closed without the guard acting
+    verdict: str = "inconclusive"
+    coverage: list[dict[str, Any]] = []  # each rollback trigger's: seen | blind | inconclusive, and why
 
 
 @dataclass
@@ -189,8 +193,10 @@ class ReleaseWatch:
         if self.done:
             self.guard.close()
         else:
-            message = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
-            self._end("ended", message)
+            ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+            self.guard.conclude(self.outcome, ended)
+            self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
+            self._end("ended", self.outcome.message)
         return False
 
     def _finish(self, due: datetime, evaluation: Evaluation) -> None:
@@ -251,6 +257,7 @@ class ReleaseWatch:
             for v in evaluation.verdicts
         } or health.triggers
         health.canaries = [w.to_dict() for w in self.guard.canaries]
+        health.verdict, health.coverage = self.guard.coverage.verdict, self.guard.coverage.to_list()
 
     def end(self, message: str) -> None:
         """Stop watching (the release is no longer live); the server stopping only closes the watch."""

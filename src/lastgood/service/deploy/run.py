@@ -65,6 +65,10 @@ class Deployer:
         self.canary = ctx.runbook.canary_for(ctx.env)
         self.canary_watch: CanaryWatch | None = None
 
+    def check(self, ask: DeployRequest) -> None:
+        """Before anyone is asked: BadInput when the component cannot be deployed (nothing changed)."""
+        check_component(self.ctx, ask.component)
+
     def deploy(self, ask: DeployRequest, deployment_id: str | None = None) -> DeployResult:
         """Start and run in one hold of the environment; `deployment_id`: one the caller chose (`rows.new_id`)."""
         check_component(self.ctx, ask.component)
