@@ -34,6 +34,25 @@ class AwsSettings(Strict):
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Requests a second per AWS API, sent at most: `service` (the boto3 client's name, e.g. lambda) or "
+            "`service:Operation` (e.g. lambda:GetFunction); 0 turns pacing off for it. Overrides the defaults "
+            "from AWS's published quotas (README, Pacing)."
+        ),
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, rate in value.items():
+            service, _, operation = key.partition(":")
+            if not service or (":" in key and not operation) or " " in key:
+                raise ValueError(f"{key!r}: a key is `service` or `service:Operation`, e.g. lambda or ssm:PutParameter")
+            if rate < 0:
+                raise ValueError(f"{key}: {rate} requests a second; a rate is positive, or 0 for no pacing")
+        return value
 
 
 DEFAULT_WATCH = 1800.0  # the CLI guard's default --for: 30m
