@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lastgood.errors import BadInput
@@ -111,23 +111,20 @@ class ChainReport:
     checkpoint: Checkpoint | None = None  # the newest entry verified, to resume from next time
 
 
-_RAW = ("at", "data")
-_COLUMNS = ("id", "at", "app", "env", "rollback_id", "type", "message", "data", "actor", "prev_hash", "hash")
+_PAGE = text(
+    "SELECT id, at, app, env, rollback_id, type, message, data, actor, prev_hash, hash FROM events "
+    "WHERE id > :after AND id <= :last ORDER BY id LIMIT :size"
+)
+"""Plain SQL on purpose: the driver's values as they come (SQLite: `at` and `data` as text, which `_hash`
+reads either way); the ORM's types and objects cost more than the hashing."""
 
 
 def _chunks(session: Session, first_id: int, last_id: int | None, size: int) -> Iterator[Sequence[Sequence[Any]]]:
     """The entries from `first_id` to `last_id`, in id order, `size` at a time (keyset pages: each query
     starts after the last id seen, so no page costs more than the first)."""
-    table = EventRow.__table__
-    # `at` and `data` as the driver gives them (SQLite: text): entry_hash reads either form, and the types'
-    # conversions cost more than the hashing.
-    columns = [type_coerce(table.c[n], String).label(n) if n in _RAW else table.c[n] for n in _COLUMNS]
-    after = first_id - 1
+    after, last = first_id - 1, last_id if last_id is not None else 2**62
     while True:
-        query = select(*columns).where(table.c.id > after).order_by(table.c.id).limit(size)
-        if last_id is not None:
-            query = query.where(table.c.id <= last_id)
-        rows = cast(Sequence[Sequence[Any]], session.execute(query).all())
+        rows = cast(Sequence[Sequence[Any]], session.execute(_PAGE, {"after": after, "last": last, "size": size}).all())
         if not rows:
             return
         yield rows
