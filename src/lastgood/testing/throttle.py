@@ -69,6 +69,8 @@ class ThrottlingProxy:
         self.buckets = {service: RefillingBucket(rate) for service, rate in rates.items()}
         self.forwarded: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
+        self.first_at: dict[str, float] = {}  # monotonic time of each service's first and last request
+        self.last_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -93,13 +95,23 @@ class ThrottlingProxy:
         with self._lock:
             self.forwarded.clear()
             self.throttled.clear()
+            self.first_at.clear()
+            self.last_at.clear()
 
     def admit(self, service: str) -> bool:
         bucket = self.buckets.get(service)
         admitted = bucket is None or bucket.take()
+        now = time.monotonic()
         with self._lock:
             (self.forwarded if admitted else self.throttled)[service] += 1
+            self.first_at.setdefault(service, now)
+            self.last_at[service] = now
         return admitted
+
+    def span(self, service: str) -> float:
+        """Seconds from the service's first request to its last since the counts were reset."""
+        with self._lock:
+            return self.last_at.get(service, 0.0) - self.first_at.get(service, 0.0)
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list[Any], bytes]:
         """One request to moto over this thread's kept-alive connection (a new one if moto closed it)."""
