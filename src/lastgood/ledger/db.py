@@ -23,7 +23,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
+MIGRATION_LOCK = 7_351_001  # pg_advisory_xact_lock key held while migrating
 
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:
@@ -72,8 +73,10 @@ class Ledger:
 
             config = _alembic_config(self.url)
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":  # replicas starting together migrate one at a time
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "head")  # from where the one before us left it: nothing, once at head
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:

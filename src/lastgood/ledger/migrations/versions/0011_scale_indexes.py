@@ -2,8 +2,8 @@
 older one not marked bad (the rollback target) without sorting them all; rollbacks (app, created_at), the
 KPIs' window of every environment without reading the app's every rollback
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01 22:20:00.000000
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
