@@ -15,7 +15,7 @@ a loaded machine stretches), and the span from the rollback's first call to its 
 `--compare N` also runs the same rollback of N aliases unpaced (`rate_limits: {lambda: 0}`) to show what pacing
 saves: throttles, retries, failed steps.
 
-    .venv/bin/python bench/pacing.py                         # N=1000 (the rollback alone: 3.5 minutes at 3 calls an alias)
+    .venv/bin/python bench/pacing.py                   # N=1000 (the rollback: 3.5 minutes at 3 calls an alias)
     .venv/bin/python bench/pacing.py --sizes 200 --compare 200 -o json
 """
 
