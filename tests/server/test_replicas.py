@@ -38,8 +38,8 @@ pytestmark = pytest.mark.slow
 FLEET = 300
 FUNCTIONS = [f"replica-fn-{i}" for i in range(6)]
 LEASE = 10
-PERIOD = 10
-WATCH = 80
+PERIOD = 30
+WATCH = 130
 
 
 def free_port() -> int:

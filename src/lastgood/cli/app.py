@@ -10,6 +10,7 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
+from lastgood.cli import globals as globals_
 from lastgood.cli.lazy import LazyCommand, LazyGroup
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
@@ -19,7 +20,12 @@ from lastgood.redact import redact
 # A command's module is imported only when that command runs.
 COMMANDS: dict[str, LazyCommand] = {
     "validate": LazyCommand(
-        "lastgood.cli.runbook_cmd", "Check a runbook file; print one line per problem, with its path in the file."
+        "lastgood.cli.runbook_cmd",
+        "Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0).",
+    ),
+    "init": LazyCommand(
+        "lastgood.cli.init_cmd",
+        "Write a starter runbook for an app from what exists in the account; read its CHOOSE comments.",
     ),
     "schema": LazyCommand(
         "lastgood.cli.runbook_cmd", "Print the JSON Schema of the runbook file (for editors and linters)."
@@ -116,7 +122,7 @@ app = typer.Typer(
     name="lastgood",
     help="Rollback runbooks as software: record releases, plan and run verified rollbacks, guard new releases.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -133,8 +139,13 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
+    profile: globals_.ProfileOption = None,
+    region: globals_.RegionOption = None,
+    endpoint_url: globals_.EndpointOption = None,
+    debug: globals_.DebugOption = False,
 ) -> None:
     """lastgood: put an environment back on its last known good release, verified and recorded."""
+    globals_.apply(profile, region, endpoint_url, debug)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lastgood.config.urls import check_state_url
 from lastgood.errors import BadInput, LastgoodError
 
 if TYPE_CHECKING:
@@ -29,11 +30,12 @@ MIGRATION_LOCK = 7_351_001  # pg_advisory_xact_lock key held while migrating
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:
     """LASTGOOD_STATE, else the file's `state`, else the default; relative SQLite paths are the file's."""
-    url = os.environ.get("LASTGOOD_STATE") or configured or DEFAULT_URL
+    from_env = os.environ.get("LASTGOOD_STATE")
+    url = from_env or configured or DEFAULT_URL
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise BadInput(f"state: not a database URL: {url!r}") from None
+        parsed = check_state_url(url)
+    except ValueError as error:
+        raise BadInput(f"{'LASTGOOD_STATE' if from_env else 'state'}: {error}") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         if not path.is_absolute():

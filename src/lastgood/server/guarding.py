@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from lastgood.service.watching import LiveRelease, ReleaseWatch, last_judged, li
 log = logging.getLogger("lastgood.server.guard")
 
 Key = tuple[str, str]
+SUBMITTERS = 8
 
 
 class GuardScheduler:
@@ -45,6 +47,7 @@ class GuardScheduler:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._next_recovery = 0.0
+        self._submitter = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="lastgood-submit")
         self.ticks = 0
 
     def start(self) -> None:
@@ -65,6 +68,7 @@ class GuardScheduler:
         with self._lock:
             for watch in self.watches.values():
                 watch.close()  # another worker, or this one restarted, goes on from the ledger
+        self._submitter.shutdown(wait=False)
 
     def tick(self) -> None:
         now = self.clock.now()
@@ -76,20 +80,21 @@ class GuardScheduler:
             judged |= last_judged(ledger, apps)
         with self._lock:
             watches = list(self.watches.items())
+        due: list[dict[str, Any]] = []
         for (app, env), watch in watches:
             if watch.done:
                 self._retire((app, env), watch)
                 continue
-            due = watch.due_period(now, judged.get((app, env, watch.release.release_id)))
-            if due is not None:
-                self._submit(
-                    "guard-period",
-                    f"guard:{app}:{env}",
-                    app=app,
-                    env=env,
-                    release=watch.release.label,
-                    due=due.isoformat(),
-                )
+            period = watch.due_period(now, judged.get((app, env, watch.release.release_id)))
+            if period is not None:
+                due.append({"app": app, "env": env, "release": watch.release.label, "due": period.isoformat()})
+        # A job queue's submission is a database round trip: every environment's period falls due at the same
+        # boundary, so they are submitted in parallel rather than one after another.
+        list(
+            self._submitter.map(
+                lambda args: self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args), due
+            )
+        )
         self.ticks += 1
 
     def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
