@@ -32,7 +32,9 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "status": LazyCommand(
         "lastgood.cli.status_cmd",
-        "The environment now: its live release, the operation holding it, the last rollback, an active stop.",
+        "What is live, running, held and awaiting approval: each environment's live release, the operation holding"
+        " it, the deployments running or paused, the rollbacks running, awaiting approval, planned or resumable, the"
+        " last rollback and an active stop.",
     ),
     "plan": LazyCommand("lastgood.cli.rollback_cmd", "Show what a rollback would change."),
     "rollback": LazyCommand(
@@ -41,9 +43,18 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "resume": LazyCommand(
         "lastgood.cli.rollback_cmd",
-        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done.",
+        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done; or"
+        " go on with a paused deployment (or one whose process died) from its current step, in this process.",
     ),
-    "show": LazyCommand("lastgood.cli.rollback_cmd", "A rollback's steps, who runs it now, and its timeline."),
+    "show": LazyCommand(
+        "lastgood.cli.show_cmd",
+        "A rollback's steps, owner and timeline; a deployment's steps and decisions; a release's components and the"
+        " rollbacks and deployments that touched it.",
+    ),
+    "watch": LazyCommand(
+        "lastgood.cli.watch_cmd",
+        "Follow a rollback or a deployment until it ends, from any machine that reads the ledger.",
+    ),
     "iam-policy": LazyCommand(
         "lastgood.cli.iam_cmd", "Print the least-privilege IAM policy (JSON) that lastgood needs for this file."
     ),
@@ -96,6 +107,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "abort": LazyCommand(
         "lastgood.cli.deploy_cmd",
         "Abort the running (or paused) deployment: all traffic back on the old version, the release bad.",
+    ),
+    "pause": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Pause a running deployment: no further shift and no promotion, the traffic left where its step put it.",
     ),
     "demo": LazyCommand(
         "lastgood.demo.cli",

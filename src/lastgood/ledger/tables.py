@@ -232,7 +232,7 @@ class DeploymentRow(Base):
     weight: Mapped[float] = mapped_column(Float, default=0.0)  # the share of traffic on to_version now
     pause_seconds: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(32))  # running | promoted | aborted | failed
-    requested: Mapped[str | None] = mapped_column(String(16))  # promote | abort, by a person from elsewhere
+    requested: Mapped[str | None] = mapped_column(String(16))  # promote | abort | pause, by a person from elsewhere
     requested_by: Mapped[str | None] = mapped_column(String(256))
     started_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime]
