@@ -7,6 +7,9 @@ removing a stage the first attempt already moved). Such a write fails fast as `T
 executor retries the kind's whole `apply`, which reads the live state first and does nothing if already there.
 botocore still retries reads, throttled writes (AWS refused them) and writes that never reached AWS
 (the connection could not be opened).
+
+Pacing: every request first takes a token from its API's bucket (aws/pacing.py), at AWS's published rates
+unless the file's `aws.rate_limits` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from botocore.retries import standard
 
 from lastgood.aws.errors import is_throttling, map_aws_errors
 from lastgood.aws.overrides import apply_overrides
+from lastgood.aws.pacing import Pacer, rates_for
 from lastgood.config.models import AwsSettings
 from lastgood.errors import CredentialsError
 
@@ -88,6 +92,7 @@ class AwsClients:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: boto3.Session | None = None
+        self.pacer = Pacer(rates_for(self.endpoint_url, self.settings.rate_limits))
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 8},
             max_pool_connections=max_pool_connections,
@@ -121,7 +126,7 @@ class AwsClients:
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
-                self._clients[service] = guard_writes(client)
+                self._clients[service] = self.pacer.attach(guard_writes(client), service)
             return self._clients[service]
 
     def account_id(self) -> str:

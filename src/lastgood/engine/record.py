@@ -37,7 +37,7 @@ def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
         raise BadInput("--version: a release needs a non-empty label")
     with ctx.session() as session:
         # Fail on a duplicate label before touching AWS.
-        if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
+        if store.release_exists(session, ctx.app, ctx.env, label):
             raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
     states = read_states(ctx, ctx.components(), recording=True)
     for name, (_kind, state) in states.items():
