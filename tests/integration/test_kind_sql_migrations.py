@@ -17,7 +17,8 @@ from sqlalchemy.pool import NullPool
 from lastgood.aws.clients import AwsClients
 from lastgood.errors import BadInput, StepFailed
 from lastgood.kinds.base import KindContext
-from lastgood.kinds.sql_migrations import VERSION_TABLE, SqlMigrations, SqlMigrationsSpec, apply_up
+from lastgood.kinds.sql_files import VERSION_TABLE, apply_up
+from lastgood.kinds.sql_migrations import SqlMigrations, SqlMigrationsSpec
 
 KIND = SqlMigrations()
 CTX = KindContext(app="shop", env="prod", aws=AwsClients())

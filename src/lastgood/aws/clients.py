@@ -14,20 +14,17 @@ from __future__ import annotations
 import os
 import threading
 from functools import partial
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
-from botocore.retries import standard
+from typing import TYPE_CHECKING, Any
 
 from lastgood.aws.errors import is_throttling, map_aws_errors
 from lastgood.config.models import AwsSettings
 from lastgood.errors import CredentialsError
 
+if TYPE_CHECKING:  # boto3 is imported when the first client is made: commands that call no AWS API skip its cost
+    import boto3
+
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter")
 """Operations that only read: botocore may re-send them whatever happened to the first attempt."""
-NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
 
 
 def is_read(operation: str) -> bool:
@@ -37,7 +34,9 @@ def is_read(operation: str) -> bool:
 def outcome_unknown(response: Any, caught_exception: Exception | None) -> bool:
     """Whether AWS may have applied a request that failed this way (the arguments of botocore's needs-retry)."""
     if caught_exception is not None:
-        return not isinstance(caught_exception, NEVER_SENT)
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+        return not isinstance(caught_exception, EndpointConnectionError | ConnectTimeoutError)  # never sent
     if response is None:
         return True
     http, parsed = response
@@ -54,6 +53,8 @@ def _needs_retry(botocore_retry: Any, **kwargs: Any) -> Any:
 
 def guard_writes(client: Any) -> Any:
     """Put `_needs_retry` in place of the standard retry handler botocore registered for this client."""
+    from botocore.retries import standard
+
     events = client.meta.events
     service = client.meta.service_model.service_id.hyphenize()
     event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
@@ -78,9 +79,14 @@ class AwsClients:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: boto3.Session | None = None
-        self._config = Config(
+        self._max_pool_connections = max_pool_connections
+
+    def _client_config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
             retries={"mode": "standard", "max_attempts": 8},
-            max_pool_connections=max_pool_connections,
+            max_pool_connections=self._max_pool_connections,
             connect_timeout=5,
             read_timeout=30,
         )
@@ -100,6 +106,8 @@ class AwsClients:
 
     def _get_session(self) -> boto3.Session:
         if self._session is None:
+            import boto3
+
             with map_aws_errors("AWS profile"):
                 self._session = boto3.Session(profile_name=self.settings.profile, region_name=self.settings.region)
         return self._session
@@ -107,7 +115,7 @@ class AwsClients:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._config}
+                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._client_config()}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
