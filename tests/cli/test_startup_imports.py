@@ -56,6 +56,7 @@ def test_help_lists_every_command_without_importing_one() -> None:
     assert top_level(names) & HEAVY == set()
 
 
+@pytest.mark.slow
 def test_validate_imports_no_aws_ledger_or_numpy() -> None:
     names, done = imported("validate", "-f", str(EXAMPLE))
     assert done.returncode == 0, done.stderr[-2000:]
@@ -64,6 +65,7 @@ def test_validate_imports_no_aws_ledger_or_numpy() -> None:
     assert "lastgood.cli.runbook_cmd" in names and "lastgood.cli.rollback_cmd" not in names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["--version"], ["validate", "-f", str(EXAMPLE)]])
 def test_the_console_script_agrees_with_python_m(args: list[str]) -> None:
     script = Path(sys.executable).with_name("lastgood")

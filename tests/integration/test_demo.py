@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 
 def test_demo_catches_the_bad_release_and_rolls_back(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LASTGOOD_"))}

@@ -26,6 +26,9 @@ from server_fixture import Users, add_users, make_state
 STATUS = "/api/v1/apps/shop/environments/prod"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -134,7 +137,8 @@ def test_a_healthy_release_is_watched_for_its_window_then_left(
             guard = wait_for(watching, 20, "two evaluations")
             assert guard["status"] == "watching" and guard["release"] == "v1"
             assert guard["triggers"]["api-errors"]["state"] in ("ok", "no-data")
-            # Due periods are judged within a few ticks, not a period late; the bound leaves room for a loaded CI machine.
+            # Due periods are judged within a few ticks, not a period late; the bound leaves room for a loaded CI
+            # machine.
             assert 0 <= guard["lag_seconds"] < 10.0
             ended = wait_for(
                 lambda: (
