@@ -10,6 +10,7 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
+from lastgood.cli import globals as globals_
 from lastgood.cli.lazy import LazyCommand, LazyGroup
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
@@ -19,14 +20,21 @@ from lastgood.redact import redact
 # A command's module is imported only when that command runs.
 COMMANDS: dict[str, LazyCommand] = {
     "validate": LazyCommand(
-        "lastgood.cli.runbook_cmd", "Check a runbook file; print one line per problem, with its path in the file."
+        "lastgood.cli.runbook_cmd",
+        "Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0).",
+    ),
+    "init": LazyCommand(
+        "lastgood.cli.init_cmd",
+        "Write a starter runbook for an app from what exists in the account; read its CHOOSE comments.",
     ),
     "schema": LazyCommand(
         "lastgood.cli.runbook_cmd", "Print the JSON Schema of the runbook file (for editors and linters)."
     ),
     "status": LazyCommand(
         "lastgood.cli.status_cmd",
-        "The environment now: its live release, the operation holding it, the last rollback, an active stop.",
+        "What is live, running, held and awaiting approval: each environment's live release, the operation holding"
+        " it, the deployments running or paused, the rollbacks running, awaiting approval, planned or resumable, the"
+        " last rollback and an active stop.",
     ),
     "plan": LazyCommand("lastgood.cli.rollback_cmd", "Show what a rollback would change."),
     "rollback": LazyCommand(
@@ -35,9 +43,18 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "resume": LazyCommand(
         "lastgood.cli.rollback_cmd",
-        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done.",
+        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done; or"
+        " go on with a paused deployment (or one whose process died) from its current step, in this process.",
     ),
-    "show": LazyCommand("lastgood.cli.rollback_cmd", "A rollback's steps, who runs it now, and its timeline."),
+    "show": LazyCommand(
+        "lastgood.cli.show_cmd",
+        "A rollback's steps, owner and timeline; a deployment's steps and decisions; a release's components and the"
+        " rollbacks and deployments that touched it.",
+    ),
+    "watch": LazyCommand(
+        "lastgood.cli.watch_cmd",
+        "Follow a rollback or a deployment until it ends, from any machine that reads the ledger.",
+    ),
     "iam-policy": LazyCommand(
         "lastgood.cli.iam_cmd", "Print the least-privilege IAM policy (JSON) that lastgood needs for this file."
     ),
@@ -91,6 +108,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "lastgood.cli.deploy_cmd",
         "Abort the running (or paused) deployment: all traffic back on the old version, the release bad.",
     ),
+    "pause": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Pause a running deployment: no further shift and no promotion, the traffic left where its step put it.",
+    ),
     "demo": LazyCommand(
         "lastgood.demo.cli",
         "Run a whole story on a local endpoint: release, bad release, guard, automatic rollback, timeline.",
@@ -116,7 +137,7 @@ app = typer.Typer(
     name="lastgood",
     help="Rollback runbooks as software: record releases, plan and run verified rollbacks, guard new releases.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -133,8 +154,13 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
+    profile: globals_.ProfileOption = None,
+    region: globals_.RegionOption = None,
+    endpoint_url: globals_.EndpointOption = None,
+    debug: globals_.DebugOption = False,
 ) -> None:
     """lastgood: put an environment back on its last known good release, verified and recorded."""
+    globals_.apply(profile, region, endpoint_url, debug)
 
 
 def _wants_json(argv: list[str]) -> bool:

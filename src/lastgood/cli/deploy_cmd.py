@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,16 +19,27 @@ from lastgood.cli.common import (
     confirmation_phrase,
     emit,
     open_env,
+    open_runbook,
     option_duration,
     stderr,
     stdout,
 )
 from lastgood.cli.interrupts import WaitOption as QueueOption
 from lastgood.cli.interrupts import exit_now, interruptible, parse_wait
+from lastgood.cli.tables import print_table
 from lastgood.errors import BadInput
 from lastgood.judge.base import TriggerVerdict
 from lastgood.runtime.context import EnvContext
-from lastgood.service.deploy import Deployer, Deployment, DeployRequest, DeployResult, act, parse_steps
+from lastgood.service.deploy import (
+    Deployer,
+    Deployment,
+    DeployRequest,
+    DeployResult,
+    act,
+    act_on,
+    deployment_where,
+    parse_steps,
+)
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
@@ -60,6 +72,7 @@ def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy)
     app.command("promote")(promote)
     app.command("abort")(abort)
+    app.command("pause")(pause)
 
 
 class ConsoleDeployListener:
@@ -228,6 +241,33 @@ def abort(
     _act_and_report(env, component, "abort", force, wait, file, output, "aborted")
 
 
+def pause(
+    deployment_id: Annotated[str, typer.Argument(help="The deployment id, e.g. dp-1a2b3c4d5e", metavar="ID")],
+    force: ForceOption = False,
+    wait: WaitOption = "2m",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Pause a running deployment: no further shift and no promotion, the traffic left where its step put it.
+    Its `deploy` process (or the server) pauses within a second or two and ends; one whose process is gone is
+    paused here. Go on with `lastgood resume ID`; `promote` / `abort` still finish it. Exit 3 when it is not
+    running (paused already, or finished)."""
+    seconds = option_duration("--wait", wait)
+    runbook = open_runbook(file)
+    ctx = open_env(file, deployment_where(runbook, deployment_id)[1])
+    listener = ConsoleDeployListener() if output == OutputFormat.text else None
+    result = act_on(ctx, deployment_id, "pause", force, seconds, listener)
+    emit(output, result.to_dict(), lambda: render(result))
+    if result.status != "paused":
+        raise typer.Exit(1)
+
+
+def resume_deployment(deployment_id: str, wait: str | None, yes: bool, file: Path | None, output: OutputFormat) -> None:
+    """`lastgood resume dp-...`: the paused deployment goes on in this process, as `deploy ENV --resume ID`."""
+    env = deployment_where(open_runbook(file), deployment_id)[1]
+    deploy(env, resume=deployment_id, wait=wait, yes=yes, file=file, output=output)
+
+
 def _act_and_report(
     env: str, component: str | None, what: str, force: bool, wait: str, file: Any, output: OutputFormat, ok: str
 ) -> None:
@@ -260,7 +300,7 @@ def render(result: DeployResult) -> None:
                     values,
                     escape(verdict["detail"]),
                 )
-        stdout.print(table)
+        print_table(stdout, table)
         for decision in result.decisions:
             if decision.get("canary"):
                 canary = decision["canary"]

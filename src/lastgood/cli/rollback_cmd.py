@@ -1,8 +1,9 @@
-"""lastgood plan | rollback | resume | show."""
+"""lastgood plan | rollback | resume (show: show_cmd.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,11 +26,13 @@ from lastgood.cli.common import (
     stdout,
 )
 from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_wait
+from lastgood.cli.tables import print_table
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.errors import Refused
+from lastgood.errors import BadInput, Refused
 from lastgood.runtime.context import EnvContext
 from lastgood.service.models import Holder
+from lastgood.service.plans import CHANGES_PENDING, SavedPlan, read_plan, saved_plan, write_plan
 from lastgood.service.rollbacks import (
     Confirm,
     Decision,
@@ -41,7 +44,7 @@ from lastgood.service.rollbacks import (
     request_rollback,
     resume_rollback,
 )
-from lastgood.service.views import rollback_detail, rollback_env, unfinished_rollbacks
+from lastgood.service.views import rollback_env, unfinished_rollbacks
 
 ToOption = Annotated[
     str | None, typer.Option("--to", help="Release to return to [default: newest older release not marked bad]")
@@ -53,7 +56,6 @@ def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
     app.command("rollback")(rollback)
     app.command("resume")(resume)
-    app.command("show")(show)
 
 
 def render_plan(plan: Plan) -> None:
@@ -61,7 +63,7 @@ def render_plan(plan: Plan) -> None:
     if not plan.steps:
         stdout.print(f"{title}\n[green]nothing to change[/]: every component already matches {plan.to_release}")
     else:
-        stdout.print(plan_table(plan, title))
+        print_table(stdout, plan_table(plan, title))
         for step in plan.steps:
             for note in step.change.notes:
                 stdout.print(f"  note: {step.component}: {note}")
@@ -107,13 +109,32 @@ def plan(
     env: EnvArgument,
     to: ToOption = None,
     only: OnlyOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Save the plan to FILE; `lastgood rollback ENV --plan FILE` runs exactly it"),
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help=f"Exit 0 when there is nothing to change, {CHANGES_PENDING} when changes are pending, "
+            "3 when the plan is blocked",
+        ),
+    ] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Show what a rollback would change. Changes nothing."""
+    """Show what a rollback would change. Changes nothing (but --out FILE)."""
     ctx = open_env(file, env)
-    result = preview_plan(ctx, to, split_names(only))
+    names = split_names(only)
+    result = preview_plan(ctx, to, names)
+    if out is not None:
+        write_plan(saved_plan(result, names, ctx.actor.name), out)
     emit(output, result.to_dict(), lambda: render_plan(result))
+    if out is not None and output == OutputFormat.text:
+        stderr.print(f"plan saved to {out}; run it with: lastgood rollback {env} --plan {out}")
+    if detailed_exitcode:
+        raise typer.Exit(3 if result.blocked else CHANGES_PENDING if result.steps else 0)
 
 
 def confirmer(ctx: EnvContext, yes: bool) -> Confirm:
@@ -233,14 +254,23 @@ def rollback(
     ] = None,
     wait: WaitOption = None,
     parallel: ParallelOption = 16,
+    saved: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="Run the plan saved by `plan --out FILE`; refused (exit 3) if the live state changed since",
+        ),
+    ] = None,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Plan, confirm, execute, verify and record a rollback; the release left is marked bad."""
+    saved_plan = _saved(saved, env, to, only)
     ctx = open_env(file, env, parallel)
     request = RollbackRequest(
-        to=to,
-        only=split_names(only),
+        saved_plan=saved_plan,
+        to=saved_plan.to_release if saved_plan else to,
+        only=saved_plan.only if saved_plan else split_names(only),
         reason=reason,
         severity=severity,
         confirmed=yes,
@@ -249,6 +279,17 @@ def rollback(
     )
     outcome = run_with_console(ctx, yes, output, lambda hooks: request_rollback(ctx, request, hooks))
     finish(outcome, output)
+
+
+def _saved(path: Path | None, env: str, to: str | None, only: str | None) -> SavedPlan | None:
+    if path is None:
+        return None
+    if to is not None or only is not None:
+        raise BadInput("--plan: the saved plan names its target and components; drop --to and --only")
+    saved = read_plan(path)
+    if saved.env != env:
+        raise BadInput(f"--plan {path}: the plan is for {saved.env}, not {env}")
+    return saved
 
 
 def warn_unfinished(ctx: EnvContext) -> None:
@@ -260,41 +301,28 @@ def warn_unfinished(ctx: EnvContext) -> None:
 
 
 def resume(
-    rollback_id: Annotated[str, typer.Argument(help="The rollback id, e.g. rb-1a2b3c4d5e")],
+    rollback_id: Annotated[
+        str,
+        typer.Argument(help="A rollback id (rb-1a2b3c4d5e) or a deployment id (dp-1a2b3c4d5e)", metavar="ID"),
+    ],
     wait: WaitOption = None,
     parallel: ParallelOption = 16,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="A deployment: do not ask for confirmation")] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done."""
+    """Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done; or
+    go on with a paused deployment (or one whose process died) from its current step, in this process."""
+    if rollback_id.startswith("dp-"):
+        from lastgood.cli.deploy_cmd import resume_deployment
+
+        resume_deployment(rollback_id, wait, yes, file, output)
+        return
     ctx = open_env(file, rollback_env(open_runbook(file), rollback_id), parallel)
     outcome = run_with_console(
         ctx, True, output, lambda hooks: resume_rollback(ctx, rollback_id, parse_wait(wait), hooks)
     )
     finish(outcome, output)
-
-
-def show(
-    rollback_id: Annotated[str, typer.Argument(help="The rollback id")],
-    file: FileOption = None,
-    output: OutputOption = OutputFormat.text,
-) -> None:
-    """A rollback's steps, who runs it now, and its timeline."""
-    detail = rollback_detail(open_runbook(file), rollback_id)
-
-    def render() -> None:
-        stdout.print(f"rollback {detail.id} in {detail.env}: [bold]{detail.status}[/] (by {detail.requested_by})")
-        if detail.owner is not None:
-            stdout.print(f"run by {lease_owner(detail.owner)}")
-        table = Table(title="steps", title_justify="left")
-        for column in ("component", "action", "from", "to", "status", "attempts"):
-            table.add_column(column)
-        for s in detail.steps:
-            table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
-        stdout.print(table)
-        render_timeline([e.model_dump(mode="json") for e in detail.timeline])
-
-    emit(output, detail.model_dump(mode="json", by_alias=True), render)
 
 
 def lease_owner(owner: Holder) -> str:
@@ -311,4 +339,4 @@ def render_timeline(timeline: list[dict[str, Any]]) -> None:
     table.add_column("detail")
     for event in timeline:
         table.add_row(event["at"][11:23], event["type"], event["message"])
-    stdout.print(table)
+    print_table(stdout, table)
