@@ -74,6 +74,9 @@ triggers:
 """
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 @dataclass
 class Stack:
     directory: Path

@@ -24,6 +24,9 @@ policy:
 """
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def setup(tmp_path: Path, endpoint: LocalEndpoint, aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> str:
     app = shop.create_shop(aws, "staging")
     text = shop.runbook_text(endpoint.url, "sqlite:///state.db", period="1s", for_="3s") + POLICY

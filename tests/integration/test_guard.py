@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lastgood.aws.clients import AwsClients
 from lastgood.clock import FakeClock
 from lastgood.config.loader import load_runbook
@@ -162,6 +164,7 @@ def test_guard_watching_a_whole_window_of_good_data_is_healthy(shop_dir: Path, a
 # --- metric math, baselines, sources by type ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metric_math_against_moto(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     """moto evaluates only an expression that names one metric id (moto/cloudwatch/metric_data_expression_parser.py),
     so this checks the wire shapes and id mapping end to end; arithmetic is pinned with Stubber below."""
@@ -263,6 +266,7 @@ BASELINE_TRIGGER = """
 """
 
 
+@pytest.mark.slow
 def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path, aws: AwsClients) -> None:
     (shop_dir / "lastgood.yaml").write_text((shop_dir / "lastgood.yaml").read_text() + BASELINE_TRIGGER)
     ctx = context(shop_dir, FakeClock(START))
@@ -276,6 +280,7 @@ def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path
     assert outcome.detected_at == START + timedelta(minutes=3)  # minutes 0, 1, 2 complete
 
 
+@pytest.mark.slow
 def test_guard_builds_one_source_per_type(shop_dir: Path, aws: AwsClients) -> None:
     from lastgood.sources.http_probe import ProbeSource
     from lastgood.sources.prometheus import PrometheusSource

@@ -28,6 +28,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 WIDTHS = {"wide": (1280, 900), "narrow": (390, 844)}
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 @pytest.fixture
 def server_state(shop_dir: Path) -> ServerState:
     """The shop, with a policy that wants two leads to approve a high-severity rollback of prod."""

@@ -26,6 +26,9 @@ from server_fixture import Users, add_users, make_state
 STATUS = "/api/v1/apps/shop/environments/prod"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
