@@ -21,10 +21,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from botocore.retries.bucket import Clock, TokenBucket
+if TYPE_CHECKING:  # botocore is imported when the first bucket is made: commands that call no AWS API skip it
+    from botocore.retries.bucket import TokenBucket
 
 DEFAULT_RATES: Mapping[str, float] = {
     # Lambda: the control plane (every API but Invoke, GetFunction and GetPolicy) shares 15 requests a second.
@@ -57,8 +58,12 @@ def rates_for(endpoint_url: str | None, overrides: Mapping[str, float]) -> dict[
     return {**(DEFAULT_RATES if is_aws_endpoint(endpoint_url) else {}), **overrides}
 
 
-class MonotonicClock(Clock):
-    """The clock botocore's bucket reads: monotonic, so a wall-clock jump neither stalls nor floods the calls."""
+class MonotonicClock:
+    """The clock botocore's bucket reads (its `Clock`'s two methods): monotonic, so a wall-clock jump neither
+    stalls nor floods the calls."""
+
+    def sleep(self, amount: float) -> None:
+        time.sleep(amount)
 
     def current_time(self) -> float:
         return time.monotonic()
@@ -84,7 +89,10 @@ class Pacer:
     def bucket(self, key: str) -> TokenBucket:
         with self._lock:
             if key not in self._buckets:
-                self._buckets[key] = TokenBucket(self.rates[key], self._clock, min_rate=self.rates[key])
+                from botocore.retries.bucket import TokenBucket
+
+                clock: Any = self._clock  # duck-typed: botocore reads only sleep() and current_time()
+                self._buckets[key] = TokenBucket(self.rates[key], clock, min_rate=self.rates[key])
             return self._buckets[key]
 
     def wait_for_token(self, service: str, operation: str) -> None:
