@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from lastgood.domain.actor import GUARD
 from lastgood.guard.loop import GuardOutcome, window_end
@@ -203,23 +204,17 @@ class ReleaseWatch:
         outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
         with self.ctx.session() as session:
             now = self.ctx.clock.now()
-            release = self.release.release_id
-            guard_periods.finish(session, self.ctx.app, self.ctx.env, release, due, outcome, now)
-            health = self.health.model_dump(mode="json")
-            guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
+            guard_periods.finish(session, self.ctx.app, self.ctx.env, self.release.release_id, due, outcome, now)
+            self._save_health_in(session, now)
 
     def _save_health(self) -> None:
-        health = self.health.model_dump(mode="json")
         with self.ctx.session() as session:
-            guard_periods.save_watch(
-                session,
-                self.ctx.app,
-                self.ctx.env,
-                self.release.release_id,
-                self.health.status,
-                health,
-                self.ctx.clock.now(),
-            )
+            self._save_health_in(session, self.ctx.clock.now())
+
+    def _save_health_in(self, session: Session, now: datetime) -> None:
+        health = self.health.model_dump(mode="json")
+        release = self.release.release_id
+        guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
         started = self.ctx.clock.now()
