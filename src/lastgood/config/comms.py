@@ -38,6 +38,10 @@ AUTO_FACTS: dict[str, str] = {
 }
 
 
+Phase = Literal["pre", "during", "post"]
+PHASES: tuple[Phase, ...] = ("pre", "during", "post")
+
+
 def register_fact(name: str, description: str) -> None:
     """A new fact `auto:` may name (e.g. validation-passed, once post-rollback validation records it)."""
     AUTO_FACTS[name] = description
@@ -84,10 +88,10 @@ class Checklists(Strict):
     during: list[Entry] = Field(default_factory=list, description="While it runs.")
     post: list[Entry] = Field(default_factory=list, description="After it.")
 
-    def entries(self) -> list[tuple[str, ChecklistEntry]]:
-        return [(phase, e) for phase in ("pre", "during", "post") for e in getattr(self, phase)]
+    def entries(self) -> list[tuple[Phase, ChecklistEntry]]:
+        return [(phase, e) for phase in PHASES for e in getattr(self, phase)]
 
-    def find(self, key: str) -> tuple[str, ChecklistEntry] | None:
+    def find(self, key: str) -> tuple[Phase, ChecklistEntry] | None:
         return next(((p, e) for p, e in self.entries() if e.key == key), None)
 
     @model_validator(mode="after")
@@ -172,7 +176,8 @@ def check_template(source: str) -> str:
     try:
         render_template(source, SAMPLE_FACTS)
     except TemplateError as error:
-        line = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
+        lineno = getattr(error, "lineno", None)
+        line = f" (line {lineno})" if lineno else ""
         raise ValueError(f"the template does not render{line}: {error}") from None
     return source
 

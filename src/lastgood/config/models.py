@@ -23,9 +23,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from lastgood.config import plugins
+from lastgood.config.comms import Checklists, PostAction
 from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
-from lastgood.config.comms import Checklists, PostAction
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.schedules import Schedule

@@ -83,7 +83,6 @@ class Targets(Strict):
         "component's own `rto:` wins.",
     )
 
-
     def rollback_time_for(self, severity: str | None) -> float | None:
         """The severity's maximum rollback time, when the file sets one."""
         return self.rollback_time.get(severity) if severity else None  # type: ignore[call-overload]
