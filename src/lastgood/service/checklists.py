@@ -5,7 +5,9 @@ count it. Items are the file's checklists, else the built-in list."""
 from __future__ import annotations
 
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
+from lastgood.config.comms import Checklists
 from lastgood.errors import BadInput
 from lastgood.ledger import store
 from lastgood.report import ChecklistItem
@@ -60,8 +62,11 @@ def check_item(ctx: AppContext, rollback_id: str, item: str, note: str = "") -> 
 def rollback_checklist(ctx: AppContext, rollback_id: str) -> list[ChecklistView]:
     """The rollback's checklist (the file's, else the built-in one), ticked by the ledger and by hand."""
     with ctx.session() as session:
-        incident = load_incident(session, rollback_id)
-    return [_view(i) for i in checklist(incident, ctx.runbook.checklists)]
+        return checklist_views(session, rollback_id, ctx.runbook.checklists)
+
+
+def checklist_views(session: Session, rollback_id: str, lists: Checklists | None) -> list[ChecklistView]:
+    return [_view(i) for i in checklist(load_incident(session, rollback_id), lists)]
 
 
 def _view(item: ChecklistItem) -> ChecklistView:
