@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lastgood.domain.states import DRILL_TRANSITIONS, DrillStatus, transition
 from lastgood.engine.executor import Executor
@@ -20,6 +21,7 @@ from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
 from lastgood.errors import BadInput, LastgoodError, Refused, StepFailed, UnknownDrill
 from lastgood.guard.loop import GuardOutcome
+from lastgood.kpis import check
 from lastgood.ledger import store
 from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
 from lastgood.runtime.context import EnvContext
@@ -139,6 +141,23 @@ def _targets(ctx: EnvContext) -> dict[str, Any]:
     }
 
 
+def _against_targets(
+    ctx: EnvContext, session: Session, rollback_id: str | None, detect: float | None, restore: float | None
+) -> dict[str, Any]:
+    """The drill's times against the file's targets: met, missed or no data (kpis.check), the rollback time
+    against its severity's maximum (policy.targets.rollback_time)."""
+    targets = ctx.runbook.policy.targets
+    severity = session.get(RollbackRow, rollback_id).severity if rollback_id else None  # type: ignore[union-attr]
+    maximum = targets.rollback_time_for(severity)
+    results = {
+        "detect": check(detect, targets.mean_time_to_detect).status,
+        "restore": check(restore, targets.mean_time_to_restore).status,
+        "rollback_time": check(restore, maximum).status,
+        "rto": check(restore, ctx.runbook.environment(ctx.env).rto).status,
+    }
+    return {"severity": severity, "rollback_time_seconds": maximum, "results": results}
+
+
 def _make_bad_change(ctx: EnvContext, drill_id: str) -> str:
     drills = ctx.runbook.policy.drills
     if drills.command:
@@ -194,6 +213,7 @@ def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, ou
         row.finished_at, row.notes = now, notes
         row.detect_seconds, row.restore_seconds = detect, restore
         row.rollback_id = rollback.id if rollback else None
+        row.targets = {**row.targets, **_against_targets(ctx, session, row.rollback_id, detect, restore)}
         store.add_event(
             session,
             ctx.app,
