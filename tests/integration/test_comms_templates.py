@@ -125,7 +125,8 @@ notifications:
   channels: [{{webhook: {{url: "{receiver}", secret: "${{API_TOKEN}}"}}}}]
   templates:
     rollback-started: |-
-      [{{{{ severity | upper }}}}] {{{{ app }}}}/{{{{ env }}}}: rolling back {{{{ from_release }}}} -> {{{{ to_release }}}}
+      [{{{{ severity | upper }}}}] {{{{ app }}}}/{{{{ env }}}}:
+      rolling back {{{{ from_release }}}} -> {{{{ to_release }}}}
       asked by {{{{ requested_by }}}} because {{{{ reason }}}}
     rollback-succeeded: "{{{{ id }}}} done: {{{{ steps_done }}}}/{{{{ steps_total }}}} steps; {{{{ status }}}}"
 """)
@@ -142,7 +143,7 @@ notifications:
         by_event[message["event"]] = message
     started = by_event["rollback-started"]["text"]
     assert started == (
-        "[HIGH] shop/staging: rolling back v2 -> v1\nasked by carol because errors after v2 (token **** leaked in the logs)"
+        "[HIGH] shop/staging:\nrolling back v2 -> v1\nasked by carol because errors after v2 (token **** leaked in the logs)"
     )
     done = by_event["rollback-succeeded"]
     assert done["text"].endswith("done: 1/1 steps; Complete (1 of 1 steps done)") and done["text"].startswith("rb-")
