@@ -143,7 +143,8 @@ notifications:
         by_event[message["event"]] = message
     started = by_event["rollback-started"]["text"]
     assert started == (
-        "[HIGH] shop/staging:\nrolling back v2 -> v1\nasked by carol because errors after v2 (token **** leaked in the logs)"
+        "[HIGH] shop/staging:\nrolling back v2 -> v1\n"
+        "asked by carol because errors after v2 (token **** leaked in the logs)"
     )
     done = by_event["rollback-succeeded"]
     assert done["text"].endswith("done: 1/1 steps; Complete (1 of 1 steps done)") and done["text"].startswith("rb-")
