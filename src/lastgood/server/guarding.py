@@ -47,6 +47,8 @@ class GuardScheduler:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._next_recovery = 0.0
+        self._next_drills = 0.0
+        self.drills_every = 60.0
         self._submitter = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="lastgood-submit")
         self.ticks = 0
 
@@ -74,6 +76,8 @@ class GuardScheduler:
         now = self.clock.now()
         if time.monotonic() >= self._next_recovery and self._submit("recover", "recover"):
             self._next_recovery = time.monotonic() + self.recover_every
+        if time.monotonic() >= self._next_drills and self._submit("drill-schedule", "drill-schedule"):
+            self._next_drills = time.monotonic() + self.drills_every  # server/drilling.py: due scheduled drills
         judged: dict[tuple[str, str, int], datetime] = {}
         for ledger, apps in self.state.apps.by_ledger():
             self._notice_all(ledger, apps, now)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lastgood.domain.states import DRILL_TRANSITIONS, DrillStatus, transition
@@ -45,6 +46,10 @@ class DrillResult:
         return dict(self.__dict__)
 
 
+class DrillClaimed(Refused):
+    """A scheduled drill whose id another process claimed first."""
+
+
 def check_allowed(ctx: EnvContext) -> None:
     if ctx.runbook.environment(ctx.env).protected and not ctx.runbook.policy.drills.allow_protected:
         raise Refused(f"{ctx.env} is protected: drills run there only with policy.drills.allow_protected: true")
@@ -67,19 +72,29 @@ class DrillView(BaseModel):
     rollback_id: str | None
 
 
-def run_drill(ctx: EnvContext, source: MetricSource, on_start: Callable[[str], None] | None = None) -> DrillResult:
+def run_drill(
+    ctx: EnvContext,
+    source: MetricSource,
+    on_start: Callable[[str], None] | None = None,
+    drill_id: str | None = None,
+) -> DrillResult:
     """Hold the environment, record its good release, make the bad change, let the guard catch it; whatever
-    fails, the environment ends on the good release. `on_start(drill_id)` once it holds the environment."""
+    fails, the environment ends on the good release. `on_start(drill_id)` once it holds the environment.
+    `drill_id`: a scheduled drill's claim (service/drill_schedule.py); a second run of it is `DrillClaimed`."""
     check_allowed(ctx)
-    drill_id = "drill-" + uuid.uuid4().hex[:8]
+    drill_id = drill_id or "drill-" + uuid.uuid4().hex[:8]
     with hold(ctx, "drill", drill_id) as lease:
         ctx = replace(ctx, holding=lease)
         started = ctx.clock.now()
-        with ctx.session() as session:
-            row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status=DrillStatus.RUNNING)
-            row.targets = _targets(ctx)
-            session.add(row)
-            store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        try:
+            with ctx.session() as session:
+                row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status=DrillStatus.RUNNING)
+                row.targets = _targets(ctx)
+                session.add(row)
+                session.flush()
+                store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        except IntegrityError:
+            raise DrillClaimed(f"drill {drill_id} ran already (claimed by another process)") from None
         if on_start is not None:
             on_start(drill_id)
         good = record_release(ctx, f"{drill_id}-good").label
