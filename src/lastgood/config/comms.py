@@ -9,13 +9,14 @@ at `validate`, not a silent message at 3 a.m.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from lastgood.config.strict import Strict
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 # Facts the ledger can prove, by name; the report holds how each is read (report/checklist.py FACT_CHECKS).
 # Extensible: a part that records a new fact registers its name here and its check there.
@@ -163,7 +164,11 @@ TEMPLATE_VARIABLES: tuple[str, ...] = tuple(SAMPLE_FACTS)
 
 
 def template_environment() -> SandboxedEnvironment:
-    """Sandboxed (no attribute escapes), strict (an unknown name is an error), text (no HTML escaping)."""
+    """Sandboxed (no attribute escapes), strict (an unknown name is an error), text (no HTML escaping).
+    Jinja2 is imported here: only files with templates pay for it."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
@@ -173,6 +178,8 @@ def render_template(source: str, context: dict[str, Any]) -> str:
 
 def check_template(source: str) -> str:
     """A template that renders against the sample facts (StrictUndefined: an unknown name fails here)."""
+    from jinja2 import TemplateError
+
     try:
         render_template(source, SAMPLE_FACTS)
     except TemplateError as error:

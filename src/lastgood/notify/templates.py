@@ -12,8 +12,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateError
-
 from lastgood.config.comms import TEMPLATE_VARIABLES, render_template
 from lastgood.notify.base import Message
 from lastgood.redact import redact
@@ -40,6 +38,8 @@ def with_template(message: Message, templates: Mapping[Any, str], facts: Mapping
     source = templates.get(message.event)
     if source is None:
         return message
+    from jinja2 import TemplateError  # only files with templates pay for it
+
     try:
         body = render_template(source, context_of(message, facts))
     except (TemplateError, TypeError, ValueError) as error:
