@@ -201,3 +201,23 @@ def test_plan_warns_when_the_estimate_exceeds_a_target(
     ]
     code, _out, err = cli(capsys, "plan", "prod", "-f", str(stand.file), "--severity", "urgent")
     assert code == 2 and "unknown severity 'urgent'" in err
+
+
+def test_bad_blocks_are_named_with_their_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(
+        "app: shop\nenvironments: {prod: {}}\ncomponents: []\n"
+        "checklists:\n  pre: [{item: a, auto: validation-passd}, {item: b, id: Bad Id}]\n  post: [Same, same]\n"
+        "post_rollback: [{action: x, when: someday}]\n"
+        "policy: {targets: {rollback_time: {urgent: 1h}, rto: {lambda-alias: soon}}}\n"
+    )
+    assert main(["validate", "-f", str(file)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "checklists.pre[0].auto: unknown fact 'validation-passd'" in err
+    assert "checklists.pre[1].id: " in err
+    assert "post_rollback[0].when: " in err
+    assert "policy.targets.rollback_time.urgent.[key]: " in err
+    assert "policy.targets.rto.lambda-alias: " in err
+    file.write_text("app: shop\nenvironments: {prod: {}}\ncomponents: []\nchecklists: {pre: [Same], post: [same]}\n")
+    assert main(["validate", "-f", str(file)]) == 2
+    assert "checklists: item ids must be unique (give one an id:): same" in " ".join(capsys.readouterr().err.split())

@@ -90,6 +90,16 @@ def render(result: DrillResult, defaults: set[str] | None = None) -> None:
         default = ", the default: policy.targets does not set it" if what in (defaults or set()) else ""
         goal = "" if target is None else f" (target {format_duration(target)}{default})"
         stdout.print(f"  time to {what}: {shown}{goal}")
+    results = result.targets.get("results") or {}
+    maximum = result.targets.get("rollback_time_seconds")
+    if maximum is not None:
+        severity = result.targets.get("severity") or "its severity"
+        stdout.print(
+            f"  maximum rollback time of a {severity} incident ({format_duration(maximum)}): "
+            f"{results.get('rollback_time', 'no data')}"
+        )
+    if result.targets.get("rto_seconds") is not None:
+        stdout.print(f"  {result.env}'s recovery-time objective: {results.get('rto', 'no data')}")
 
 
 def list_due(file: FileOption, output: OutputFormat) -> None:
