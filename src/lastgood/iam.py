@@ -21,7 +21,9 @@ def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]
         )
     for source_type in dict.fromkeys(t.source_type for t in runbook.triggers):
         if actions := iam_actions(source_type):
-            statements.append(IamStatement(actions, ("*",), f"the guard's {source_type} triggers read logs"))
+            statements.append(
+                IamStatement(actions, ("*",), f"the guard reads its {source_type} triggers (no resource scoping)")
+            )
     merged: dict[tuple[str, ...], list[str]] = {}
     for statement in statements:
         resources = merged.setdefault(tuple(sorted(statement.actions)), [])

@@ -3,27 +3,36 @@ and exact phrases, which moto evaluates), plus the bounds and failures as error 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from lastgood.aws.clients import AwsClients
+from lastgood.clock import FakeClock
+from lastgood.config.loader import load_runbook
 from lastgood.config.models import Trigger
+from lastgood.engine.record import record_release
+from lastgood.ledger.db import open_ledger, resolve_url
+from lastgood.runtime.context import EnvContext
+from lastgood.service.guard import guard_for
 from lastgood.sources.base import SeriesRequest
 from lastgood.sources.log_events import LogEventsQuery, LogEventsSource
 from lastgood.sources.registry import build_source
+from lastgood.testing import shop
 
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 GROUP = "/aws/lambda/shop-api"
 
 
-def put_events(aws: AwsClients, events: list[tuple[float, str]]) -> None:
+def put_events(aws: AwsClients, events: list[tuple[float, str]], group: str = GROUP) -> None:
     """events: (seconds after START, message)."""
     logs = aws.client("logs")
-    logs.create_log_group(logGroupName=GROUP)
-    logs.create_log_stream(logGroupName=GROUP, logStreamName="s1")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s1")
     stamped = [{"timestamp": int((START.timestamp() + at) * 1000), "message": text} for at, text in events]
-    logs.put_log_events(logGroupName=GROUP, logStreamName="s1", logEvents=sorted(stamped, key=lambda e: e["timestamp"]))
+    logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=sorted(stamped, key=lambda e: e["timestamp"]))
 
 
 EVENTS = [
@@ -87,3 +96,33 @@ def test_a_log_events_trigger_in_the_file() -> None:
             {"name": "n", "log_events": {"log_group": GROUP}, "per": {"log_group": GROUP}, "when": "> 1"}
         )
     assert isinstance(build_source("log_events", AwsClients(), [trigger]), LogEventsSource)
+
+
+LOG_TRIGGER = """triggers:
+  - name: errors-in-logs
+    log_events: {log_group: /aws/lambda/shop-api-{env}, pattern: ERROR}
+    when: "> 20 per 5m"
+    severity: critical
+    action: rollback
+"""
+
+
+@pytest.mark.slow
+def test_the_guard_rolls_back_on_errors_counted_from_logs(shop_dir: Path, aws: AwsClients) -> None:
+    """The seeds' 'errors counted from logs', end to end: a release goes bad, its log fills with ERROR lines, the
+    guard counts them per 5 minutes on moto's server and rolls the release back."""
+    file = shop_dir / "lastgood.yaml"
+    file.write_text(re.sub(r"triggers:\n(?:  .*\n)+", LOG_TRIGGER, file.read_text()))
+    runbook = load_runbook(file)
+    ctx = EnvContext(runbook, "prod", open_ledger(resolve_url(runbook.state, runbook.base_dir)), aws, FakeClock(START))
+    record_release(ctx, "v1")
+    for name in ("shop-api-prod", "shop-worker-prod"):
+        shop.shift_alias(aws, name, "1", shop.publish_new_version(aws, name, "v2"), 1.0)
+    record_release(ctx, "v2")
+    quiet = [(m * 60.0, "ERROR now and then") for m in range(10)]  # 5 in 5 minutes: under 20
+    bad = [(600 + s * 10.0, "ERROR db: connection refused") for s in range(60)]  # 30 in each 5 minutes
+    put_events(aws, quiet + bad, "/aws/lambda/shop-api-prod")
+    outcome = guard_for(ctx).run(duration=25 * 60)
+    assert outcome.status == "rolled-back", outcome.message
+    assert outcome.fired is not None and outcome.fired.trigger == "errors-in-logs" and outcome.fired.value >= 20
+    assert aws.client("lambda").get_alias(FunctionName="shop-api-prod", Name="live")["FunctionVersion"] == "1"

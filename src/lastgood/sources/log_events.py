@@ -7,8 +7,7 @@ in one fetch is an error Series (narrow the pattern, or use a metric filter), no
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -18,7 +17,7 @@ from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import Condition
 from lastgood.config.models import Strict, positive_period
 from lastgood.errors import AwsError
-from lastgood.sources.base import Series, SeriesRequest
+from lastgood.sources.base import Series, SeriesRequest, counted
 
 
 class LogEventsQuery(Strict):
@@ -70,7 +69,11 @@ class LogEventsSource:
             key = query.model_dump_json()
             if key not in found:
                 found[key] = self._timestamps(query, start, end)
-            out[request.id] = _counted(request, found[key], start, end)
+            stamps = found[key]
+            if isinstance(stamps, str):
+                out[request.id] = Series(request.id, status="error", error=stamps)
+            else:
+                out[request.id] = counted(request, [stamp / 1000 for stamp in stamps], start, end)
         return out
 
     def _timestamps(self, query: LogEventsQuery, start: datetime, end: datetime) -> list[int] | str:
@@ -99,17 +102,3 @@ class LogEventsSource:
                 kwargs["nextToken"] = token
         except AwsError as error:
             return f"CloudWatch Logs {query.log_group}: {error}"
-
-
-def _counted(request: SeriesRequest, found: list[int] | str, start: datetime, end: datetime) -> Series:
-    if isinstance(found, str):
-        return Series(request.id, status="error", error=found)
-    first, period = start.timestamp(), request.period
-    periods = max(0, math.floor((end.timestamp() - first) / period))
-    counts = [0.0] * periods
-    for stamp in found:
-        index = math.floor((stamp / 1000 - first) / period)
-        if 0 <= index < periods:
-            counts[index] += 1
-    points = {datetime.fromtimestamp(first + k * period, UTC): counts[k] for k in range(periods)}
-    return Series(request.id, points=points, status="ok" if points else "no-data")

@@ -19,6 +19,7 @@ from lastgood.config.durations import Condition
 from lastgood.config.models import Trigger
 from lastgood.sources.base import MetricSource
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.sources.codedeploy_hooks import CodeDeployHooksSource
 from lastgood.sources.http_probe import ProbeSource
 from lastgood.sources.log_events import LogEventsSource
 from lastgood.sources.logs_insights import LogsInsightsSource
@@ -88,5 +89,12 @@ def close_sources(sources: Mapping[str, MetricSource]) -> None:
             close()
 
 
-for _source in (CloudWatchSource, PrometheusSource, ProbeSource, LogsInsightsSource, LogEventsSource):
+for _source in (
+    CloudWatchSource,
+    PrometheusSource,
+    ProbeSource,
+    LogsInsightsSource,
+    LogEventsSource,
+    CodeDeployHooksSource,
+):
     register(_source)
