@@ -3,6 +3,7 @@ audit log) with its severity; an unknown name or severity is 400 naming the allo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,28 @@ def test_a_manual_trigger_through_the_api(client: TestClient, users: Users, serv
         "olive",
     )
     assert any(e["type"] == "manual-trigger" and "raised by olive" in e["message"] for e in detail["timeline"])
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.mark.slow
+def test_the_dashboards_rollback_form_offers_the_files_manual_triggers(
+    client: TestClient, users: Users, server_state: ServerState
+) -> None:
+    two_releases(server_state)
+    assert client.post("/login", data={"token": users.tokens["operator"], "next": "/"}).status_code == 200
+    page = client.get("/apps/shop/environments/prod")
+    found = CSRF.search(page.text)
+    assert page.status_code == 200 and found
+    assert '<option value="user-reports">user-reports (high)</option>' in page.text
+    url, form = (
+        "/apps/shop/environments/prod/rollback",
+        {"reason": "tickets", "confirm": PHRASE, "csrf": found.group(1)},
+    )
+    wrong = client.post(url, data=form | {"trigger": "user-report"}, follow_redirects=False)
+    assert wrong.status_code == 400 and "manual_triggers: user-reports (high)" in wrong.text
+    started = client.post(url, data=form | {"trigger": "user-reports"}, follow_redirects=False)
+    assert started.status_code == 303, started.text
+    detail = rollback_finished(client, users.headers("operator"), started.headers["location"].rsplit("/", 1)[1])
+    assert detail["trigger"]["trigger"] == "user-reports" and detail["severity"] == "high"
