@@ -187,6 +187,9 @@ class Trigger(Strict):
     `prometheus:`, `probe:`, see config/plugins.py), validated against that source's settings, as is `per`."""
 
     name: str = Field(description="The trigger's name, unique in the file.")
+    description: str | None = Field(
+        default=None, max_length=2000, description="What it stands for, e.g. the runbook's own words."
+    )
     when: ConditionField = Field(
         description="`>`, `>=`, `<`, `<=` and a number, optionally `%`; `> 5x baseline`; `> 5 per 5m`; `present`."
     )
