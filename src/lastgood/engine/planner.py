@@ -10,6 +10,7 @@ from lastgood.domain.ordering import waits_for
 from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
+from lastgood.kinds import redeploy
 from lastgood.kinds.base import Change, State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -151,6 +152,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     for step in steps:
         extra = code if step.component in schema else []  # application first, then schema
         step.waits_for = sorted(set(order[step.component]) | set(extra))
+    steps += _redeploy_steps(ctx, {s.component for s in steps})
     plan = Plan(
         app=ctx.app,
         env=ctx.env,
@@ -168,6 +170,13 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)
     return plan
+
+
+def _redeploy_steps(ctx: EnvContext, changed: set[str]) -> list[PlannedStep]:
+    """The redeploys the changed components call for (`redeploy_after`), even of components left out by
+    --only: what they pick up is rolled back either way."""
+    planned = redeploy.plan_redeploys(ctx.runbook.components_for(ctx.env), ctx.kind_of, changed)
+    return [PlannedStep(r.step, r.kind, r.change, r.target, waits_for=r.waits_for) for r in planned]
 
 
 def _schema_safety(ctx: EnvContext, plan: Plan, target: ReleaseRow, planned_schema: set[str]) -> None:

@@ -151,8 +151,8 @@ def lambda_env_iam(function: str, alias: str | None, scope: IamScope) -> list[Ia
     statements = [
         IamStatement(
             actions=("lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"),
-            resources=(arn, f"{arn}:*"),
-            purpose="read and write back the environment variables",
+            resources=(arn, f"{arn}:*") if alias else (arn,),
+            purpose="read and write back the environment variables (with an alias: read its version's too)",
         )
     ]
     if alias:

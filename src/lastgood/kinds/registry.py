@@ -21,6 +21,7 @@ from lastgood.kinds.feature_flag import FeatureFlag
 from lastgood.kinds.lambda_alias import LambdaAlias
 from lastgood.kinds.lambda_env import LambdaEnv
 from lastgood.kinds.rds_instance import RdsInstance
+from lastgood.kinds.redeploy import Redeployable
 from lastgood.kinds.route53_weighted import Route53Weighted
 from lastgood.kinds.s3_prefix import S3Prefix
 from lastgood.kinds.secret import Secret
@@ -40,6 +41,11 @@ def get_kind(name: str) -> Kind[Any]:
     if name not in KINDS:
         raise BadInput(f"unknown kind {name!r}{did_you_mean(name, KINDS)}")
     return KINDS[name]
+
+
+def redeploys(name: str) -> bool:
+    """Whether the kind has a redeploy action of its own (`redeploy_after` without `redeploy_command`)."""
+    return isinstance(KINDS[name], Redeployable)
 
 
 def weighted_kinds() -> tuple[str, ...]:
