@@ -164,3 +164,44 @@ def test_bad_config_is_refused(extra: dict[str, Any], message: str) -> None:
     data = {"name": "e", "kind": "amplify-env"} | ({} if "app" in extra else {"app_id": APP}) | extra
     with pytest.raises(ValidationError, match=message):
         AmplifyEnvSpec.model_validate(data)
+
+
+def job(job_id: str, status: str, commit: str = "aaaaaaaaaa") -> dict[str, Any]:
+    return {
+        "jobArn": f"arn:aws:amplify:us-east-1:123456789012:apps/{APP}/branches/{BRANCH}/jobs/{job_id}",
+        "jobId": job_id,
+        "commitId": commit,
+        "commitMessage": "msg",
+        "commitTime": WHEN,
+        "startTime": WHEN,
+        "status": status,
+        "jobType": "WEB_HOOK",
+    }
+
+
+def test_amplify_branch_rebuilds_after_the_variables_are_restored(stub: Stubber, ctx: KindContext) -> None:
+    """The branch's redeploy action (`redeploy_after: [site-env]`): a RETRY of the last successful job, polled."""
+    from lastgood.kinds.amplify_branch import AmplifyBranch, AmplifyBranchSpec
+    from lastgood.kinds.redeploy import RedeployStep
+
+    spec = AmplifyBranchSpec(name="site", app_id=APP, branch=BRANCH, redeploy_after=["site-env"])
+    step = RedeployStep(AmplifyBranch())
+    listing = {"appId": APP, "branchName": BRANCH, "maxResults": 50}
+    start = {
+        "appId": APP,
+        "branchName": BRANCH,
+        "jobId": "3",
+        "jobType": "RETRY",
+        "jobReason": "lastgood redeploy rb-3-site-env",
+    }
+    stub.add_response("list_jobs", {"jobSummaries": [job("3", "SUCCEED"), job("2", "SUCCEED")]}, listing)
+    stub.add_response("start_job", {"jobSummary": job("4", "PENDING")}, start)
+    assert step.apply(spec, ctx, {}).detail == "job 4 rebuilds commit aaaaaaaa (job 3)"
+    stub.add_response("list_jobs", {"jobSummaries": [job("4", "RUNNING"), job("3", "SUCCEED")]}, listing)
+    assert step.verify(spec, ctx, {}) == ["job 4 is RUNNING"]
+    # A retry while the rebuild runs starts no second job (no StartJob stubbed).
+    stub.add_response("list_jobs", {"jobSummaries": [job("4", "RUNNING"), job("3", "SUCCEED")]}, listing)
+    assert step.apply(spec, ctx, {}).detail == "job 4 is already rebuilding"
+    stub.add_response("list_jobs", {"jobSummaries": [job("4", "FAILED"), job("3", "SUCCEED")]}, listing)
+    with pytest.raises(StepFailed, match="the rebuild, job 4, ended FAILED"):
+        step.verify(spec, ctx, {})
