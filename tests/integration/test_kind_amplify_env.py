@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,17 @@ def test_amplify_branch_rebuilds_after_the_variables_are_restored(stub: Stubber,
     stub.add_response("list_jobs", {"jobSummaries": [job("4", "FAILED"), job("3", "SUCCEED")]}, listing)
     with pytest.raises(StepFailed, match="the rebuild, job 4, ended FAILED"):
         step.verify(spec, ctx, {})
+
+
+def test_bad_component_in_the_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lastgood.cli.app import main
+
+    path = tmp_path / "lastgood.yaml"
+    path.write_text(
+        "app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\n"
+        "components:\n  - {name: c, kind: amplify-env, app_id: d1, vault: relative/path}\n"
+    )
+    code = main(["validate", "-f", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "components[0].vault" in captured.out + captured.err
+    assert not (tmp_path / "state.db").exists()

@@ -3,6 +3,7 @@ kept only in the vault, re-apply, the `lambda_env` pointer with an alias (the Pr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +176,17 @@ def test_pointer_with_alias_switches_table_and_publishes(aws: AwsClients, ctx: K
 def test_bad_config_is_refused(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         LambdaEnvSpec.model_validate({"name": "e", "kind": "lambda-env", "function": FUNCTION, **extra})
+
+
+def test_bad_component_in_the_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lastgood.cli.app import main
+
+    path = tmp_path / "lastgood.yaml"
+    path.write_text(
+        "app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\n"
+        "components:\n  - {name: c, kind: lambda-env, function: fn, alias: 3}\n"
+    )
+    code = main(["validate", "-f", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "components[0].alias" in captured.out + captured.err
+    assert not (tmp_path / "state.db").exists()

@@ -3,6 +3,7 @@ after a partly applied attempt, directions, bad config."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,3 +125,17 @@ def test_bad_config_is_refused(extra: dict[str, Any], message: str) -> None:
         del data["group_id"]
     with pytest.raises(ValidationError, match=message):
         SecurityGroupSpec.model_validate(data)
+
+
+def test_bad_component_in_the_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lastgood.cli.app import main
+
+    path = tmp_path / "lastgood.yaml"
+    path.write_text(
+        "app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\n"
+        "components:\n  - {name: c, kind: security-group, group_id: sg-1, directions: [sideways]}\n"
+    )
+    code = main(["validate", "-f", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "components[0].directions[0]" in captured.out + captured.err
+    assert not (tmp_path / "state.db").exists()
