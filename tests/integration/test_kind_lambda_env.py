@@ -190,3 +190,40 @@ def test_bad_component_in_the_file_exits_2(tmp_path: Path, capsys: pytest.Captur
     captured = capsys.readouterr()
     assert code == 2 and "components[0].alias" in captured.out + captured.err
     assert not (tmp_path / "state.db").exists()
+
+
+@pytest.mark.slow
+def test_propie_table_swap_publishes_and_moves_the_alias(aws: AwsClients, ctx: KindContext) -> None:
+    """dynamodb-table restores into a copy, then its `lambda_env` pointer with `alias` switches TABLE_NAME:
+    functions invoked through `live` read the restored table (PropIE's "swap tables" step)."""
+    from datetime import timedelta
+
+    from lastgood.kinds import _restore
+    from lastgood.kinds.dynamodb_table import DynamoDbTable, DynamoDbTableSpec
+
+    client = aws.client("dynamodb")
+    client.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(TableName="orders", Item={"pk": {"S": "order-1"}})
+    described = client.update_continuous_backups(
+        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    at = described["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["LatestRestorableDateTime"]
+    pointer = {"lambda_env": {"function": FUNCTION, "variable": "TABLE_NAME", "alias": "live"}}
+    spec = DynamoDbTableSpec.model_validate({"name": "orders", "table": "orders", "pointer": pointer})
+    kind = DynamoDbTable()
+    recorded = kind.read(spec, KindContext(app="shop", env="prod", aws=aws, now=lambda: at))
+    before = _alias_version(aws)
+
+    later = at + timedelta(minutes=10)
+    step = KindContext(app="shop", env="prod", aws=aws, token="rb-2-orders", now=lambda: later)
+    kind.apply(spec, step, recorded)
+    assert kind.verify(spec, step, recorded) == []
+    copy = _restore.copy_name("orders", step.token)
+    assert _alias_version(aws) != before
+    assert _variables(aws, _alias_version(aws)) == {**RELEASED, "TABLE_NAME": copy}
+    assert _variables(aws)["TABLE_NAME"] == copy
