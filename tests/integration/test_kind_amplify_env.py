@@ -132,6 +132,15 @@ def test_branch_named_variables_only(stub: Stubber, ctx: KindContext) -> None:
     stub.add_response("update_branch", branch(wanted), {**request, "environmentVariables": wanted})
     assert kind.apply(spec, ctx, recorded).changed
 
+    # Only the named variable added since the release differs: it is removed, the others are kept.
+    only_new = {**RELEASED, "NEW_ONLY": "x", "OTHER": "kept"}
+    stub.add_response("get_branch", branch(only_new), request)
+    current = kind.read(spec, ctx)
+    assert kind.differences(spec, current, recorded) == ["NEW_ONLY: added since the release (removed by the rollback)"]
+    stub.add_response("get_branch", branch(only_new), request)
+    stub.add_response("update_branch", branch(wanted), {**request, "environmentVariables": wanted})
+    assert kind.apply(spec, ctx, recorded).changed
+
 
 def test_secret_without_vault_cannot_be_restored(stub: Stubber, ctx: KindContext) -> None:
     kind = AmplifyEnv()

@@ -227,3 +227,13 @@ def test_propie_table_swap_publishes_and_moves_the_alias(aws: AwsClients, ctx: K
     assert _alias_version(aws) != before
     assert _variables(aws, _alias_version(aws)) == {**RELEASED, "TABLE_NAME": copy}
     assert _variables(aws)["TABLE_NAME"] == copy
+
+
+def test_debug_logs_mask_variables_whose_names_look_secret() -> None:
+    """--debug logs botocore's bodies before the kind has seen (and registered) a secret variable's value."""
+    from lastgood.cli.globals import mask_secret_fields
+
+    body = '{"Environment": {"Variables": {"API_TOKEN": "tok-1", "DB_PASSWORD": "pw-2", "TABLE_NAME": "orders"}}}'
+    assert mask_secret_fields(body) == (
+        '{"Environment": {"Variables": {"API_TOKEN": "****", "DB_PASSWORD": "****", "TABLE_NAME": "orders"}}}'
+    )

@@ -120,12 +120,13 @@ def secret_warnings(spec: EnvVariablesSpec, state: State) -> list[str]:
     ]
 
 
-def differences(current: State, target: State, restore_all: bool) -> list[str]:
+def differences(current: State, target: State) -> list[str]:
+    """By name only. Both states hold the selected variables only, so one in `current` alone was added since
+    the release (with every variable selected, or a named one absent at the release): the rollback removes it."""
     now, then = current["variables"], target["variables"]
     out = [f"{n}: changed since the release" for n in then if n in now and now[n]["hash"] != then[n]["hash"]]
     out += [f"{n}: removed since the release" for n in then if n not in now]
-    if restore_all:
-        out += [f"{n}: added since the release (removed by the rollback)" for n in now if n not in then]
+    out += [f"{n}: added since the release (removed by the rollback)" for n in now if n not in then]
     return out
 
 

@@ -44,7 +44,7 @@ class AmplifyEnv(Kind[AmplifyEnvSpec]):
         return {"variables": env.keep_in_vault(spec, ctx, live, env.entries(spec, live))}
 
     def differences(self, spec: AmplifyEnvSpec, current: State, target: State) -> list[str]:
-        return env.differences(current, target, spec.variables is None)
+        return env.differences(current, target)
 
     def plan(self, spec: AmplifyEnvSpec, current: State, target: State) -> Change | None:
         change = super().plan(spec, current, target)

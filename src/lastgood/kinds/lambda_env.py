@@ -103,7 +103,7 @@ class LambdaEnv(Kind[LambdaEnvSpec]):
         return {"variables": env.keep_in_vault(spec, ctx, live, env.entries(spec, live))}
 
     def differences(self, spec: LambdaEnvSpec, current: State, target: State) -> list[str]:
-        return env.differences(current, target, spec.variables is None)
+        return env.differences(current, target)
 
     def plan(self, spec: LambdaEnvSpec, current: State, target: State) -> Change | None:
         change = super().plan(spec, current, target)
