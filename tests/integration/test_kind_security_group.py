@@ -139,3 +139,17 @@ def test_bad_component_in_the_file_exits_2(tmp_path: Path, capsys: pytest.Captur
     captured = capsys.readouterr()
     assert code == 2 and "components[0].directions[0]" in captured.out + captured.err
     assert not (tmp_path / "state.db").exists()
+
+
+def test_icmp_type_0_and_all_icmp_types_are_different_rules() -> None:
+    from lastgood.kinds.security_group import rules_of
+
+    echo_reply = {"IpProtocol": "icmp", "FromPort": 0, "ToPort": -1, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    every_type = {"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    kind, spec = SecurityGroup(), SecurityGroupSpec(name="sg", group_id="sg-1")
+    one = {"rules": rules_of([echo_reply], "ingress")}
+    other = {"rules": rules_of([every_type], "ingress")}
+    assert kind.differences(spec, one, other) == [
+        "removed since the release: ingress icmp all types from cidr:10.0.0.0/8",
+        "added since the release: ingress icmp type 0 from cidr:10.0.0.0/8",
+    ]

@@ -26,6 +26,7 @@ _PEERS = (
     ("PrefixListIds", "PrefixListId", "prefix-list"),
     ("UserIdGroupPairs", "GroupId", "group"),
 )
+_ICMP = {"icmp", "icmpv6", "1", "58"}
 _ALREADY = {"authorize": "InvalidPermission.Duplicate", "revoke": "InvalidPermission.NotFound"}
 
 
@@ -57,7 +58,11 @@ def rules_of(permissions: Iterable[dict[str, Any]], direction: Direction) -> lis
 
 
 def _identity(rule: dict[str, Any]) -> tuple[str, str, int, int, str]:
-    return (rule["direction"], rule["protocol"], rule["from"] or -1, rule["to"] or -1, rule["peer"])
+    # No port (all traffic) sorts first; 0 and -1 are real values (ICMP echo reply, all ICMP types).
+    def port(value: int | None) -> int:
+        return -2 if value is None else int(value)
+
+    return (rule["direction"], rule["protocol"], port(rule["from"]), port(rule["to"]), rule["peer"])
 
 
 def _permission(rule: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +79,10 @@ def _permission(rule: dict[str, Any]) -> dict[str, Any]:
 def show(rule: dict[str, Any]) -> str:
     protocol = "all traffic" if rule["protocol"] == "-1" else rule["protocol"]
     ports = ""
-    if rule["from"] is not None:
+    if rule["protocol"] in _ICMP and rule["from"] is not None:  # ICMP's "ports" are a type and a code
+        ports = " all types" if rule["from"] == -1 else f" type {rule['from']}"
+        ports += f" code {rule['to']}" if rule["to"] not in (None, -1) else ""
+    elif rule["from"] is not None:
         ports = f" {rule['from']}" + (f"-{rule['to']}" if rule["to"] != rule["from"] else "")
     way = "from" if rule["direction"] == "ingress" else "to"
     return f"{rule['direction']} {protocol}{ports} {way} {rule['peer']}"
