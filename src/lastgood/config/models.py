@@ -118,6 +118,16 @@ class Component(Strict):
     kind: str
     depends_on: list[str] = Field(default_factory=list)
     description: str | None = None
+    redeploy_after: list[str] = Field(
+        default_factory=list,
+        description="Components whose rollback this one must pick up: when the plan changes any of them, a "
+        "redeploy step of this component runs after them (the kind's own redeploy, or `redeploy_command`).",
+    )
+    redeploy_command: str | None = Field(
+        default=None,
+        description="Shell command that redeploys this component, instead of its kind's own redeploy action "
+        "($LASTGOOD_ENV, $LASTGOOD_APP, $LASTGOOD_STEP are set; at most 10 minutes).",
+    )
 
 
 # CloudWatch accepts 1, 5, 10, 30 or any multiple of 60 seconds.

@@ -138,6 +138,30 @@ components:
     rollback: ./scripts/restore-index {env} {value}
     timeout: 600
 """,
+    "amplify-env": """
+components:
+  - name: frontend-env
+    kind: amplify-env
+    app_id: d1abc2def3
+    branch: main
+    variables: [API_URL, STRIPE_PUBLIC_KEY]
+    vault: /lastgood/{env}
+""",
+    "lambda-env": """
+components:
+  - name: api-env
+    kind: lambda-env
+    function: shop-api-{env}
+    variables: [TABLE_NAME]
+    alias: live
+""",
+    "security-group": """
+components:
+  - name: api-sg
+    kind: security-group
+    group_id: sg-0123456789abcdef0
+    directions: [ingress, egress]
+""",
 }
 
 SOURCES = {
