@@ -15,6 +15,11 @@ empty although the pointer names `<table>-restored-<id>`, not the recorded table
 still names the recorded table is NOT at the target: that table holds the writes made since the release. A data
 component in a runbook therefore always restores when rolled back, and the plan shows the data-loss window.
 
+Encryption: a restore does not keep the source's key by itself (without SSESpecificationOverride DynamoDB uses
+its own key), so the restore passes the source's KMS key when the source has one, or the file's
+`encryption: {kms_key: ...}` (`aws-owned` for DynamoDB's own key); the checks compare the copy's SSEDescription
+with what was asked before the pointer switches.
+
 Differences, apply and verify never scan the whole table except to count items (Scan Select=COUNT, paginated)
 when the state is read for a record or a plan, and when a check compares counts.
 """
@@ -66,6 +71,20 @@ class TableChecks(Strict):
     queries: list[ItemQuery] = Field(default_factory=list, description="Queries/scans with an expected count.")
 
 
+AWS_OWNED = "aws-owned"
+
+
+class TableEncryption(Strict):
+    kms_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "KMS key (id, ARN or alias/...) the restored copy is encrypted with, or `aws-owned` (DynamoDB's own "
+            "key); unset: the source table's encryption."
+        ),
+    )
+
+
 class DynamoDbTableSpec(Component):
     kind: Literal["dynamodb-table"] = "dynamodb-table"
     table: str = Field(description="The table's base name; restored copies are named <table>-restored-<id>.")
@@ -75,6 +94,9 @@ class DynamoDbTableSpec(Component):
         default="point-in-time", description="Restore from point-in-time recovery or from the recorded backup."
     )
     checks: TableChecks = Field(default_factory=TableChecks, description="What the restored copy must pass.")
+    encryption: TableEncryption = Field(
+        default_factory=TableEncryption, description="Server-side encryption of the restored copy."
+    )
 
     @model_validator(mode="after")
     def _backup_for_restore(self) -> DynamoDbTableSpec:
@@ -170,6 +192,7 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
             f"after the checks pass, {describe_pointer(spec.pointer)} is switched to the new table",
             "the copy has no stream, auto scaling, alarms or resource policy of the original "
             "(its tags, point-in-time recovery and TTL are copied); re-create what the app relies on",
+            _sse_note(spec.encryption),
         ]
         notes += self.warnings(spec, target)
         return _restore.restore_change(self.describe, self.estimate_seconds, current, target, notes)
@@ -274,14 +297,21 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 _restore.creating_copy(),
                 map_aws_errors(f"dynamodb:RestoreTableFromBackup {target['backup_arn']} -> {copy}"),
             ):
-                client.restore_table_from_backup(TargetTableName=copy, BackupArn=target["backup_arn"])
+                client.restore_table_from_backup(
+                    TargetTableName=copy, BackupArn=target["backup_arn"], **self._sse_override(spec, ctx, source)
+                )
             ctx.progress(f"restoring backup of {source} into {copy}")
             return f"restoring the backup of {source} into table {copy}"
         waiting = self._not_restorable(ctx, source, target)
         if waiting:
             return waiting
         with _restore.creating_copy(), map_aws_errors(f"dynamodb:RestoreTableToPointInTime {source} -> {copy}"):
-            client.restore_table_to_point_in_time(SourceTableName=source, TargetTableName=copy, RestoreDateTime=at)
+            client.restore_table_to_point_in_time(
+                SourceTableName=source,
+                TargetTableName=copy,
+                RestoreDateTime=at,
+                **self._sse_override(spec, ctx, source),
+            )
         ctx.progress(f"restoring {source} as of {target['recorded_at']} into {copy}")
         return f"restoring {source} as of {target['recorded_at']} into table {copy}"
 
@@ -344,8 +374,35 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 TableName=copy, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
             )
 
+    # Encryption of the copy
+
+    def _wanted_sse(self, spec: DynamoDbTableSpec, ctx: KindContext, source: str) -> str | None:
+        """The KMS key ARN the copy must be encrypted with; None: DynamoDB's own key."""
+        if spec.encryption.kms_key == AWS_OWNED:
+            return None
+        if spec.encryption.kms_key is not None:
+            return _restore.kms_arn(ctx, spec.encryption.kms_key)
+        return _kms_key_of(_describe(ctx, source))
+
+    def _sse_override(self, spec: DynamoDbTableSpec, ctx: KindContext, source: str) -> dict[str, Any]:
+        key = self._wanted_sse(spec, ctx, source)
+        if key is not None:
+            return {"SSESpecificationOverride": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key}}
+        if spec.encryption.kms_key == AWS_OWNED:
+            return {"SSESpecificationOverride": {"Enabled": False}}
+        return {}  # the source uses DynamoDB's own key, which is what a restore uses by default
+
+    def _sse_failures(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> list[str]:
+        wanted = self._wanted_sse(spec, ctx, target["table"])
+        found = _kms_key_of(_describe(ctx, copy))
+        if wanted is None:
+            return [] if found is None else [f"encrypted with KMS key {found}, expected DynamoDB's own key"]
+        if found is None:
+            return [f"encrypted with DynamoDB's own key, expected KMS key {wanted}"]
+        return [] if _restore.same_key(ctx, found, wanted) else [f"encrypted with KMS key {found}, expected {wanted}"]
+
     def _check(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> list[str]:
-        checks, failures = spec.checks, []
+        checks, failures = spec.checks, self._sse_failures(spec, ctx, target, copy)
         if checks.min_items is not None or checks.count_tolerance is not None:
             count = _count(ctx, copy, {})
             ctx.progress(f"table {copy} has {count} items")
@@ -409,8 +466,31 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 resources=copies,
                 purpose="create and finish the restored copy (a restore needs write access to its target only)",
             ),
+            IamStatement(
+                actions=("kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKey"),
+                resources=(f"arn:{scope.partition}:kms:{scope.region}:{scope.account}:key/*",),
+                purpose="tables encrypted with a KMS key only: restore with the key; narrow to that key",
+            ),
             *pointer_iam_statements(spec.pointer, scope),
         ]
+
+
+def _sse_note(encryption: TableEncryption) -> str:
+    if encryption.kms_key == AWS_OWNED:
+        wanted = "DynamoDB's own key (the file's encryption.kms_key)"
+    elif encryption.kms_key is not None:
+        wanted = f"KMS key {encryption.kms_key} (the file's encryption.kms_key)"
+    else:
+        wanted = "the source table's key (passed to the restore)"
+    return f"the copy is encrypted with {wanted}; the checks compare its encryption before the switch"
+
+
+def _kms_key_of(described: dict[str, Any] | None) -> str | None:
+    """The KMS key ARN a table is encrypted with; None for DynamoDB's own key (or a missing table)."""
+    sse = (described or {}).get("SSEDescription") or {}
+    if sse.get("Status") in {"ENABLED", "UPDATING"} and sse.get("SSEType") == "KMS" and sse.get("KMSMasterKeyArn"):
+        return str(sse["KMSMasterKeyArn"])
+    return None
 
 
 def _describe(ctx: KindContext, table: str) -> dict[str, Any] | None:

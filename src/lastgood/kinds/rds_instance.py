@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.kinds._rds import RdsRestoreKind, RdsRestoreSpec, describe_or_none
@@ -27,6 +27,16 @@ from lastgood.kinds.base import IamScope, IamStatement, KindContext, State
 class RdsInstanceSpec(RdsRestoreSpec):
     kind: Literal["rds-instance"] = "rds-instance"
     instance: str = Field(description="DB instance identifier; restored copies are named <instance>-restored-<id>.")
+
+    @model_validator(mode="after")
+    def _no_key_for_instances(self) -> RdsInstanceSpec:
+        if self.encryption.kms_key is not None:
+            raise ValueError(
+                "encryption.kms_key: an RDS instance restore takes no KMS key (the copy keeps the source's or the "
+                "snapshot's); copy the snapshot with the new key and restore from that, or use storage_encrypted "
+                "to check the copy"
+            )
+        return self
 
 
 def instance_settings(spec: RdsRestoreSpec, source: dict[str, Any]) -> dict[str, Any]:
