@@ -21,6 +21,7 @@ from lastgood.kinds import _restore
 from lastgood.kinds.aurora_cluster import AuroraCluster, AuroraClusterSpec
 from lastgood.kinds.base import KindContext
 from lastgood.kinds.dynamodb_table import DynamoDbTable, DynamoDbTableSpec
+from lastgood.kinds.rds_instance import RdsInstance, RdsInstanceSpec
 
 pytestmark = pytest.mark.aws
 
@@ -237,6 +238,53 @@ def test_aurora_copy_under_another_key_is_not_switched_to(aws: AwsClients) -> No
     assert _pointer(aws) == endpoint
 
 
+@pytest.mark.slow
+def test_rds_instance_restores_a_copy_of_the_snapshot_made_with_the_files_key(aws: AwsClients) -> None:
+    key = _key(aws, alias="alias/shop-db")
+    described = aws.client("rds").create_db_instance(
+        DBInstanceIdentifier="shop-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="shop",
+        MasterUserPassword="password-1",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=7,
+    )["DBInstance"]
+    aws.client("ssm").put_parameter(Name=POINTER, Value=described["Endpoint"]["Address"], Type="String")
+    spec = RdsInstanceSpec.model_validate(
+        {
+            "name": "db",
+            "instance": "shop-db",
+            "pointer": {"ssm_parameter": POINTER},
+            "snapshot_on_record": True,
+            "restore_from": "snapshot",
+            "encryption": {"kms_key": "alias/shop-db"},
+        }
+    )
+    kind, at = RdsInstance(), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    recorded = kind.record(spec, _ctx(aws, at))
+    copies = _sent(aws, "rds", "CopyDBSnapshot")
+    assert kind.apply(spec, _ctx(aws, at), recorded).detail.startswith(f"copying snapshot {recorded['snapshot']}")
+    assert copies == [
+        {
+            "SourceDBSnapshotIdentifier": recorded["snapshot"],
+            "TargetDBSnapshotIdentifier": f"{recorded['snapshot']}-rekeyed-{_restore.short_token('alias/shop-db')}",
+            "KmsKeyId": "alias/shop-db",
+            "CopyTags": True,
+        }
+    ]
+    for _ in range(6):
+        if not kind.verify(spec, _ctx(aws, at), recorded):
+            break
+    else:
+        pytest.fail("the restore did not finish")
+    assert len(copies) == 1  # the re-keyed snapshot is found again, not copied twice
+    copy = _restore.copy_name("shop-db", TOKEN, 63, rds=True)
+    restored = aws.client("rds").describe_db_instances(DBInstanceIdentifier=copy)["DBInstances"][0]
+    assert restored["StorageEncrypted"] is True and restored["KmsKeyId"] == key
+    assert _pointer(aws) == restored["Endpoint"]["Address"]
+
+
 @pytest.mark.parametrize(
     ("component", "expected"),
     [
@@ -252,7 +300,7 @@ def test_aurora_copy_under_another_key_is_not_switched_to(aws: AwsClients) -> No
         ),
         (
             "{name: d, kind: rds-instance, instance: i, pointer: {ssm_parameter: /p}, encryption: {kms_key: alias/x}}",
-            "takes no KMS key",
+            "encryption.kms_key needs restore_from: snapshot",
         ),
     ],
 )

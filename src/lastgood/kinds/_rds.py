@@ -37,8 +37,8 @@ class DbEncryption(Strict):
         default=None,
         min_length=1,
         description=(
-            "aurora-cluster: KMS key (id, ARN or alias/...) of the restored cluster, passed as KmsKeyId; unset: the "
-            "source's key. rds-instance restores take no key (the copy keeps the source's), so it is refused there."
+            "KMS key (id, ARN or alias/...) of the restored copy; unset: the source's. aurora-cluster passes it as "
+            "KmsKeyId; rds-instance (restore_from: snapshot only) restores a copy of the snapshot made with this key."
         ),
     )
     storage_encrypted: bool | None = Field(
@@ -142,6 +142,10 @@ class RdsRestoreKind(Kind[SpecT]):
 
     @abstractmethod
     def resource_iam(self, spec: SpecT, scope: IamScope) -> list[IamStatement]: ...
+
+    def prepare_snapshot(self, spec: SpecT, ctx: KindContext, snapshot: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The snapshot to restore from, or a message saying what is still being made ("": none)."""
+        return snapshot, ""
 
     def copy_id(self, spec: SpecT, token: str) -> str:
         return _restore.copy_name(self.base_id(spec), token, self.id_length, rds=True)
@@ -352,6 +356,9 @@ class RdsRestoreKind(Kind[SpecT]):
             raise StepFailed(f"snapshot {name} no longer exists")
         if snapshot.get("Status") != AVAILABLE:
             return f"waiting for snapshot {name} ({snapshot.get('Status')})"
+        snapshot, waiting = self.prepare_snapshot(spec, ctx, snapshot)
+        if waiting:
+            return waiting
         with _restore.creating_copy():
             self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
         ctx.progress(f"restoring snapshot {name} into {copy}")
