@@ -16,7 +16,7 @@ from lastgood.kinds.base import KindContext, State
 from lastgood.kinds.dynamodb_table import DynamoDbTable, DynamoDbTableSpec
 from lastgood.testing.endpoint import LocalEndpoint
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.slow]  # moto restores and copies: seconds each on a loaded machine
 
 TABLE, TOKEN = "ir_auth", "rb-0000000011-auth"
 

@@ -23,7 +23,7 @@ from lastgood.kinds.base import KindContext
 from lastgood.kinds.dynamodb_table import DynamoDbTable, DynamoDbTableSpec
 from lastgood.kinds.rds_instance import RdsInstance, RdsInstanceSpec
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.slow]  # moto restores and copies: seconds each on a loaded machine
 
 POINTER = "/shop/prod/orders-table"
 TOKEN = "rb-0000000009-orders"

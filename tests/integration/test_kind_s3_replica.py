@@ -18,7 +18,7 @@ from lastgood.errors import StepFailed
 from lastgood.kinds.base import IamScope, KindContext
 from lastgood.kinds.s3_prefix import S3Prefix, S3PrefixSpec
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.slow]  # moto restores and copies: seconds each on a loaded machine
 
 BUCKET, REPLICA, REPLICA_REGION = "shop-assets", "shop-assets-replica", "eu-west-1"
 FILES = {"site/a.txt": "A1", "site/b.txt": "B1", "site/c.txt": "C1"}
