@@ -25,6 +25,7 @@ from pydantic_core import InitErrorDetails
 from lastgood.config import plugins
 from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
+from lastgood.config.manual import ManualTrigger
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.strict import Strict as Strict
@@ -186,6 +187,9 @@ class Trigger(Strict):
     `prometheus:`, `probe:`, see config/plugins.py), validated against that source's settings, as is `per`."""
 
     name: str = Field(description="The trigger's name, unique in the file.")
+    description: str | None = Field(
+        default=None, max_length=2000, description="What it stands for, e.g. the runbook's own words."
+    )
     when: ConditionField = Field(
         description="`>`, `>=`, `<`, `<=` and a number, optionally `%`; `> 5x baseline`; `> 5 per 5m`; `present`."
     )
@@ -518,6 +522,11 @@ class Runbook(Strict):
     guard: GuardSettings = Field(
         default_factory=GuardSettings, description="The server's guard after each release: its watch window."
     )
+    manual_triggers: list[ManualTrigger] = Field(
+        default_factory=list,
+        description="The reasons a person may name with `rollback --trigger` (user reports, data corruption, ...), "
+        "each with its default severity [default: any name, at policy.default_severity].",
+    )
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -526,6 +535,15 @@ class Runbook(Strict):
     def warnings(self) -> list[str]:
         """What loading found questionable but valid (e.g. a data restore the code does not wait for)."""
         return list(self._warnings)
+
+    @field_validator("manual_triggers")
+    @classmethod
+    def _manual_names(cls, value: list[ManualTrigger]) -> list[ManualTrigger]:
+        names = [t.name for t in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"manual trigger names must be unique: {', '.join(twice)}")
+        return value
 
     @field_validator("state")
     @classmethod

@@ -167,6 +167,32 @@ triggers:
     period: 30s
     for: 1m
 """,
+    "logs_insights": """
+triggers:
+  - name: db-connection-errors
+    logs_insights:
+      log_groups: [/aws/lambda/shop-api-{env}]
+      query: "filter @message like /connection refused/ | stats count(*) as failures"
+      field: failures
+    when: "> 10"
+    for: 5m
+    action: rollback
+""",
+    "log_events": """
+triggers:
+  - name: errors-in-logs
+    log_events: {log_group: /aws/lambda/shop-api-{env}, pattern: ERROR}
+    when: "> 20 per 5m"
+    action: rollback
+""",
+    "codedeploy_hooks": """
+triggers:
+  - name: hook-failures
+    codedeploy_hooks: {application: shop, deployment_group: shop-api-{env}}
+    when: "> 0"
+    severity: critical
+    action: rollback
+""",
 }
 
 CHANNELS = {

@@ -123,6 +123,19 @@ def choose_target(ctx: EnvContext, to: str | None) -> tuple[ReleaseRow | None, R
         return live, target
 
 
+def _reaches(wait: dict[str, list[str]], start: str, goal: str) -> bool:
+    """Whether `start` waits, directly or through others, for `goal`."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(wait.get(name, ()))
+    return False
+
+
 def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
     live, target = choose_target(ctx, to)
     specs = ctx.components(only)
@@ -148,9 +161,11 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     order = waits_for(graph, {s.component for s in steps})
     schema = {s.name for s in specs if ctx.kind_of(s).runs_after_code}
     code = sorted(step.component for step in steps if step.component not in schema)
+    for name in sorted(schema & set(order)):
+        # Application first, then schema; but not code the schema must go first for (its database, its stack).
+        order[name] = sorted(set(order[name]) | {c for c in code if not _reaches(order, c, name)})
     for step in steps:
-        extra = code if step.component in schema else []  # application first, then schema
-        step.waits_for = sorted(set(order[step.component]) | set(extra))
+        step.waits_for = order[step.component]
     plan = Plan(
         app=ctx.app,
         env=ctx.env,
