@@ -26,12 +26,20 @@ from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
 from lastgood.service.recovery import orphans, pause_orphaned_deployment
 from lastgood.service.session import Ledger
-from lastgood.service.watching import LiveRelease, ReleaseWatch, last_judged, live_releases, watch_window_open
+from lastgood.service.watching import (
+    LiveRelease,
+    ReleaseWatch,
+    evaluate_periods,
+    last_judged,
+    live_releases,
+    watch_window_open,
+)
 
 log = logging.getLogger("lastgood.server.guard")
 
 Key = tuple[str, str]
 SUBMITTERS = 8
+BATCH = 100  # environments per guard-periods job: one claim statement, one GetMetricData call (500 queries max)
 
 
 class GuardScheduler:
@@ -80,25 +88,31 @@ class GuardScheduler:
             judged |= last_judged(ledger, apps)
         with self._lock:
             watches = list(self.watches.items())
-        due: list[dict[str, Any]] = []
+        due: dict[tuple[int, str], list[list[Any]]] = {}
         for (app, env), watch in watches:
             if watch.done:
                 self._retire((app, env), watch)
                 continue
             period = watch.due_period(now, judged.get((app, env, watch.release.release_id)))
             if period is not None:
-                due.append({"app": app, "env": env, "release": watch.release.label, "due": period.isoformat()})
-        # A job queue's submission is a database round trip: every environment's period falls due at the same
-        # boundary, so they are submitted in parallel rather than one after another.
-        list(self._submitter.map(self._submit_period, due))
+                store = id(self.state.apps.ledger_of(app))
+                due.setdefault((store, period.isoformat()), []).append([app, env, watch.release.label])
+        batches = [
+            {"due": period, "watches": members[i : i + BATCH]}
+            for (_, period), members in due.items()
+            for i in range(0, len(members), BATCH)
+        ]
+        # A job queue's submission is a database round trip: the batches are submitted in parallel.
+        list(self._submitter.map(self._submit_periods, batches))
         self.ticks += 1
 
     def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
         for release in live_releases(ledger, apps):
             self._notice(release, now)
 
-    def _submit_period(self, args: dict[str, Any]) -> bool:
-        return self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args)
+    def _submit_periods(self, args: dict[str, Any]) -> bool:
+        app, env, _ = args["watches"][0]
+        return self._submit("guard-periods", f"guard:{args['due']}:{app}:{env}", **args)
 
     def _submit(self, name: str, key: str, **args: Any) -> bool:
         jobs = self.state.jobs
@@ -142,6 +156,19 @@ class GuardScheduler:
                 watch = self.watches.get((app, env))
         return watch if watch is not None and watch.release.label == release else None
 
+    def watches_of(self, wanted: list[tuple[str, str, str]]) -> list[ReleaseWatch]:
+        """`watch_of` for many (app, env, release), looking at the ledger once for those not noticed yet."""
+        with self._lock:
+            found = {(a, e): self.watches.get((a, e)) for a, e, _ in wanted}
+        missing = sorted({a for a, e, _ in wanted if found[(a, e)] is None})
+        if missing:
+            for ledger, apps in self.state.apps.by_ledger():
+                if chosen := [app for app in apps if app in missing]:
+                    self._notice_all(ledger, chosen, self.clock.now())
+            with self._lock:
+                found = {(a, e): self.watches.get((a, e)) for a, e, _ in wanted}
+        return [w for a, e, r in wanted if (w := found[(a, e)]) is not None and w.release.label == r]
+
     def watched(self) -> int:
         with self._lock:
             return sum(1 for w in self.watches.values() if not w.done)
@@ -169,6 +196,24 @@ def guard_period(state: ServerState, app: str, env: str, release: str, due: str)
         "lag": evaluation.lag,
         "error": evaluation.error,
         "acted": evaluation.outcome,
+    }
+
+
+@job("guard-periods")
+def guard_periods(state: ServerState, due: str, watches: list[list[str]]) -> dict[str, Any]:
+    """Judge one period of many environments' watched releases of one ledger (`watches`: [app, env, release]),
+    each once across every worker: claimed together, fetched together, recorded together."""
+    found = scheduler_of(state).watches_of([(app, env, release) for app, env, release in watches])
+    evaluations = evaluate_periods(found, datetime.fromisoformat(due))
+    judged = [(w, e) for w, e in zip(found, evaluations, strict=True) if not e.skipped]
+    if state.metrics is not None:
+        for watch, evaluation in judged:
+            state.metrics.guard_evaluated(watch.ctx.app, watch.ctx.env, evaluation)
+    return {
+        "judged": len(judged),
+        "skipped": len(watches) - len(judged),
+        "errors": sum(1 for _, e in judged if e.error),
+        "acted": {f"{w.ctx.app}/{w.ctx.env}": e.outcome for w, e in judged if e.outcome},
     }
 
 

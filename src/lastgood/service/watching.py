@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lastgood.domain.actor import GUARD
-from lastgood.guard.loop import GuardOutcome, window_end
+from lastgood.guard.loop import GuardOutcome, PlannedFetch, window_end
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import guard_periods
 from lastgood.ledger.db import Ledger
@@ -31,6 +32,7 @@ from lastgood.redact import redact
 from lastgood.runtime.context import EnvContext
 from lastgood.service.guard import guard_for
 from lastgood.service.models import IsoTime
+from lastgood.sources.cloudwatch import CloudWatchSource
 
 KEEP_ERRORS = 5
 # Responses after which the watch goes on: another operation (a deployment) holds the environment, so the guard
@@ -162,59 +164,41 @@ class ReleaseWatch:
         return period
 
     def evaluate(self, due: datetime) -> Evaluation:
-        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over.
-        Two transactions per period: load what others saw and claim it; then record the period and the health."""
-        with self._lock:
-            now = self.ctx.clock.now()
-            if self.done:
-                return Evaluation(0.0, 0.0, skipped=True)
-            try:
-                claimed = self._load_and_claim(due, now)
-            except IntegrityError:  # another process judges (or judged) this period
-                return Evaluation(0.0, 0.0, skipped=True)
-            if not claimed:
-                return Evaluation(0.0, 0.0, skipped=True)
-            evaluation = self._step(now, (now - due).total_seconds())
-            self._finish(due, evaluation)
-            return evaluation
+        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over."""
+        return evaluate_periods([self], due)[0]
 
-    def _load_and_claim(self, due: datetime, now: datetime) -> bool:
-        """Take over what other processes saw of this release (evaluations, triggers, errors, its end), then
-        claim the period: False when the watch is over (ended here or elsewhere)."""
-        with self.ctx.session() as session:
-            stored = guard_periods.watch_of(session, self.ctx.app, self.ctx.env)
-            if stored is not None and stored.release_id == self.release.release_id:
-                self.health = GuardHealth.model_validate(stored.health)
-                self.outcome.evaluations = self.health.evaluations
-                if stored.status != "watching":
-                    self.done = True
-            if not self.done and now < self.until:
-                guard_periods.claim(session, self.ctx.app, self.ctx.env, self.release.release_id, due, self.worker, now)
-                return True
+    def _take_over(self, stored: guard_periods.StoredWatch | None) -> None:
+        """What other processes saw of this release (evaluations, triggers, errors, its end)."""
+        if stored is not None and stored.release_id == self.release.release_id:
+            self.health = GuardHealth.model_validate(stored.health)
+            self.outcome.evaluations = self.health.evaluations
+            if stored.status != "watching":
+                self.done = True
+
+    def _claim(self, due: datetime) -> guard_periods.Claim:
+        return guard_periods.Claim(self.ctx.app, self.ctx.env, self.release.release_id, due)
+
+    def _close_unclaimed(self) -> None:
+        """The watch is over (ended elsewhere, or its window closed): close it, saying why when it ends here."""
         if self.done:
             self.guard.close()
-        else:
-            ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
-            self.guard.conclude(self.outcome, ended)
-            self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
-            self._end("ended", self.outcome.message)
-        return False
+            return
+        ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+        self.guard.conclude(self.outcome, ended)
+        self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
+        self._end("ended", self.outcome.message)
 
-    def _finish(self, due: datetime, evaluation: Evaluation) -> None:
-        outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
-        with self.ctx.session() as session:
-            now = self.ctx.clock.now()
-            guard_periods.finish(session, self.ctx.app, self.ctx.env, self.release.release_id, due, outcome, now)
-            self._save_health_in(session, now)
+    def _saved(self) -> tuple[str, str, int, str, dict[str, Any]]:
+        health = self.health.model_dump(mode="json")
+        return (self.ctx.app, self.ctx.env, self.release.release_id, self.health.status, health)
 
     def _save_health(self) -> None:
         with self.ctx.session() as session:
             self._save_health_in(session, self.ctx.clock.now())
 
     def _save_health_in(self, session: Session, now: datetime) -> None:
-        health = self.health.model_dump(mode="json")
-        release = self.release.release_id
-        guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
+        app, env, release, status, health = self._saved()
+        guard_periods.save_watch(session, app, env, release, status, health, now)
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
         started = self.ctx.clock.now()
@@ -272,6 +256,93 @@ class ReleaseWatch:
         self.guard.close()
         if save:
             self._save_health()
+
+
+def evaluate_periods(watches: list[ReleaseWatch], due: datetime) -> list[Evaluation]:
+    """Judge the period ending at `due` of many watches of one ledger, each once across every process. One
+    transaction loads what other processes saw and claims the periods in one statement (a period claimed
+    elsewhere is skipped); the claimed ones are judged, their CloudWatch series fetched together (up to 500 per
+    GetMetricData call); one transaction records the periods and the health. Calls on a watch are serialised."""
+    if not watches:
+        return []
+    ordered = sorted(watches, key=lambda w: (w.ctx.app, w.ctx.env))
+    with ExitStack() as locks:
+        for watch in ordered:  # always in one order: two batches sharing watches never deadlock
+            locks.enter_context(watch._lock)
+        claimed = _load_and_claim(ordered, due)
+        evaluations: dict[int, Evaluation] = {}
+        now = ordered[0].ctx.clock.now()
+        prefetch([w for w in ordered if id(w) in claimed], now)
+        for watch in ordered:
+            if id(watch) in claimed:
+                evaluations[id(watch)] = watch._step(now, (now - due).total_seconds())
+        _finish(ordered[0].ctx, [(w, evaluations[id(w)]) for w in ordered if id(w) in claimed], due)
+    return [evaluations.get(id(w), Evaluation(0.0, 0.0, skipped=True)) for w in watches]
+
+
+def _load_and_claim(watches: list[ReleaseWatch], due: datetime) -> set[int]:
+    """The ids of the watches whose period this process claimed; the others that are over are closed."""
+    ctx = watches[0].ctx
+    now = ctx.clock.now()
+    were_done = {id(w) for w in watches if w.done}
+    with ctx.session() as session:
+        stored = guard_periods.watches_of(session, [(w.ctx.app, w.ctx.env) for w in watches if not w.done])
+        for watch in watches:
+            if not watch.done:
+                watch._take_over(stored.get((watch.ctx.app, watch.ctx.env)))
+        open_ = [w for w in watches if not w.done and now < w.until]
+        won = guard_periods.claim_many(session, [w._claim(due) for w in open_], watches[0].worker, now)
+    over = [w for w in watches if w not in open_ and id(w) not in were_done]
+    for watch in over:
+        watch._close_unclaimed()
+    return {id(w) for w in open_ if w._claim(due) in won}
+
+
+def _finish(ctx: EnvContext, judged: list[tuple[ReleaseWatch, Evaluation]], due: datetime) -> None:
+    if not judged:
+        return
+    finished = [(w._claim(due), "error" if e.error else (e.outcome or "watching")) for w, e in judged]
+    saved = [w._saved() for w, _ in judged]
+    try:
+        with ctx.session() as session:
+            now = ctx.clock.now()
+            guard_periods.finish_many(session, finished, now)
+            guard_periods.save_watches(session, saved, now)
+    except IntegrityError:  # another process saved a first health meanwhile: one environment at a time
+        for (claim, outcome), watch in zip(finished, (w for w, _ in judged), strict=True):
+            with ctx.session() as session:
+                now = ctx.clock.now()
+                guard_periods.finish_many(session, [(claim, outcome)], now)
+                watch._save_health_in(session, now)
+
+
+def prefetch(watches: list[ReleaseWatch], now: datetime) -> None:
+    """One GetMetricData call (up to 500 queries) for the CloudWatch triggers of many environments that share
+    an AWS account, region and endpoint; each guard gets its own series. A failed call leaves the guards to
+    fetch their own (each then reports its own error)."""
+    groups: dict[tuple[str, datetime, datetime], list[tuple[ReleaseWatch, PlannedFetch]]] = {}
+    for watch in watches:
+        source = watch.guard.sources.get("cloudwatch")
+        if type(source) is not CloudWatchSource:
+            continue  # a test's or a drill's own source
+        for plan in watch.guard.planned_fetches(now):
+            if plan.source_type == "cloudwatch":
+                key = (watch.ctx.aws.settings.model_dump_json(), plan.start, plan.end)
+                groups.setdefault(key, []).append((watch, plan))
+    for members in groups.values():
+        if len(members) > 1:
+            _fetch_together(members)
+
+
+def _fetch_together(members: list[tuple[ReleaseWatch, PlannedFetch]]) -> None:
+    requests = [replace(r, id=f"{i}/{r.id}") for i, (_, plan) in enumerate(members) for r in plan.requests]
+    source = members[0][0].guard.sources["cloudwatch"]
+    try:
+        series = source.fetch(requests, members[0][1].start, members[0][1].end)
+    except Exception:  # each guard fetches its own and reports what went wrong
+        return
+    for i, (watch, plan) in enumerate(members):
+        watch.guard.prefetched[plan.key] = {r.id: replace(series[f"{i}/{r.id}"], id=r.id) for r in plan.requests}
 
 
 def default_worker_name() -> str:
