@@ -162,6 +162,10 @@ class Guard:
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
         self.coverage = Coverage(self.triggers, ctx.clock.now())  # restarted by open()
         self.prefetched: dict[tuple[str, tuple[str, ...], datetime, datetime], dict[str, Series]] = {}
+        # With `act_later`, `step` leaves a rollback it would start in `pending` (see `act_pending`), so that a
+        # caller judging many environments records the others' periods before one rollback takes its time.
+        self.act_later = False
+        self.pending: TriggerVerdict | None = None
 
     @property
     def interval(self) -> float:
@@ -331,14 +335,27 @@ class Guard:
         outcome.canary = [watch.to_dict() for watch in self.canaries]
         judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
         if judged_bad is not None:
-            self._roll_back(self._canary_verdict(judged_bad), outcome)
-            return True
+            return self._act(self._canary_verdict(judged_bad), outcome)
         if fired is None:
             self._fired_since = None
             self._alerting.discard(_NOT_THE_CAUSE)
             return False
         self._fired_since = now if self._fired_since is None else self._fired_since
         if self._hold_for_the_canary(fired, now - self._fired_since, outcome):
+            return False
+        return self._act(fired, outcome)
+
+    def _act(self, fired: TriggerVerdict, outcome: GuardOutcome) -> bool:
+        if self.act_later:
+            self.pending = fired
+            return False
+        self._roll_back(fired, outcome)
+        return True
+
+    def act_pending(self, outcome: GuardOutcome) -> bool:
+        """Roll back for the verdict that `step` left pending (with `act_later`); False when none is."""
+        fired, self.pending = self.pending, None
+        if fired is None:
             return False
         self._roll_back(fired, outcome)
         return True

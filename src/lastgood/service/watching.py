@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,22 +200,37 @@ class ReleaseWatch:
         guard_periods.save_watch(session, app, env, release, status, health, now)
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
+        """Judge one period; a rollback it calls for is left pending (`_act_pending`)."""
         started = self.ctx.clock.now()
         evaluation = Evaluation(0.0, lag)
+        self.guard.act_later = True
         try:
             if self._opened:
                 self.guard.refresh_canaries()
             else:
                 self.guard.open()
                 self._opened = True
-            acted = self.guard.step(self.outcome)
+            self.guard.step(self.outcome)
         except Exception as error:  # a period that cannot be judged is reported, and the next one is tried
-            evaluation.error = redact(f"{type(error).__name__}: {error}")
-            self.health.errors = [*self.health.errors, evaluation.error][-KEEP_ERRORS:]
-            acted = False
+            self._error(evaluation, error)
         evaluation.verdicts = self._listener.verdicts
         evaluation.canary_states = [w.state for w in self.guard.canaries]
         self._record(now, lag, evaluation)
+        evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
+        return evaluation
+
+    @property
+    def pending(self) -> bool:
+        return self.guard.pending is not None
+
+    def _act_pending(self, evaluation: Evaluation) -> None:
+        """The rollback the period called for, through the service, as `lastgood-guard`."""
+        started = self.ctx.clock.now()
+        try:
+            acted = self.guard.act_pending(self.outcome)
+        except Exception as error:
+            self._error(evaluation, error)
+            acted = False
         if acted:
             evaluation.outcome = self.outcome.status
             if self.outcome.status in RETRY:
@@ -224,8 +238,11 @@ class ReleaseWatch:
                 self.outcome.status = "healthy"
             else:
                 self._end("acted", self.outcome.message, self.outcome.status, save=False)
-        evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
-        return evaluation
+        evaluation.seconds += (self.ctx.clock.now() - started).total_seconds()
+
+    def _error(self, evaluation: Evaluation, error: Exception) -> None:
+        evaluation.error = redact(f"{type(error).__name__}: {error}")
+        self.health.errors = [*self.health.errors, evaluation.error][-KEEP_ERRORS:]
 
     def _record(self, now: datetime, lag: float, evaluation: Evaluation) -> None:
         health = self.health
@@ -266,17 +283,27 @@ def evaluate_periods(watches: list[ReleaseWatch], due: datetime) -> list[Evaluat
     if not watches:
         return []
     ordered = sorted(watches, key=lambda w: (w.ctx.app, w.ctx.env))
-    with ExitStack() as locks:
-        for watch in ordered:  # always in one order: two batches sharing watches never deadlock
-            locks.enter_context(watch._lock)
+    for watch in ordered:  # always in one order: two batches sharing watches never deadlock
+        watch._lock.acquire()
+    held = list(ordered)
+    try:
         claimed = _load_and_claim(ordered, due)
-        evaluations: dict[int, Evaluation] = {}
+        judged = [w for w in ordered if id(w) in claimed]
         now = ordered[0].ctx.clock.now()
-        prefetch([w for w in ordered if id(w) in claimed], now)
-        for watch in ordered:
-            if id(watch) in claimed:
-                evaluations[id(watch)] = watch._step(now, (now - due).total_seconds())
-        _finish(ordered[0].ctx, [(w, evaluations[id(w)]) for w in ordered if id(w) in claimed], due)
+        prefetch(judged, now)
+        evaluations = {id(w): w._step(now, (now - due).total_seconds()) for w in judged}
+        # The periods that call for no rollback are recorded at once; each rollback then runs, and its period
+        # is recorded when it returns.
+        _finish(ordered[0].ctx, [(w, evaluations[id(w)]) for w in judged if not w.pending], due)
+        for watch in [w for w in ordered if not (id(w) in claimed and w.pending)]:
+            held.remove(watch)
+            watch._lock.release()
+        for watch in [w for w in judged if w.pending]:
+            watch._act_pending(evaluations[id(watch)])
+            _finish(watch.ctx, [(watch, evaluations[id(watch)])], due)
+    finally:
+        for watch in held:
+            watch._lock.release()
     return [evaluations.get(id(w), Evaluation(0.0, 0.0, skipped=True)) for w in watches]
 
 
