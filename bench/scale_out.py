@@ -4,11 +4,11 @@ For each worker count (default 1, 2, 3), on a fresh database of a throwaway Post
 in its own process: one app with N environments (default 1,000), each with one SSM parameter and one CloudWatch
 rollback trigger (a Lambda error count, period P, default 60 s), and a release recorded in each. The workers guard
 them all for --seconds (default 150, at least two periods of each). Read from the ledger: the periods judged
-(`guard_periods`, each claimed once), the evaluation lag (the verdict's time, `finished_at`, minus the period's end:
-how late a period was judged), evaluations per second over the measured span; from /proc: the workers' CPU time per evaluation. Then an
-API replica takes K rollback requests (default 24, one per environment of a second app, each moving one alias back)
-and the rollbacks per minute are timed until all succeeded. Printed side by side; the goal: lag p95 < 5 s at 1,000
-environments and 60 s periods.
+(`guard_periods`, each claimed once), the evaluation lag (the verdict's time, `finished_at`, minus the period's
+end: how late a period was judged), evaluations per second over the measured span; from /proc: the workers' CPU
+time per evaluation. Then an API replica takes K rollback requests (default 24, one per environment of a second
+app, each moving one alias back) and the rollbacks per minute are timed until all succeeded. Printed side by side;
+the goal: lag p95 < 5 s at 1,000 environments and 60 s periods.
 
     .venv/bin/python bench/scale_out.py                                   # about 12 minutes
     .venv/bin/python bench/scale_out.py --environments 300 --period 20 --seconds 60 --workers 1,2
