@@ -2,10 +2,12 @@
 
 Every tick (2 s) it reads every environment's live release and the newest judged period of each watched release
 from the ledger (three queries per ledger), so a release recorded by the CLI, the API or another process is
-noticed within a tick; a live release newer than those seen, inside its watch window, gets a `ReleaseWatch`. A
-watch whose newest complete period nobody judged yet is submitted as one "guard-period" job (`key` = the
-environment, so a slow period is never run twice at once). The job claims the period in the ledger before judging
-it, so with several workers each period is judged once, by whichever worker's job claims it first. Every
+noticed within a tick; a live release newer than those seen, inside its watch window, gets a `ReleaseWatch`. The
+watches whose newest complete period nobody judged yet are submitted as "guard-periods" jobs, one per boundary per
+BATCH environments (`key` = the boundary and the batch's first environment, so a batch is queued once however many
+workers' scans find it). A job claims its periods in the ledger in one statement before judging them, so with
+several workers each period is judged once, by whichever worker's job claims it first; the batch's CloudWatch
+series come in one GetMetricData call (service/watching.py, `evaluate_periods`). Every
 `recover_every` seconds, and at start, the "recover" job resumes rollbacks whose process died (as
 `lastgood-server`) and pauses deployments whose process died. `state.stopping` stops it within a tick.
 """
@@ -97,13 +99,8 @@ class GuardScheduler:
             if period is not None:
                 store = id(self.state.apps.ledger_of(app))
                 due.setdefault((store, period.isoformat()), []).append([app, env, watch.release.label])
-        batches = [
-            {"due": period, "watches": members[i : i + BATCH]}
-            for (_, period), members in due.items()
-            for i in range(0, len(members), BATCH)
-        ]
         # A job queue's submission is a database round trip: the batches are submitted in parallel.
-        list(self._submitter.map(self._submit_periods, batches))
+        list(self._submitter.map(self._submit_periods, batches(due)))
         self.ticks += 1
 
     def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
@@ -174,6 +171,15 @@ class GuardScheduler:
             return sum(1 for w in self.watches.values() if not w.done)
 
 
+def batches(due: dict[tuple[int, str], list[list[Any]]]) -> list[dict[str, Any]]:
+    """The guard-periods jobs' arguments: the watches due at one boundary of one ledger, BATCH per job."""
+    out: list[dict[str, Any]] = []
+    for (_, period), members in due.items():
+        members.sort()  # in one order, so every worker's scan cuts the same batches and the queue keeps one of each
+        out += [{"due": period, "watches": members[i : i + BATCH]} for i in range(0, len(members), BATCH)]
+    return out
+
+
 def scheduler_of(state: ServerState) -> GuardScheduler:
     scheduler = state.guard
     if not isinstance(scheduler, GuardScheduler):
@@ -184,7 +190,8 @@ def scheduler_of(state: ServerState) -> GuardScheduler:
 @job("guard-period")
 def guard_period(state: ServerState, app: str, env: str, release: str, due: str) -> dict[str, Any]:
     """Judge one period of one environment's watched release; nothing when that period was judged already or
-    the release is no longer watched."""
+    the release is no longer watched. (The scheduler submits batches, `guard-periods`; this one still runs the
+    jobs a replica of the previous version queued.)"""
     watch = scheduler_of(state).watch_of(app, env, release)
     if watch is None:
         return {"skipped": f"{app}/{env} release {release} is not watched"}
