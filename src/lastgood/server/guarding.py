@@ -15,6 +15,7 @@ series come in one GetMetricData call (service/watching.py, `evaluate_periods`).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,8 @@ log = logging.getLogger("lastgood.server.guard")
 
 Key = tuple[str, str]
 SUBMITTERS = 8
-BATCH = 100  # environments per guard-periods job: one claim statement, one GetMetricData call (500 queries max)
+BOUNDARY_GRACE = 0.05  # seconds after a boundary: the period just ended is complete
+BATCH = 200  # environments per guard-periods job: one claim statement, one GetMetricData call (500 queries max)
 
 
 class GuardScheduler:
@@ -74,11 +76,20 @@ class GuardScheduler:
                 self.tick()
             except Exception:  # a ledger that does not answer this tick may answer the next
                 log.exception("scheduler tick failed")
-            self.state.stopping.wait(self.tick_seconds)
+            self.state.stopping.wait(self._pause())
         with self._lock:
             for watch in self.watches.values():
                 watch.close()  # another worker, or this one restarted, goes on from the ledger
         self._submitter.shutdown(wait=False)
+
+    def _pause(self) -> float:
+        """Until the next tick, or until just after the next period boundary when that comes first: every
+        period falls due at its boundary, and its lag counts from there."""
+        with self._lock:
+            intervals = {w.interval for w in self.watches.values() if not w.done}
+        now = self.clock.now().timestamp()
+        boundary = min((now // i + 1) * i - now + BOUNDARY_GRACE for i in intervals) if intervals else math.inf
+        return max(BOUNDARY_GRACE, min(self.tick_seconds, boundary))
 
     def tick(self) -> None:
         now = self.clock.now()
