@@ -16,6 +16,8 @@ _TAGS = {
     "rollback-failed": "URGENT",
     "rollback-interrupted": "URGENT",
     "rollback-succeeded": "RESOLVED",
+    "rollback-restored-unhealthy": "URGENT",
+    "escalation": "ESCALATION",
     "not-the-cause": "ALERT",
     "canary-blind": "ALERT",
 }
@@ -28,6 +30,8 @@ _TITLES = {
     "rollback-succeeded": "Rolled back",
     "rollback-failed": "Rollback failed",
     "rollback-interrupted": "Rollback interrupted",
+    "rollback-restored-unhealthy": "Rolled back, still unhealthy",
+    "escalation": "Escalation: rollback not acknowledged",
     "not-the-cause": "Alert, not the release: no rollback",
     "canary-blind": "Canary judge blind: it cannot compare the versions",
 }

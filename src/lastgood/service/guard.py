@@ -23,6 +23,7 @@ from lastgood.sources.base import MetricSource
 _STATUS = {
     "succeeded": "rolled-back",
     "failed": "rollback-failed",
+    "restored-unhealthy": "restored-unhealthy",
     "declined": "fix-forward",
     "awaiting-approval": "awaiting-approval",
     "planned": "planned",
