@@ -60,7 +60,12 @@ ROLLBACK_TRANSITIONS: dict[str, set[str]] = {
 }
 
 # Open incidents: escalation and stakeholder updates run for these until acknowledged (service/escalation.py).
-OPEN_ROLLBACK = {RollbackStatus.RUNNING, RollbackStatus.FAILED, RollbackStatus.INTERRUPTED, RollbackStatus.AWAITING_APPROVAL}
+OPEN_ROLLBACK = {
+    RollbackStatus.RUNNING,
+    RollbackStatus.FAILED,
+    RollbackStatus.INTERRUPTED,
+    RollbackStatus.AWAITING_APPROVAL,
+}
 ESCALATING_ROLLBACK = OPEN_ROLLBACK | {RollbackStatus.RESTORED_UNHEALTHY}
 
 UNFINISHED_ROLLBACK = {RollbackStatus.RUNNING, RollbackStatus.FAILED, RollbackStatus.INTERRUPTED}

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from lastgood.checks.run import ValidationResult
 from lastgood.config.models import Component
 from lastgood.domain.states import (
     DONE_STEP,
@@ -30,7 +31,6 @@ from lastgood.domain.states import (
 from lastgood.engine.planner import Plan
 from lastgood.engine.validating import validate_restore
 from lastgood.errors import BadInput, LastgoodError, Refused
-from lastgood.checks.run import ValidationResult
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
 from lastgood.ledger.store import rollback_approvals

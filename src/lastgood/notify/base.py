@@ -55,6 +55,12 @@ class Message:
     eta: str
     status: str
     details: list[str] = field(default_factory=list)
+    to: list[str] = field(default_factory=list)  # channel names or types (escalation steps); empty: every channel
+
+    def addressed(self, notifier_name: str) -> bool:
+        """Whether a notifier (named `NAME.TYPE`, e.g. `oncall.slack` or `channels[0].sns`) should get this."""
+        name, _, kind = notifier_name.rpartition(".")
+        return not self.to or name in self.to or kind in self.to or notifier_name in self.to
 
     def subject(self) -> str:
         tag = _TAGS.get(self.event, "UPDATE")
