@@ -125,6 +125,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "server": LazyCommand(
         "lastgood.cli.server_cmd", "The team service: REST API, live dashboard, sign-in and roles, the guard always on."
     ),
+    "ack": LazyCommand(
+        "lastgood.cli.ack_cmd",
+        "Acknowledge an open or restored-unhealthy rollback: no further escalation step or update is sent.",
+    ),
 }
 
 
