@@ -423,6 +423,11 @@ def test_ctrl_c_elsewhere_says_interrupted(stand: Stand, monkeypatch: pytest.Mon
 def test_restored_unhealthy_and_ack(stand: Stand) -> None:
     stand.append("validate: {checks: [{name: smoke, command: {shell: 'exit 1'}}]}\n")
     stand.two_releases()
+    code, out, _err = stand.run("plan", "prod")
+    assert code == ExitCode.OK and "then validate" in out and "smoke (command): `exit 1` exits 0" in out
+    assert stand.json("plan", "prod")[1]["validation"] == [
+        {"name": "smoke", "type": "command", "what": "`exit 1` exits 0 within 5m"}
+    ]
     code, out, _err = stand.run("rollback", "prod", "--yes")
     assert code == ExitCode.RESTORED_UNHEALTHY and "restored-unhealthy" in out and "smoke (command)" in out
     assert stand.world.get("api") == "v1"  # restored; nothing rolled back again

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lastgood.checks.run import describe as describe_checks
 from lastgood.config.durations import format_duration
 from lastgood.domain.ordering import waits_for
 from lastgood.domain.state import state_hash
@@ -44,6 +45,8 @@ class Plan:
     """Why this plan must not run as it is (e.g. code without its schema); the rollback refuses it."""
     live_hashes: dict[str, str] = field(default_factory=dict)
     """Each planned component's live state as it was read (`state_hash`): a saved plan is checked against it."""
+    validation: list[dict[str, str]] = field(default_factory=list)
+    """The checks of the environment's `validate:` block that run once every step is verified (name, type, what)."""
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -98,6 +101,7 @@ class Plan:
             ],
             "unchanged": self.unchanged,
             "not_recorded": self.not_recorded,
+            "validation": self.validation,
         }
 
 
@@ -164,6 +168,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
         live_hashes={name: state_hash(state) for name, (_kind, state) in current.items()},
+        validation=describe_checks(ctx.runbook.validation_for(ctx.env)),
     )
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)
