@@ -433,6 +433,9 @@ def test_restored_unhealthy_and_ack(stand: Stand) -> None:
     assert stand.world.get("api") == "v1"  # restored; nothing rolled back again
     rollback_id = stand.rollback_id()
     assert stand.code("watch", rollback_id) == ExitCode.RESTORED_UNHEALTHY
+    assert stand.code("report", rollback_id, "--out", str(stand.dir / "report")) == ExitCode.OK
+    report = next((stand.dir / "report").glob("*.md")).read_text()
+    assert "## Validation" in report and "| smoke | command | FAILED | exited 1, expected 0" in report
     assert stand.code("ack", "rb-0000000000") == ExitCode.BAD_INPUT
     assert stand.code("ack", rollback_id) == ExitCode.OK
     code, _out, err = stand.run("ack", rollback_id)

@@ -1,4 +1,4 @@
-"""Bad `validate:` blocks and escalation settings: `lastgood validate` exits 2, naming the path, and accepts good ones."""
+"""Bad `validate:` blocks and escalation settings: `lastgood validate` exits 2 naming the path; good ones load."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ notifications:
 """
 
 BAD = [
-    ("validate: {checks: [{name: h}]}", "validate.checks[0]: a check names exactly one of http, command, metric or logs"),
+    (
+        "validate: {checks: [{name: h}]}",
+        "validate.checks[0]: a check names exactly one of http, command, metric or logs",
+    ),
     (
         "validate: {checks: [{name: h, http: {url: 'http://x'}, command: {argv: [x]}}]}",
         "validate.checks[0]: a check names exactly one of http, command, metric or logs (found: http, command)",

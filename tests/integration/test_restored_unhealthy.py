@@ -86,7 +86,9 @@ environments:
 components:
   - {{name: flag, kind: ssm-parameter, parameters: [/shop/prod/flag]}}
 policy:
-  people: [{{name: erin, roles: [lead], email: erin@example.com}}, {{name: omar, roles: [oncall], phone: "+1 555 0101"}}]
+  people:
+    - {{name: erin, roles: [lead], email: erin@example.com}}
+    - {{name: omar, roles: [oncall], phone: "+1 555 0101"}}
   escalation:
     - {{after: 5m, contact: [lead], channels: [team]}}
     - {{after: 15m, contact: [oncall], channels: [oncall], severity: high}}

@@ -120,7 +120,9 @@ def test_command_check_passes_and_fails_on_its_exit_code(clock: FakeClock, tmp_p
 
 def test_command_check_is_killed_at_its_timeout(clock: FakeClock, tmp_path: Path) -> None:
     started = time.monotonic()
-    result = run_check(check({"name": "hang", "command": {"shell": "sleep 30", "timeout": 0.5}}), context(clock, tmp_path))
+    result = run_check(
+        check({"name": "hang", "command": {"shell": "sleep 30", "timeout": 0.5}}), context(clock, tmp_path)
+    )
     assert not result.passed and "timed out after" in result.detail
     assert time.monotonic() - started < 20  # killed, not waited for
 
