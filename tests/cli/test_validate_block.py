@@ -98,3 +98,15 @@ policy:
     assert [s.after for s in runbook.policy.escalation_for("critical")] == [900.0, 1800.0]
     assert [s.after for s in runbook.policy.escalation_for("high")] == [1800.0]
     assert runbook.policy.updates == {"critical": 900.0, "high": 1800.0}
+
+
+def test_the_iam_policy_lets_a_logs_check_read_its_log_groups() -> None:
+    from lastgood.iam import policy_for
+    from lastgood.kinds.base import IamScope
+
+    runbook = parse_runbook(
+        BASE + "validate: {checks: [{name: l, logs: {log_groups: ['/aws/lambda/api-{env}'], pattern: ERROR}}]}\n"
+    )
+    statements = policy_for(runbook, ["prod"], {"prod": IamScope("us-east-1", "123456789012")})["Statement"]
+    logs = [s for s in statements if s["Action"] == ["logs:FilterLogEvents"]]
+    assert logs and logs[0]["Resource"] == ["arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/api-prod:*"]

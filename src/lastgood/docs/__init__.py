@@ -140,8 +140,8 @@ def _runbook_page() -> str:
 def _validate_page() -> str:
     from lastgood.config import validation
 
-    models = (validation.Validation, validation.Check, validation.HttpCheck, validation.CommandCheck)
-    models += (validation.MetricCheck, validation.LogCheck)
+    models: list[type[BaseModel]] = [validation.Validation, validation.Check, validation.HttpCheck]
+    models += [validation.CommandCheck, validation.MetricCheck, validation.LogCheck]
     return _page(
         "Validation after a rollback, `validate:`",
         inspect.cleandoc(validation.__doc__ or ""),
