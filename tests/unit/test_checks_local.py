@@ -135,3 +135,22 @@ def test_a_block_runs_every_check_and_fails_when_one_fails(service: str, clock: 
     assert [r.passed for r in result.results] == [True, False]
     assert not result.passed and result.summary().startswith("validation failed: smoke (exited 1")
     assert [d["type"] for d in describe(block)] == ["http", "command"]
+
+
+def test_an_interrupt_cuts_a_checks_wait_short(tmp_path: Path) -> None:
+    import threading as threads
+
+    from lastgood.checks.run import interruptible
+    from lastgood.clock import SystemClock
+
+    stop = threads.Event()
+    clock = SystemClock()
+    ctx = CheckContext(
+        "shop", "prod", AwsClients(), [], clock.now(), tmp_path, clock.now, interruptible(clock.sleep, clock.now, stop)
+    )
+    spec = check({"name": "h", "http": {"url": "http://127.0.0.1:9/health", "within": "10m", "interval": "1m"}})
+    threads.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    result = run_check(spec, ctx)
+    assert not result.passed and "Stopped" in result.detail
+    assert time.monotonic() - started < 10

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from lastgood.checks.base import CheckContext, CheckResult
 from lastgood.checks.registry import checker_for
 from lastgood.config.validation import Check, Validation
 
+Sleep = Callable[[float], None]
+
 
 @dataclass
 class ValidationResult:
     results: list[CheckResult] = field(default_factory=list)
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before every check had run: the rollback is resumable
 
     @property
     def passed(self) -> bool:
@@ -42,6 +48,25 @@ def run_check(check: Check, ctx: CheckContext) -> CheckResult:
 
 def run_validation(block: Validation, ctx: CheckContext) -> ValidationResult:
     return ValidationResult([run_check(check, ctx) for check in block.checks])
+
+
+def interruptible(sleep: Callable[[float], None], now: Callable[[], datetime], stop: threading.Event) -> Sleep:
+    """A sleep in half-second slices that raises `Stopped` as soon as `stop` is set (the check is cut short)."""
+
+    def pause(seconds: float) -> None:
+        end = now().timestamp() + seconds
+        while not stop.is_set():
+            left = end - now().timestamp()
+            if left <= 0:
+                return
+            sleep(min(left, 0.5))
+        raise Stopped("interrupted")
+
+    return pause
+
+
+class Stopped(Exception):
+    """An interrupt cut a check's wait short."""
 
 
 def describe(block: Validation) -> list[dict[str, str]]:

@@ -265,7 +265,7 @@ class Executor:
             pool.shutdown(wait=False, cancel_futures=True)
         in_flight = sorted(running.values())
         restored = not failed and not pending and not in_flight
-        validation = validate_restore(self.ctx, rollback_id) if restored else None
+        validation = validate_restore(self.ctx, rollback_id, self.stopping) if restored else None
         result = self._finish(rollback_id, done, failed, list(pending), started, in_flight, validation)
         self.ctx.dispatch.stop_updates(rollback_id)
         notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
@@ -440,7 +440,8 @@ class Executor:
             target = session.get(ReleaseRow, rollback.to_release_id)
             left = session.get(ReleaseRow, rollback.from_release_id) if rollback.from_release_id else None
             assert target is not None  # a foreign key
-            ok = not failed and not not_started and not in_flight
+            cut_short = validation is not None and validation.interrupted
+            ok = not failed and not not_started and not in_flight and not cut_short
             interrupted = not ok and self.stopping.is_set()
             end = (
                 RollbackStatus.SUCCEEDED if ok else RollbackStatus.INTERRUPTED if interrupted else RollbackStatus.FAILED
@@ -464,12 +465,7 @@ class Executor:
             )
             if ok:
                 self._settle(session, rollback, target, left, now)
-            if end == RollbackStatus.RESTORED_UNHEALTHY:
-                rollback.error = redact(result.summary())
-                store.add_event(
-                    session, rollback.app, rollback.env, f"rollback-{end}", rollback.error, now, rollback_id
-                )
-            else:
+            if end != RollbackStatus.SUCCEEDED:  # failed, interrupted, or restored but failing its validation
                 rollback.error = redact(result.summary())
                 store.add_event(
                     session, rollback.app, rollback.env, f"rollback-{end}", result.summary(), now, rollback_id
