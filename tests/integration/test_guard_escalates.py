@@ -4,7 +4,7 @@ fell due (claimed in the ledger), on a fake clock; no terminal needs to stay ope
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -77,3 +77,25 @@ def test_the_guard_sends_each_escalation_step_once_as_it_falls_due(tmp_path: Pat
     assert [(c.claimed_at - row.created_at).total_seconds() // 60 for c in claims] == [2, 6]
     messages = recording.wait_for(3)
     assert [m.event for m in messages].count("escalation") == 2
+
+
+def test_a_rollback_left_open_for_a_day_is_not_escalated_any_more(tmp_path: Path, world: FakeWorld) -> None:
+    from lastgood.service import escalation
+
+    (tmp_path / "lastgood.yaml").write_text(RUNBOOK)
+    runbook = load_runbook(tmp_path / "lastgood.yaml")
+    clock = FakeClock(datetime.fromisoformat("2026-12-01T12:00:00+00:00"))
+    ctx = replace(open_environment(runbook, "staging", Actor(name="tester", via="cli")), clock=clock)
+    releases.record(ctx, "v1")
+    world.set("api", "v2")
+    releases.record(ctx, "v2")
+    outcome = request_rollback(ctx, RollbackRequest(confirmed=True))
+    with ctx.session() as session:
+        row = store.get_rollback(session, outcome.id or "")
+        finished = row.finished_at
+        assert finished is not None
+        late = [d.key for d in escalation.due_notices(ctx, row, finished + timedelta(hours=23))]
+        stale = escalation.due_notices(ctx, row, finished + timedelta(hours=25))
+    assert late == ["escalation:0", "escalation:1"] and stale == []
+    clock.advance(25 * 3600)  # the server was down for a day: no page about yesterday's incident
+    assert escalation.tick(ctx) == []

@@ -29,6 +29,9 @@ from lastgood.runtime import notifications
 from lastgood.runtime.context import EnvContext
 
 SCAN_LIMIT = 50  # an environment's newest rollbacks looked at per tick
+# A rollback left open and unacknowledged for a day after its last change (finished, started or created) is no
+# longer escalated: a server started on an old ledger does not page anyone about last month's failed rollback.
+GIVE_UP_AFTER = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ def due_notices(ctx: EnvContext, row: RollbackRow, now: datetime) -> list[Due]:
     policy = ctx.runbook.policy
     severity = severity_of(ctx, row)
     elapsed = (now - row.created_at).total_seconds()
+    last_change = row.finished_at or row.started_at or row.created_at
+    if (now - last_change).total_seconds() > GIVE_UP_AFTER:
+        return []
     due = [
         Due(f"escalation:{index}", step, f"after {format_duration(step.after)} without acknowledgement")
         for index, step in enumerate(policy.escalation)
