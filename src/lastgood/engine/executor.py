@@ -31,6 +31,7 @@ from lastgood.domain.states import (
 from lastgood.engine.planner import Plan
 from lastgood.engine.validating import validate_restore
 from lastgood.errors import BadInput, LastgoodError, Refused
+from lastgood.kinds import redeploy
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
 from lastgood.ledger.store import rollback_approvals
@@ -246,7 +247,8 @@ class Executor:
                     self._mark_running(rollback_id, [item.component for item in ready])
                 for item in ready:
                     del pending[item.component]
-                    running[pool.submit(self._execute, specs.get(item.component), item)] = item.component
+                    spec = specs.get(redeploy.component_of(item.component))
+                    running[pool.submit(self._execute, spec, item)] = item.component
                 if not running:
                     break
                 draining = self.stopping.is_set()
@@ -357,6 +359,10 @@ class Executor:
         kind = self.ctx.kind_of(spec)
         if kind.name != work.kind:
             return StepOutcome(StepStatus.FAILED, "", 0, f"{work.component} is now a {kind.name}, was {work.kind}")
+        if redeploy.is_redeploy(work.component):
+            if not redeploy.can_redeploy(spec, kind):
+                return StepOutcome(StepStatus.FAILED, "", 0, f"{spec.name} no longer says how to redeploy")
+            kind = redeploy.RedeployStep(kind)
         attempt = 0
         while True:
             attempt += 1
