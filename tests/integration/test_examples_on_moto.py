@@ -21,8 +21,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.stub import Stubber
 
 from lastgood.aws.clients import AwsClients
 from lastgood.cli.app import main
@@ -209,7 +209,8 @@ def test_iracing_drivers_stats(
     steps = changes(run.plan("prod"), unchanged={"api-stage"})
     assert steps["cdk-redeploy"]["kind"] == "command"
     assert steps["stack"]["kind"] == "cloudformation-stack"
-    assert steps["auth-table"]["action"] == "restore-copy"  # from the on-demand backup taken at r1
+    # ir_auth from the on-demand backup taken at r1, under its own name: destructive, a backup of it taken first.
+    assert steps["auth-table"]["action"] == "restore-in-place" and steps["auth-table"]["destructive"]
     assert steps["custid-table"]["action"] == "restore-copy"
 
 
@@ -258,15 +259,21 @@ def db_instance(aws: AwsClients, name: str) -> str:
 
 
 class AmplifyStub:
-    """The amplify client every AwsClients hands out in this test, answering from a Stubber in order."""
+    """Amplify's answers for this test (moto has none), by operation: components are read on several threads,
+    so one ordered Stubber cannot serve them. Each call's parameters are checked against the expected ones."""
 
     def __init__(self, aws: AwsClients, app: str, branch: str, domain: str) -> None:
         self.client = aws.client("amplify")
-        self.stubber = Stubber(self.client)
         self.app, self.branch, self.domain = app, branch, domain
+        self.answers: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        self.lock = threading.Lock()
+        self.taken = threading.local()  # the answer of the call this thread is making
 
-    def reads(self, job_id: str, commit_id: str, serves: str) -> None:
-        """One read of the branch: its jobs, then (with a domain) which branch the domain's apex serves."""
+    def expect(self, operation: str, params: dict[str, Any], answer: dict[str, Any]) -> None:
+        self.answers.setdefault(operation, []).append((params, answer))
+
+    def reads(self, job_id: str, commit_id: str, serves: str, variables: dict[str, str] | None = None) -> None:
+        """One read of the branch: its jobs, which branch the domain's apex serves, its environment variables."""
         when = datetime(2026, 11, 30, tzinfo=UTC)
         summary = {
             "jobArn": f"arn:aws:amplify:us-east-1:123456789012:apps/{self.app}/branches/{self.branch}/jobs/{job_id}",
@@ -279,38 +286,42 @@ class AmplifyStub:
             "jobType": "WEB_HOOK",
         }
         listing = {"appId": self.app, "branchName": self.branch, "maxResults": 50}
-        self.stubber.add_response("list_jobs", {"jobSummaries": [summary]}, listing)
+        self.expect("ListJobs", listing, {"jobSummaries": [summary]})
         if self.domain:
-            self.stubber.add_response(
-                "get_domain_association",
-                {
-                    "domainAssociation": {
-                        "domainAssociationArn": f"arn:aws:amplify:us-east-1:123456789012:apps/{self.app}/domains/x",
-                        "domainName": self.domain,
-                        "enableAutoSubDomain": False,
-                        "domainStatus": "AVAILABLE",
-                        "statusReason": "",
-                        "subDomains": [
-                            {
-                                "subDomainSetting": {"prefix": "", "branchName": serves},
-                                "verified": True,
-                                "dnsRecord": "x",
-                            }
-                        ],
-                    }
-                },
+            sub = {"subDomainSetting": {"prefix": "", "branchName": serves}, "verified": True, "dnsRecord": "x"}
+            association = {"domainName": self.domain, "domainStatus": "AVAILABLE", "subDomains": [sub]}
+            self.expect(
+                "GetDomainAssociation",
                 {"appId": self.app, "domainName": self.domain},
+                {"domainAssociation": association},
             )
+        if variables is not None:
+            branch = {"branchName": self.branch, "environmentVariables": variables}
+            self.expect("GetBranch", {"appId": self.app, "branchName": self.branch}, {"branch": branch})
+
+    def _take(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        """The call's own parameters pick its answer (the first expected with exactly these parameters)."""
+        with self.lock:
+            queue = self.answers.get(model.name) or []
+            found = next((i for i, (expected, _a) in enumerate(queue) if expected == params), None)
+            assert found is not None, f"amplify:{model.name}({params}) was not expected"
+            self.taken.answer = queue.pop(found)[1]
+
+    def _answer(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse(None, 200, {}, None), self.taken.answer
 
     @contextmanager
     def serving(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         original = AwsClients.client
         monkeypatch.setattr(
-            AwsClients, "client", lambda me, service: self.client if service == "amplify" else original(me, service)
+            AwsClients,
+            "client",
+            lambda me, service, *a, **kw: self.client if service == "amplify" else original(me, service, *a, **kw),
         )
-        with self.stubber:
-            yield
-        self.stubber.assert_no_pending_responses()
+        self.client.meta.events.register_first("before-parameter-build.amplify", self._take)
+        self.client.meta.events.register_first("before-call.amplify", self._answer)
+        yield
+        assert not any(self.answers.values()), f"amplify answers left: {self.answers}"
 
 
 def test_propie(example: Callable[[str], Run], aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,11 +417,16 @@ def test_distro_nation(
     endpoint = aurora(aws, "distro-nation-production")
     secrets.create_secret(Name="distro-nation/production/aurora", SecretString=json.dumps({"host": endpoint}))
     bucket(aws, "distro-nation-production-media")
+    group = security_group(aws)
+    monkeypatch.setenv("DN_SECURITY_GROUP_ID", group)
+    good = {"REACT_APP_API_ENDPOINT": "https://api.example.com", "REACT_APP_FEATURE_FLAGS": "on"}
     amplify = AmplifyStub(aws, "d1distro", "main", "")
     with amplify.serving(monkeypatch):
-        amplify.reads("3", "aaaaaaaaaa", serves="")
+        amplify.reads("3", "aaaaaaaaaa", serves="", variables=good)
         run.record("production", "r1")
-        amplify.reads("4", "bbbbbbbbbb", serves="")
+        bad = {**good, "REACT_APP_API_ENDPOINT": "https://bad.example.com"}
+        amplify.reads("4", "bbbbbbbbbb", serves="", variables=bad)
+        ec2_rule(aws, group, "0.0.0.0/0")
         flags.flags = {"new_checkout": False, "search_v2": 100}
         new_version_live(aws, "distro-nation-api", "PROD")
         ssm.put_parameter(Name="/distro-nation/production/api-url", Value="https://bad", Type="String", Overwrite=True)
@@ -419,7 +435,7 @@ def test_distro_nation(
         aws.client("s3").put_object(Bucket="distro-nation-production-media", Key="logo.png", Body=b"bad")
         gsutil(tmp_path / "bin", "gs://b/2026-12-01_data.json.gz")
         run.record("production", "r2")
-        amplify.reads("4", "bbbbbbbbbb", serves="")
+        amplify.reads("4", "bbbbbbbbbb", serves="", variables=bad)
         steps = changes(
             run.plan("production"),
             unchanged={"core-api-deployment", "api-stack", "database-schema"},
@@ -427,6 +443,8 @@ def test_distro_nation(
     assert steps["frontend"]["to"] == "commit aaaaaaaa (job 3)"
     assert steps["core-api"]["to"] == "version 1"
     assert {"feature-flags", "api-config", "api-secrets", "infrastructure", "firebase-database", "media"} <= set(steps)
+    assert steps["frontend-config"]["kind"] == "amplify-env" and "frontend:redeploy" in steps
+    assert any("traffic it allows now is cut" in note for note in steps["network"]["notes"])
     assert steps["firebase-database"]["destructive"]
     assert steps["database"]["action"] == "restore-copy" and "core-api" in steps["database"]["waits_for"]
     assert "k1-not-shown" not in json.dumps(steps) and "k2-not-shown" not in json.dumps(steps)
@@ -451,3 +469,17 @@ def bucket(aws: AwsClients, name: str) -> None:
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=name, Key="logo.png", Body=b"good")
+
+
+def security_group(aws: AwsClients) -> str:
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    return str(ec2.create_security_group(GroupName="distro-api", Description="api", VpcId=vpc)["GroupId"])
+
+
+def ec2_rule(aws: AwsClients, group: str, cidr: str) -> None:
+    """The bad release opens the API's port to the world."""
+    aws.client("ec2").authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": cidr}]}],
+    )

@@ -38,6 +38,8 @@ KINDS = {
         "sql-migrations": 1,
         "aurora-cluster": 1,
         "s3-prefix": 1,
+        "amplify-env": 1,
+        "security-group": 1,
     },
     "propie.yaml": {"amplify-branch": 1, "cloudformation-stack": 1, "dynamodb-table": 1},
     "security-design-assistant.yaml": {
@@ -228,7 +230,7 @@ def test_security_design_assistant() -> None:
 def test_iracing_drivers_stats() -> None:
     runbook = load("iracing-drivers-stats.yaml")
     assert runbook.environments["prod"].protected
-    assert runbook.environments["prod"].rto == 15 * 60  # "Critical Issues: < 15 minutes"
+    assert runbook.policy.targets.rollback_time["critical"] == 15 * 60  # "Critical Issues: < 15 minutes"
     assert spec(runbook, "prod", "stack").stack == "CdkInfrastructureStack-prod"
     assert spec(runbook, "staging", "stack").stack == "CdkInfrastructureStack-staging"
     custid = spec(runbook, "prod", "custid-table")
