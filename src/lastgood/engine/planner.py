@@ -132,7 +132,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
                 f"in release {target.label}; roll it back by hand or record a new release"
             )
     plannable = [s for s in specs if s.name in recorded]
-    current = read_states(ctx, plannable)
+    current = read_states(ctx, plannable, targets={s.name: recorded[s.name].state for s in plannable})
     steps, unchanged = [], []
     for spec in plannable:
         target_state = recorded[spec.name].state

@@ -9,7 +9,18 @@ from pydantic import Field
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import StepFailed
-from lastgood.kinds.base import ApplyResult, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
+from lastgood.kinds.base import (
+    PREFETCHED,
+    ApplyResult,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    Prefetched,
+    ReadinessCheck,
+    State,
+    prefetched,
+)
 
 
 class SecretSpec(Component):
@@ -28,8 +39,12 @@ class Secret(Kind[SecretSpec]):
         return dict(described.get("VersionIdsToStages") or {})
 
     def read(self, spec: SecretSpec, ctx: KindContext) -> State:
-        current = [v for v, stages in self._stages(spec, ctx).items() if "AWSCURRENT" in stages]
-        return {"version_id": current[0] if current else None}
+        return {"version_id": _current(self._stages(spec, ctx))}
+
+    def read_for_rollback(self, spec: SecretSpec, ctx: KindContext, target: State) -> State:
+        """The same DescribeSecret, keeping the versions it lists (with their labels) for apply."""
+        stages = self._stages(spec, ctx)
+        return {"version_id": _current(stages), PREFETCHED: Prefetched({"stages": stages})}
 
     def differences(self, spec: SecretSpec, current: State, target: State) -> list[str]:
         if current["version_id"] == target["version_id"]:
@@ -37,18 +52,23 @@ class Secret(Kind[SecretSpec]):
         return [f"AWSCURRENT {_short(current['version_id'])} -> {_short(target['version_id'])}"]
 
     def apply(self, spec: SecretSpec, ctx: KindContext, target: State) -> ApplyResult:
-        current = self.read(spec, ctx)["version_id"]
+        """Moves AWSCURRENT; UpdateSecretVersionStage answers with no state, so the engine verifies by reading."""
+        known = ctx.known_state
+        stages = prefetched(known).get("stages") if known is not None else None
+        if stages is None:
+            stages = self._stages(spec, ctx)
+        current = _current(stages)
         wanted = target["version_id"]
         if current == wanted:
-            return ApplyResult("already at target", changed=False)
-        client = ctx.aws.client("secretsmanager")
-        if wanted not in self._versions(spec, ctx):
+            return ApplyResult("already at target", changed=False, observed={"version_id": current})
+        # DescribeSecret lists the versions that have a label; only a deprecated one needs the full list.
+        if wanted not in stages and wanted not in self._versions(spec, ctx):
             raise StepFailed(f"{spec.secret}: version {wanted} no longer exists, so AWSCURRENT cannot move back")
         kwargs = {"SecretId": spec.secret, "VersionStage": "AWSCURRENT", "MoveToVersionId": wanted}
         if current:
             kwargs["RemoveFromVersionId"] = current
         with map_aws_errors(f"secretsmanager:UpdateSecretVersionStage {spec.secret}"):
-            client.update_secret_version_stage(**kwargs)
+            ctx.aws.client("secretsmanager").update_secret_version_stage(**kwargs)
         return ApplyResult(f"AWSCURRENT moved to {_short(wanted)}")
 
     @staticmethod
@@ -106,6 +126,11 @@ class Secret(Kind[SecretSpec]):
                 purpose="read version stages and move AWSCURRENT (never the value)",
             )
         ]
+
+
+def _current(stages: dict[str, list[str]]) -> str | None:
+    current = [v for v, labels in stages.items() if "AWSCURRENT" in labels]
+    return current[0] if current else None
 
 
 def _short(version_id: str | None) -> str:
