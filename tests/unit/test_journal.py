@@ -1,0 +1,121 @@
+"""The executor's ledger writes happen off the path that starts steps: the journal writes them in batches, with
+one read of the audit chain's head per transaction, and the rollback ends only once they are all written."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from lastgood.aws.clients import AwsClients
+from lastgood.clock import FakeClock
+from lastgood.config.loader import parse_runbook
+from lastgood.domain.states import RollbackStatus, StepStatus
+from lastgood.engine.executor import Executor, RetryPolicy
+from lastgood.engine.planner import build_plan
+from lastgood.engine.record import record_release
+from lastgood.kinds.fake import FakeWorld, installed
+from lastgood.ledger import audit, store
+from lastgood.ledger.db import Ledger, open_ledger
+from lastgood.runtime.context import EnvContext
+
+COMPONENTS = [f"c{i}" for i in range(6)]
+RUNBOOK = "app: shop\nenvironments:\n  prod: {}\ncomponents:\n" + "".join(
+    f"  - {{name: {name}, kind: fake{', depends_on: [c0]' if name == 'c5' else ''}}}\n" for name in COMPONENTS
+)
+
+
+@pytest.fixture
+def world() -> Iterator[FakeWorld]:
+    with installed(FakeWorld()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    opened = open_ledger(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ctx(ledger: Ledger, world: FakeWorld) -> EnvContext:
+    context = EnvContext(parse_runbook(RUNBOOK), "prod", ledger, AwsClients(), clock=FakeClock(), concurrency=16)
+    world.update(dict.fromkeys(COMPONENTS, "1"))
+    record_release(context, "v1")
+    world.update(dict.fromkeys(COMPONENTS, "2"))
+    record_release(context, "v2")
+    return context
+
+
+class LockOnFirstStart:
+    """A listener that, when the first step starts, has another thread take the ledger's write lock (as a
+    slow writer would) and hold it until released."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.taken = threading.Event()
+        self.release = threading.Event()
+        self.finished: list[str] = []
+        self.all_ran_while_locked = False
+
+    def _hold(self) -> None:
+        with self.ledger.session():
+            self.taken.set()
+            self.all_ran_while_locked = self.release.wait(20)  # False: the executor waited on the ledger
+
+    def step_started(self, component: str) -> None:
+        if not self.taken.is_set():
+            threading.Thread(target=self._hold, daemon=True).start()
+            assert self.taken.wait(10)
+
+    def step_progress(self, component: str, message: str) -> None:
+        pass
+
+    def step_finished(self, component: str, status: str, detail: str) -> None:
+        self.finished.append(component)
+        if len(self.finished) == len(COMPONENTS):
+            self.release.set()  # every step ran and finished while the ledger could not be written
+
+
+def test_steps_start_and_finish_while_the_ledger_is_locked(ctx: EnvContext, world: FakeWorld) -> None:
+    listener = LockOnFirstStart(ctx.ledger)
+    executor = Executor(ctx, listener, retry=RetryPolicy(verify_interval=0.0))
+    rollback_id = executor.create(build_plan(ctx))
+    result = executor.run(rollback_id)
+    assert result.status == RollbackStatus.SUCCEEDED, result.summary()
+    assert listener.all_ran_while_locked
+    # c0 waits for its dependent c5: it too started before anything was written, from what the executor knows.
+    assert sorted(listener.finished) == COMPONENTS and listener.finished.index("c0") > listener.finished.index("c5")
+    assert all(world.get(name) == "1" for name in COMPONENTS)
+    with ctx.session() as session:
+        steps = store.get_rollback(session, rollback_id).steps
+        assert {s.status for s in steps} == {StepStatus.SUCCEEDED}
+        assert all(s.attempts == 1 and s.started_at and s.finished_at for s in steps)
+        events = [e.type for e in store.events_of(session, rollback_id)]
+        assert events.count("step-succeeded") == len(COMPONENTS) and events[-1] == "rollback-succeeded"
+        assert audit.verify(session).ok
+
+
+def test_a_batch_of_events_reads_the_chain_head_once(ledger: Ledger) -> None:
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "audit_head" in statement:
+            reads.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", count)
+    clock = FakeClock()
+    with ledger.session() as session:
+        rows = [store.new_event(session, "shop", "prod", "note", f"n{i}", clock.now()) for i in range(5)]
+        store.add_events(session, rows)
+    assert len(reads) == 1
+    with ledger.session() as session:
+        store.add_event(session, "shop", "prod", "note", "one more", clock.now())
+        report = audit.verify(session)
+    assert report.ok and report.entries == 6
+    assert [r.id for r in rows] == sorted(r.id for r in rows)  # inserted in chain order
