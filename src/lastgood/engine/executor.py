@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -281,8 +282,10 @@ class Executor:
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
         room = max(1, self.ctx.concurrency) - running
-        ready = [w for w in pending.values() if all(dep in done for dep in w.waits_for)]
-        return ready[:room]
+        if room <= 0:
+            return []
+        ready = (w for w in pending.values() if all(dep in done for dep in w.waits_for))
+        return list(islice(ready, room))  # stops at `room`: no scan of every pending step per finished one
 
     def _begin(self, rollback_id: str) -> dict[str, Any]:
         with self.ctx.session() as session:
