@@ -134,7 +134,7 @@ def test_a_healthy_release_is_watched_for_its_window_then_left(
             guard = wait_for(watching, 20, "two evaluations")
             assert guard["status"] == "watching" and guard["release"] == "v1"
             assert guard["triggers"]["api-errors"]["state"] in ("ok", "no-data")
-            # Due periods are judged within a few ticks, not a period late; the bound leaves room for a loaded CI machine.
+            # Due periods are judged within a few ticks, not a period late; room left for a loaded CI machine.
             assert 0 <= guard["lag_seconds"] < 10.0
             ended = wait_for(
                 lambda: (

@@ -219,7 +219,8 @@ def test_missing_variable_is_reported_with_its_path() -> None:
         pytest.param(
             "for: 5m",
             "for: 5 minutes",
-            "triggers[0].for: expected a duration such as '30s', '5m' or '1h', got '5 minutes'",
+            "triggers[0].for: expected a duration such as '30s', '5m' or '1h' (units s, m, h, d; at most 3650d),"
+            " got '5 minutes'",
             id="bad-duration",
         ),
         pytest.param(
@@ -319,7 +320,10 @@ def test_every_problem_is_reported_at_once() -> None:
     text = edit("depends_on: [api-config]", "depends_on: [nope]", text)
     found = problems(text)
     assert "components[3].kind: unknown kind 'lamda-alias' (did you mean 'lambda-alias'?)" in found
-    assert "triggers[0].for: expected a duration such as '30s', '5m' or '1h', got 'soon'" in found
+    assert (
+        "triggers[0].for: expected a duration such as '30s', '5m' or '1h' (units s, m, h, d; at most 3650d), got 'soon'"
+        in found
+    )
     assert len(found) == 2  # depends_on is cross-checked only once the file's shape is right
     text = edit("kind: secret", "kind: lamda-alias")
     text = edit("depends_on: [api-config]", "depends_on: [nope]", text)

@@ -22,6 +22,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 from botocore.retries import standard
 
 from lastgood.aws.errors import is_throttling, map_aws_errors
+from lastgood.aws.overrides import apply_overrides
 from lastgood.config.models import AwsSettings
 from lastgood.errors import CredentialsError
 
@@ -74,7 +75,7 @@ class AwsClients:
     """
 
     def __init__(self, settings: AwsSettings | None = None, max_pool_connections: int = 32) -> None:
-        self.settings = settings or AwsSettings()
+        self.settings = apply_overrides(settings or AwsSettings())
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: boto3.Session | None = None

@@ -10,31 +10,119 @@ import typer
 from typer.exceptions import TyperException
 
 from lastgood import __version__
-from lastgood.cli import (
-    approve_cmd,
-    audit_cmd,
-    deploy_cmd,
-    drill_cmd,
-    guard_cmd,
-    iam_cmd,
-    kpis_cmd,
-    readiness_cmd,
-    release_cmd,
-    report_cmd,
-    rollback_cmd,
-    runbook_cmd,
-    server_cmd,
-    status_cmd,
-    stop_cmd,
-)
+from lastgood.cli import globals as globals_
+from lastgood.cli.lazy import LazyCommand, LazyGroup
 from lastgood.errors import ConfigError, LastgoodError
 from lastgood.redact import redact
 
+# One line per command: its name, the module whose register(app) adds it, and the line `lastgood --help` shows
+# (the first sentence of the command's help; tests/cli/test_lazy_commands.py keeps the two equal).
+# A command's module is imported only when that command runs.
+COMMANDS: dict[str, LazyCommand] = {
+    "validate": LazyCommand(
+        "lastgood.cli.runbook_cmd",
+        "Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0).",
+    ),
+    "init": LazyCommand(
+        "lastgood.cli.init_cmd",
+        "Write a starter runbook for an app from what exists in the account; read its CHOOSE comments.",
+    ),
+    "schema": LazyCommand(
+        "lastgood.cli.runbook_cmd", "Print the JSON Schema of the runbook file (for editors and linters)."
+    ),
+    "status": LazyCommand(
+        "lastgood.cli.status_cmd",
+        "The environment now: its live release, the operation holding it, the last rollback, an active stop.",
+    ),
+    "plan": LazyCommand("lastgood.cli.rollback_cmd", "Show what a rollback would change."),
+    "rollback": LazyCommand(
+        "lastgood.cli.rollback_cmd",
+        "Plan, confirm, execute, verify and record a rollback; the release left is marked bad.",
+    ),
+    "resume": LazyCommand(
+        "lastgood.cli.rollback_cmd",
+        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done.",
+    ),
+    "show": LazyCommand("lastgood.cli.rollback_cmd", "A rollback's steps, who runs it now, and its timeline."),
+    "iam-policy": LazyCommand(
+        "lastgood.cli.iam_cmd", "Print the least-privilege IAM policy (JSON) that lastgood needs for this file."
+    ),
+    "guard": LazyCommand(
+        "lastgood.cli.guard_cmd",
+        "Watch the file's triggers (CloudWatch, Prometheus, probes); a rollback trigger that holds rolls back.",
+    ),
+    "stop": LazyCommand(
+        "lastgood.cli.stop_cmd",
+        "Emergency stop: throttle every API Gateway stage in the file to 0 and turn kill-switch flags off.",
+    ),
+    "kpis": LazyCommand(
+        "lastgood.cli.kpis_cmd",
+        "Time to detect, decide and restore, success and false rollback rates, data-loss incidents, against the file's"
+        " targets (policy.targets); real incidents and drills apart, per environment and component kind.",
+    ),
+    "rollback-review": LazyCommand(
+        "lastgood.cli.kpis_cmd",
+        "Record whether a rollback was needed after all: the false rollback rate counts the unnecessary ones.",
+    ),
+    "approve": LazyCommand(
+        "lastgood.cli.approve_cmd",
+        "Approve a rollback that awaits approval; the last approval needed starts it (unless --no-run).",
+    ),
+    "deny": LazyCommand("lastgood.cli.approve_cmd", "Deny a rollback that awaits approval, with the reason recorded."),
+    "approval-token": LazyCommand(
+        "lastgood.cli.approve_cmd",
+        "Mint the signed token a person needs to approve on a protected environment (needs the approval key).",
+    ),
+    "drill": LazyCommand(
+        "lastgood.cli.drill_cmd",
+        "A rollback drill: record, make the file's bad change, let the guard catch it, roll back, compare times.",
+    ),
+    "readiness": LazyCommand(
+        "lastgood.cli.readiness_cmd",
+        "Whether rolling back is still possible, for the live release and the one before it.",
+    ),
+    "report": LazyCommand(
+        "lastgood.cli.report_cmd",
+        "Write a rollback's incident record: timeline, trigger values, checklist ticks and post-rollback actions.",
+    ),
+    "deploy": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Shift a weighted component's traffic to VERSION step by step; the file's triggers judge each step.",
+    ),
+    "promote": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Promote the running (or paused) deployment now: all traffic to the new version, its release live.",
+    ),
+    "abort": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Abort the running (or paused) deployment: all traffic back on the old version, the release bad.",
+    ),
+    "demo": LazyCommand(
+        "lastgood.demo.cli",
+        "Run a whole story on a local endpoint: release, bad release, guard, automatic rollback, timeline.",
+    ),
+    "sandbox": LazyCommand(
+        "lastgood.demo.cli",
+        "Start the local endpoint with the shop app (v1 good, v2 bad and live) and stay up, for trying commands.",
+    ),
+    "release": LazyCommand("lastgood.cli.release_cmd", "Record and list releases: the exact state of every component."),
+    "audit": LazyCommand("lastgood.cli.audit_cmd", "The append-only, hash-chained audit log in the ledger."),
+    "server": LazyCommand(
+        "lastgood.cli.server_cmd", "The team service: REST API, live dashboard, sign-in and roles, the guard always on."
+    ),
+}
+
+
+class Commands(LazyGroup):
+    lazy_commands = COMMANDS
+
+
 app = typer.Typer(
+    cls=Commands,
     name="lastgood",
     help="Rollback runbooks as software: record releases, plan and run verified rollbacks, guard new releases.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -51,34 +139,13 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
+    profile: globals_.ProfileOption = None,
+    region: globals_.RegionOption = None,
+    endpoint_url: globals_.EndpointOption = None,
+    debug: globals_.DebugOption = False,
 ) -> None:
     """lastgood: put an environment back on its last known good release, verified and recorded."""
-
-
-runbook_cmd.register(app)
-release_cmd.register(app)
-status_cmd.register(app)
-rollback_cmd.register(app)
-iam_cmd.register(app)
-guard_cmd.register(app)
-stop_cmd.register(app)
-audit_cmd.register(app)
-kpis_cmd.register(app)
-approve_cmd.register(app)
-drill_cmd.register(app)
-readiness_cmd.register(app)
-report_cmd.register(app)
-deploy_cmd.register(app)
-server_cmd.register(app)
-
-
-def _demo_commands() -> None:
-    from lastgood.demo import cli as demo_cli
-
-    demo_cli.register(app)
-
-
-_demo_commands()
+    globals_.apply(profile, region, endpoint_url, debug)
 
 
 def _wants_json(argv: list[str]) -> bool:

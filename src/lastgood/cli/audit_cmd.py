@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
+from lastgood.cli.tables import print_table
 from lastgood.service import audit
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log in the ledger.", no_args_is_help=True)
@@ -50,6 +51,6 @@ def log(
         for e in result.entries:
             at = e.at.strftime("%Y-%m-%dT%H:%M:%S")
             table.add_row(str(e.id), at, escape(e.actor), escape(e.env), e.type, escape(e.message))
-        stdout.print(table)
+        print_table(stdout, table)
 
     emit(output, result, render)

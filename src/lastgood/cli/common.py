@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 
+from lastgood.cli.tables import FittingConsole
 from lastgood.config.durations import parse_duration
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
@@ -43,8 +43,8 @@ ParallelOption = Annotated[
     int, typer.Option("--parallel", min=1, max=256, help="How many components are worked on at once")
 ]
 
-stdout = Console(highlight=False, file=RedactingStream("stdout"))  # type: ignore[arg-type]
-stderr = Console(highlight=False, file=RedactingStream("stderr"))  # type: ignore[arg-type]
+stdout = FittingConsole(highlight=False, file=RedactingStream("stdout"))  # type: ignore[arg-type]
+stderr = FittingConsole(highlight=False, file=RedactingStream("stderr"))  # type: ignore[arg-type]
 
 
 def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:

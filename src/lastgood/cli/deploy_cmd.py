@@ -24,6 +24,7 @@ from lastgood.cli.common import (
 )
 from lastgood.cli.interrupts import WaitOption as QueueOption
 from lastgood.cli.interrupts import exit_now, interruptible, parse_wait
+from lastgood.cli.tables import print_table
 from lastgood.errors import BadInput
 from lastgood.judge.base import TriggerVerdict
 from lastgood.runtime.context import EnvContext
@@ -260,7 +261,7 @@ def render(result: DeployResult) -> None:
                     values,
                     escape(verdict["detail"]),
                 )
-        stdout.print(table)
+        print_table(stdout, table)
         for decision in result.decisions:
             if decision.get("canary"):
                 canary = decision["canary"]

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
+from lastgood.cli.tables import print_table
 from lastgood.clock import utcnow
 from lastgood.config.durations import format_duration, parse_duration
 from lastgood.errors import BadInput
@@ -31,14 +32,12 @@ def parse_since(value: str, now: datetime) -> datetime:
     """A duration back from now ('90d', '12h') or an ISO date or time (UTC unless it says otherwise)."""
     try:
         return now - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
+    except ValueError as error:
+        not_duration = str(error)
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise BadInput(
-            f"--since: expected a duration such as '90d' or a date such as '2026-01-31', got {value!r}"
-        ) from None
+        raise BadInput(f"--since: {not_duration}; or a date such as '2026-01-31'") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
 
 
@@ -80,7 +79,7 @@ def render_section(title: str, section: Section) -> None:
         table.add_column(escape(name), overflow="fold")
     for label, target, cell in ROWS:
         table.add_row(label, target(section.overall.checks), *(cell(g) for g in groups.values()))
-    stdout.print(table)
+    print_table(stdout, table)
 
 
 def _duration(value: float | None) -> str:

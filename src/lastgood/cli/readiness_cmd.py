@@ -17,6 +17,7 @@ from lastgood.cli.common import (
     print_notes,
     stdout,
 )
+from lastgood.cli.tables import print_table
 from lastgood.service.readiness import Readiness
 from lastgood.service.readiness import readiness as check_readiness
 
@@ -55,7 +56,7 @@ def render(result: Readiness) -> None:
                 where = escape(f"{release.label} ({release.role})")
                 table.add_row(where, escape(component.component), component.kind, status, escape(check.detail))
     if result.releases:
-        stdout.print(table)
+        print_table(stdout, table)
     for release in result.releases:
         colour = _COLOURS[release.status]
         stdout.print(f"{escape(release.label)} ({release.role}): [{colour}]{release.status}[/]")

@@ -19,6 +19,7 @@ from lastgood.cli.common import (
     print_notes,
     stdout,
 )
+from lastgood.cli.tables import print_table
 from lastgood.errors import ConfirmationNeeded
 from lastgood.service import releases
 
@@ -45,7 +46,7 @@ def record(
             table.add_column(column)
         for name, component in result.components.items():
             table.add_row(name, component.kind, component.description)
-        stdout.print(table)
+        print_table(stdout, table)
         for warning in result.warnings:
             stdout.print(f"[yellow]warning[/]: {escape(warning)}")
         print_notes(result.notes)
@@ -78,7 +79,7 @@ def list_(
                 status = (status + " " if status else "") + f"[red]bad[/] ({escape(release.bad_reason or '')})"
             at = release.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
             table.add_row(escape(release.label), at, escape(release.recorded_by), status)
-        stdout.print(table)
+        print_table(stdout, table)
         shown = len(result.releases)
         if shown < result.total:
             stdout.print(f"releases {offset + 1}-{offset + shown} of {result.total}, newest first")

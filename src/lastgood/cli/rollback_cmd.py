@@ -25,6 +25,7 @@ from lastgood.cli.common import (
     stdout,
 )
 from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_wait
+from lastgood.cli.tables import print_table
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
 from lastgood.errors import Refused
@@ -61,7 +62,7 @@ def render_plan(plan: Plan) -> None:
     if not plan.steps:
         stdout.print(f"{title}\n[green]nothing to change[/]: every component already matches {plan.to_release}")
     else:
-        stdout.print(plan_table(plan, title))
+        print_table(stdout, plan_table(plan, title))
         for step in plan.steps:
             for note in step.change.notes:
                 stdout.print(f"  note: {step.component}: {note}")
@@ -291,7 +292,7 @@ def show(
             table.add_column(column)
         for s in detail.steps:
             table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
-        stdout.print(table)
+        print_table(stdout, table)
         render_timeline([e.model_dump(mode="json") for e in detail.timeline])
 
     emit(output, detail.model_dump(mode="json", by_alias=True), render)
@@ -311,4 +312,4 @@ def render_timeline(timeline: list[dict[str, Any]]) -> None:
     table.add_column("detail")
     for event in timeline:
         table.add_row(event["at"][11:23], event["type"], event["message"])
-    stdout.print(table)
+    print_table(stdout, table)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
-from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stdout
+from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stderr, stdout
 from lastgood.config.schema import runbook_schema
 
 
@@ -16,14 +17,17 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) -> None:
-    """Check a runbook file; print one line per problem, with its path in the file."""
+    """Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0)."""
     runbook = open_runbook(file)
+    for warning in runbook.warnings:
+        stderr.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     summary = {
         "valid": True,
         "app": runbook.app,
         "environments": sorted(runbook.environments),
         "components": [{"name": c.name, "kind": c.kind} for c in runbook.components],
         "triggers": [t.name for t in runbook.triggers],
+        "warnings": runbook.warnings,
     }
     emit(
         output,

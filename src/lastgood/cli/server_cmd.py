@@ -63,12 +63,20 @@ def server(
     trusted_proxy: Annotated[
         list[str] | None, typer.Option("--trusted-proxy", help="Address or network the header is trusted from")
     ] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="all: API, dashboard and background work; api: API and dashboard only; worker: background work "
+            "only (the guard, rollbacks, deployments). api and worker need a PostgreSQL state",
+        ),
+    ] = "all",
 ) -> None:
     """Serve the API (/api/v1), the dashboard (/) and the background work until Ctrl-C or SIGTERM."""
     if ctx.invoked_subcommand is not None:
         return
     from lastgood.server.run import serve
-    from lastgood.server.settings import ServerSettings, check_networks
+    from lastgood.server.settings import ServerSettings, check_networks, check_role
 
     settings = ServerSettings(
         runbooks=_runbooks(runbook),
@@ -80,6 +88,7 @@ def server(
         trusted_proxy_header=trusted_proxy_header,
         trusted_proxies=check_networks(trusted_proxy or []),
         slack_signing_secret=os.environ.get("LASTGOOD_SLACK_SIGNING_SECRET") or None,
+        role=check_role(role),
     )
     serve(settings)
 

@@ -10,23 +10,40 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+MAX_DURATION = 3650 * 86400.0  # ten years: longer is a typo, and dates or timeouts that far out overflow
+_FORMS = "a duration such as '30s', '5m' or '1h' (units s, m, h, d; at most 3650d)"
 
 
 def parse_duration(value: Any) -> float:
     """Seconds from an int (seconds) or a string such as '90s', '5m' or '1h30m'."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as '5m', got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {_FORMS}, got {_shown(value)}")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
-    text = str(value).strip().lower()
+        return _bounded(value, value)
+    text = value.strip().lower()
+    if len(text) > 40:
+        raise ValueError(f"expected {_FORMS}, got {_shown(value)}")
     if text.isdigit():
-        return float(text)
+        return _bounded(int(text), value)
     parts = _PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {value!r}")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+        raise ValueError(f"expected {_FORMS}, got {_shown(value)}")
+    return _bounded(sum(float(n) * _UNITS[u] for n, u in parts), value)
+
+
+def _bounded(seconds: float, value: Any) -> float:
+    if not seconds <= MAX_DURATION:  # also false for NaN
+        raise ValueError(f"expected {_FORMS}, got {_shown(value)}")
+    return float(seconds)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 100:
+        return "a number too large"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def format_duration(seconds: float) -> str:

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from lastgood.config.interpolate import substitute_variables
 from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
 from lastgood.config.models import JUDGING_PLACEHOLDERS, Component, Runbook
+from lastgood.config.ordering import Role, data_order_warnings
+from lastgood.config.reading import LimitExceeded, load_yaml, read_text
 from lastgood.errors import ConfigError
 from lastgood.redact import register_secret, register_url_password
 
@@ -30,12 +32,7 @@ _PLACEHOLDERS = {
 
 def load_runbook(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Runbook:
     file = Path(path or os.environ.get("LASTGOOD_FILE") or DEFAULT_FILE)
-    try:
-        text = file.read_text()
-    except FileNotFoundError:
-        raise ConfigError([f"no runbook file at {file} (pass --file, or set LASTGOOD_FILE)"]) from None
-    except OSError as error:
-        raise ConfigError([f"cannot read {file}: {error.strerror}"]) from None
+    text = read_text(file)
     runbook = parse_runbook(text, source=str(file), environ=environ)
     runbook._base_dir = file.resolve().parent
     return runbook
@@ -45,12 +42,13 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
     for token, safe in _PLACEHOLDERS.items():
         text = text.replace(token, safe)
     try:
-        data = _restore_placeholders(yaml.safe_load(text))
+        data = _restore_placeholders(load_yaml(text))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"{where}not valid YAML: {problem}"], source) from None
+        kind = "" if isinstance(error, LimitExceeded) else "not valid YAML: "
+        raise ConfigError([f"{where}{kind}{problem}"], source) from None
     if not isinstance(data, dict):
         raise ConfigError(["the file must be a mapping with app, environments and components"], source)
 
@@ -72,7 +70,16 @@ def parse_runbook(text: str, source: str = "<text>", environ: Mapping[str, str] 
     if problems:
         raise ConfigError(problems, source)
     _register_secrets(data, runbook)
-    return runbook.model_copy(update={"components": specs})
+    loaded = runbook.model_copy(update={"components": specs})
+    loaded._warnings = data_order_warnings(specs, positions, _role)
+    return loaded
+
+
+def _role(kind: str) -> Role:
+    from lastgood.kinds.registry import KINDS
+
+    found = KINDS[kind]
+    return "data" if found.restores_data else "schema" if found.runs_after_code else "code"
 
 
 def _register_secrets(data: Any, runbook: Runbook) -> None:
@@ -114,7 +121,7 @@ def _validate_components(raw: list[Any], problems: list[str], positions: list[in
         if kind is None:
             problems.append(f"{where}.kind: required key is missing (one of: {', '.join(sorted(KINDS))})")
             continue
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             problems.append(f"{where}.kind: unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}")
             continue
         model = KINDS[kind].spec_model

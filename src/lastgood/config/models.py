@@ -28,12 +28,25 @@ from lastgood.config.interpolate import substitute_env
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.strict import Strict as Strict
+from lastgood.config.urls import check_endpoint_url, check_region, check_state_url
 
 
 class AwsSettings(Strict):
-    region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None
+    region: str | None = Field(default=None, description="AWS region [default: AWS_REGION, the profile's].")
+    profile: str | None = Field(
+        default=None, min_length=1, max_length=256, description="AWS profile [default: AWS_PROFILE]."
+    )
+    endpoint_url: str | None = Field(default=None, description="AWS endpoint [default: AWS_ENDPOINT_URL].")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint_url(value)
 
 
 DEFAULT_WATCH = 1800.0  # the CLI guard's default --for: 30m
@@ -56,11 +69,11 @@ class GuardSettings(Strict):
 
 
 class Environment(Strict):
-    aws: AwsSettings = Field(default_factory=AwsSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings, description="Where this environment's resources are.")
     guard: GuardSettings | None = Field(
         default=None, description="This environment's guard window [default: the file's top-level guard]."
     )
-    protected: bool = False
+    protected: bool = Field(default=False, description="A rollback needs the typed confirm_phrase (or --yes).")
     confirm_phrase: str | None = Field(
         default=None,
         description="The phrase a person types to confirm a rollback of a protected environment.",
@@ -105,10 +118,10 @@ def positive_period(value: float) -> None:
 
 
 class MetricQuery(Strict):
-    namespace: str
-    metric: str
-    stat: str = "Sum"
-    dimensions: dict[str, str] = Field(default_factory=dict)
+    namespace: str = Field(description="The metric's namespace, e.g. AWS/Lambda.")
+    metric: str = Field(description="The metric's name, e.g. Errors.")
+    stat: str = Field(default="Sum", description="A statistic (Sum, Average, Maximum, p99, ...).")
+    dimensions: dict[str, str] = Field(default_factory=dict, description="Dimension name -> value; {env} works.")
 
 
 def cloudwatch_period(value: float) -> None:
@@ -153,9 +166,11 @@ class Trigger(Strict):
     """A rollback or alert trigger. Its source is one key named by a registered source (`cloudwatch:`,
     `prometheus:`, `probe:`, see config/plugins.py), validated against that source's settings, as is `per`."""
 
-    name: str
-    when: ConditionField
-    for_: Duration = Field(default=60.0, alias="for")
+    name: str = Field(description="The trigger's name, unique in the file.")
+    when: ConditionField = Field(
+        description="`>`, `>=`, `<`, `<=` and a number, optionally `%`; `> 5x baseline`; `> 5 per 5m`; `present`."
+    )
+    for_: Duration = Field(default=60.0, alias="for", description="How long it must hold: a whole number of periods.")
     within: Duration | None = Field(
         default=None, description="M of N: 'for' worth of breaching periods among the last 'within' (e.g. 3m of 5m)."
     )
@@ -163,9 +178,13 @@ class Trigger(Strict):
         default=None,
         description="With 'when: > Nx baseline': the window before the live release's recording time [1h].",
     )
-    period: Duration = 60.0
-    severity: Literal["critical", "high", "medium", "low"] = "high"
-    action: Literal["rollback", "alert"] = "alert"
+    period: Duration = Field(default=60.0, description="The interval each value covers.")
+    severity: Literal["critical", "high", "medium", "low"] = Field(
+        default="high", description="For the policy's decision and approvals matrices."
+    )
+    action: Literal["rollback", "alert"] = Field(
+        default="alert", description="rollback: the guard rolls the release back; alert: it reports, once per episode."
+    )
     environments: list[str] | None = Field(
         default=None, description="The environments this trigger watches [default: all]."
     )
@@ -391,8 +410,8 @@ class CanaryMissing(Strict):
 class Canary(Strict):
     """The canary judge: the new version against the old one, both live behind the alias, every period."""
 
-    cloudwatch: CanaryCloudWatch | None = None
-    prometheus: CanaryPrometheus | None = None
+    cloudwatch: CanaryCloudWatch | None = Field(default=None, description="Per-version CloudWatch metrics.")
+    prometheus: CanaryPrometheus | None = Field(default=None, description="Per-version PromQL queries (or cloudwatch).")
     alpha: float = Field(
         default=0.05, gt=0, lt=1, description="The chance of a false rollback per deployment, split across metrics."
     )
@@ -465,11 +484,13 @@ class Canary(Strict):
 
 
 class Runbook(Strict):
-    app: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    app: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="The application's name (letters, digits, -_.)."
+    )
     state: str | None = Field(default=None, description="SQLAlchemy URL of the ledger; LASTGOOD_STATE overrides.")
-    environments: dict[str, Environment]
+    environments: dict[str, Environment] = Field(description="The environments by name; {env} is each one's name.")
     components: list[Any] = Field(description="Components; each kind documents its own keys.")
-    triggers: list[Trigger] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list, description="What means 'this release is bad'.")
     policy: Policy = Field(default_factory=Policy, description="Decisions, approvals, people, targets, drills.")
     notifications: Notifications = Field(default_factory=Notifications, description="Slack, SNS, email, webhooks.")
     canary: Canary | None = Field(
@@ -480,6 +501,19 @@ class Runbook(Strict):
     )
 
     _base_dir: Path | None = PrivateAttr(default=None)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What loading found questionable but valid (e.g. a data restore the code does not wait for)."""
+        return list(self._warnings)
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_state_url(value)
+        return value
 
     def environment(self, name: str) -> Environment:
         from lastgood.errors import BadInput

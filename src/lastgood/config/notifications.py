@@ -68,6 +68,8 @@ class Channel(Strict):
 
 
 class Notifications(Strict):
-    channels: list[Channel] = Field(default_factory=list)
+    channels: list[Channel] = Field(
+        default_factory=list, description="Where messages go; each retried, never blocking."
+    )
     update_every: Duration = Field(default=600.0, description="Status updates while a rollback runs long.")
-    retries: int = Field(default=3, ge=0, le=10)
+    retries: int = Field(default=3, ge=0, le=10, description="Attempts after the first, per message and channel.")

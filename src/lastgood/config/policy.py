@@ -31,14 +31,14 @@ class DecisionRule(Strict):
     severity: Severity | None = Field(default=None, description="[default: any severity]")
     environments: list[str] | None = Field(default=None, description="[default: every environment]")
     within: Duration | None = Field(default=None, description="Applies while the release is younger than this.")
-    method: Method
+    method: Method = Field(description="What to do: roll back now, restore data, plan a rollback, or fix forward.")
     reason: str = Field(default="", description="Why; recorded with the decision.")
 
 
 class ApprovalRule(Strict):
     """000's authorization matrix: a severity (and environments) need these roles to approve."""
 
-    severity: Severity
+    severity: Severity = Field(description="The severity this rule applies to.")
     environments: list[str] | None = Field(default=None, description="[default: every environment]")
     roles: list[str] = Field(default_factory=list, description="An approver must hold one of these roles.")
     count: int = Field(default=1, ge=0, description="Distinct people who must approve (0: none).")
@@ -47,14 +47,14 @@ class ApprovalRule(Strict):
 
 class Person(Strict):
     name: str = Field(description="The identity: LASTGOOD_USER or the OS user name.")
-    roles: list[str] = Field(default_factory=list)
-    email: str | None = None
+    roles: list[str] = Field(default_factory=list, description="The roles the approvals matrix and escalations name.")
+    email: str | None = Field(default=None, description="Where escalations reach this person.")
     slack: str | None = Field(
         default=None,
         description="Slack member id (e.g. U0123ABC): named in escalations; a click on Approve / Deny in Slack by "
         "this member acts as this person.",
     )
-    phone: str | None = None
+    phone: str | None = Field(default=None, description="Named in escalations and incident reports.")
 
 
 class EscalationStep(Strict):
@@ -66,10 +66,12 @@ class Targets(Strict):
     """000's KPIs."""
 
     mean_time_to_restore: Duration = Field(default=15 * 60.0, description="Mean rollback time.")
-    success_rate: Fraction = 0.95
-    false_rollback_rate: Fraction = 0.05
-    data_loss_incidents: int = Field(default=0, ge=0)
-    mean_time_to_detect: Duration | None = None
+    success_rate: Fraction = Field(default=0.95, description="Rollbacks that succeed, of those that ran (95% or 0.95).")
+    false_rollback_rate: Fraction = Field(
+        default=0.05, description="Rollbacks reviewed unnecessary, of those that ran."
+    )
+    data_loss_incidents: int = Field(default=0, ge=0, description="Restores that ran with a data-loss window.")
+    mean_time_to_detect: Duration | None = Field(default=None, description="From the deployment to the detection.")
 
 
 class Drills(Strict):
@@ -82,17 +84,31 @@ class Drills(Strict):
 
 
 class Policy(Strict):
-    default_severity: Severity = "high"
-    decision: list[DecisionRule] = Field(default_factory=list)
-    approvals: list[ApprovalRule] = Field(default_factory=list)
-    people: list[Person] = Field(default_factory=list)
-    escalation: list[EscalationStep] = Field(default_factory=list)
+    default_severity: Severity = Field(default="high", description="The severity of a rollback asked for without one.")
+    decision: list[DecisionRule] = Field(
+        default_factory=list,
+        description="The decision matrix: severity x time since the deployment x environment -> method; the first "
+        "matching rule wins [no rule matches: roll back].",
+    )
+    approvals: list[ApprovalRule] = Field(
+        default_factory=list,
+        description="The approvals matrix: severity x environment -> the roles and how many distinct people approve, "
+        "and whether the guard may act alone [no rule matches: no approval].",
+    )
+    people: list[Person] = Field(
+        default_factory=list, description="Who holds which roles, and how to reach them (email, Slack, phone)."
+    )
+    escalation: list[EscalationStep] = Field(
+        default_factory=list, description="Whom to contact as an incident goes on unresolved."
+    )
     signed_approvals: bool = Field(
         default=False, description="Approvals on protected environments need a token signed with approval_key."
     )
     approval_key: str | None = Field(default=None, description="HMAC key for approval tokens; use ${VAR}.")
-    targets: Targets = Field(default_factory=Targets)
-    drills: Drills = Field(default_factory=Drills)
+    targets: Targets = Field(
+        default_factory=Targets, description="The KPI targets `lastgood kpis` and drills measure against."
+    )
+    drills: Drills = Field(default_factory=Drills, description="How `lastgood drill` makes its bad change and may run.")
 
     @model_validator(mode="after")
     def _key_when_signed(self) -> Policy:

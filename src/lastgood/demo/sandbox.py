@@ -14,7 +14,7 @@ from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.service.releases import record as record_release
 from lastgood.testing import shop
-from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint, use_fake_credentials
+from lastgood.testing.endpoint import LocalEndpoint, export_lines, use_fake_credentials
 from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 
@@ -42,12 +42,12 @@ def run_sandbox(directory: Path | None, port: int | None, stop: threading.Event 
         traffic.append(TrafficSimulator(aws, functions))
     for simulator in traffic:
         simulator.start()
-    exports = " ".join(f"{k}={v}" for k, v in FAKE_CREDENTIALS.items())
     console.print(f"[bold]lastgood sandbox[/] is up: endpoint [bold]{endpoint.url}[/]")
     console.print(f"runbook file: {runbook_file}")
     console.print("staging and prod each have release v1 (good) and v2 (bad, live, 20% errors on the new versions)")
     console.print("in another shell:")
-    console.print(f"  export {exports} LASTGOOD_FILE={runbook_file}")
+    for line in export_lines(endpoint.url, runbook_file):  # one per line, never wrapped: each pastes alone
+        console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
     for command in ("release list prod", "plan prod", "rollback staging", "guard prod --for 10m", "iam-policy"):
         console.print(f"  lastgood {command}")
     console.print("Ctrl-C stops the sandbox.")

@@ -73,6 +73,7 @@ class RdsRestoreKind(Kind[SpecT]):
     verify_timeout_seconds = 7200.0
     verify_interval_seconds = 15.0
     slow = True
+    restores_data = True
 
     def __init__(self) -> None:
         self._status = _restore.StatusReporter()

@@ -144,6 +144,9 @@ class Kind(ABC, Generic[SpecT]):
     slow: ClassVar[bool] = False
     runs_after_code: ClassVar[bool] = False
     """Schema kinds: rolled back after every other component of the plan (application first, then schema)."""
+    restores_data: ClassVar[bool] = False
+    """Data kinds (a table, a database, a bucket's objects): the file should order them after the code
+    (`depends_on` from the code components); `lastgood validate` warns when it does not."""
 
     @abstractmethod
     def read(self, spec: SpecT, ctx: KindContext) -> State:

@@ -106,6 +106,7 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
     verify_timeout_seconds = 4 * 3600.0
     verify_interval_seconds = 15.0
     slow = True
+    restores_data = True
 
     def __init__(self) -> None:
         self._status = _restore.StatusReporter()

@@ -62,6 +62,7 @@ class S3Prefix(Kind[S3PrefixSpec]):
     estimate_seconds = 5.0
     verify_timeout_seconds = 120.0
     verify_interval_seconds = 1.0
+    restores_data = True
 
     def read(self, spec: S3PrefixSpec, ctx: KindContext) -> State:
         return {

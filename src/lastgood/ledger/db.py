@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lastgood.config.urls import check_state_url
 from lastgood.errors import BadInput, LastgoodError
 
 if TYPE_CHECKING:
@@ -23,16 +24,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
+MIGRATION_LOCK = 7_351_001  # pg_advisory_xact_lock key held while migrating
 
 
 def resolve_url(configured: str | None, base_dir: Path) -> str:
     """LASTGOOD_STATE, else the file's `state`, else the default; relative SQLite paths are the file's."""
-    url = os.environ.get("LASTGOOD_STATE") or configured or DEFAULT_URL
+    from_env = os.environ.get("LASTGOOD_STATE")
+    url = from_env or configured or DEFAULT_URL
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise BadInput(f"state: not a database URL: {url!r}") from None
+        parsed = check_state_url(url)
+    except ValueError as error:
+        raise BadInput(f"{'LASTGOOD_STATE' if from_env else 'state'}: {error}") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         if not path.is_absolute():
@@ -72,8 +75,10 @@ class Ledger:
 
             config = _alembic_config(self.url)
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":  # replicas starting together migrate one at a time
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "head")  # from where the one before us left it: nothing, once at head
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:

@@ -307,3 +307,30 @@ class CanaryJudgeRow(Base):
     next_start: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+
+
+class GuardPeriodRow(Base):
+    """One guard period of one watched release, claimed by the process that judges it: the primary key is what
+    makes each period judged once however many workers look (the second claim meets it and does nothing)."""
+
+    __tablename__ = "guard_periods"
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    env: Mapped[str] = mapped_column(String(128), primary_key=True)
+    release_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_end: Mapped[datetime] = mapped_column(primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(256))
+    claimed_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+
+
+class GuardWatchRow(Base):
+    """An environment's guard as its last period left it (`GuardHealth` as JSON): what every replica shows."""
+
+    __tablename__ = "guard_watches"
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    env: Mapped[str] = mapped_column(String(128), primary_key=True)
+    release_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    health: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]

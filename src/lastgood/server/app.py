@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from lastgood import __version__
 from lastgood.server import api, problems, slack, web
 from lastgood.server.guarding import GuardScheduler
-from lastgood.server.jobs import InProcessJobs
+from lastgood.server.jobs import InProcessJobs, Jobs
 from lastgood.server.metrics import ServerMetrics
 from lastgood.server.metrics import router as metrics_router
 from lastgood.server.state import ServerState
@@ -23,8 +23,8 @@ def create_app(state: ServerState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.settings.background and state.jobs is None:
-            state.jobs = InProcessJobs(state, state.settings.workers)
-        if state.settings.background and state.guard is None:
+            state.jobs = jobs_for(state)
+        if state.settings.works and state.guard is None:
             state.guard = GuardScheduler(state, state.settings.guard_tick, state.settings.recover_every)
             state.guard.start()
         metrics.hook()
@@ -64,10 +64,22 @@ def create_app(state: ServerState) -> FastAPI:
             state.ledger.current_revision()
         except Exception as error:  # any failure to reach the database means not ready
             return JSONResponse({"status": "ledger unreachable", "error": type(error).__name__}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        if not getattr(state.jobs, "alive", lambda: True)():
+            return JSONResponse({"status": "job queue worker stopped"}, status_code=503)
+        return JSONResponse({"status": "ready", "role": state.settings.role})
 
-    app.include_router(api.router, prefix="/api/v1")
     app.include_router(metrics_router)
-    app.include_router(slack.router)
-    web.install(app)
+    if state.settings.serves_api:
+        app.include_router(api.router, prefix="/api/v1")
+        app.include_router(slack.router)
+        web.install(app)
     return app
+
+
+def jobs_for(state: ServerState) -> Jobs:
+    """PostgreSQL: the job queue, shared by every replica. SQLite: threads of this one process."""
+    if state.apps.ledger.engine.dialect.name == "postgresql":
+        from lastgood.server.queue import QueuedJobs  # procrastinate: the `postgres` extra
+
+        return QueuedJobs(state, state.apps.state_url, work=state.settings.works, concurrency=state.settings.workers)
+    return InProcessJobs(state, state.settings.workers)

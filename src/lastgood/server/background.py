@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from lastgood.config.models import Runbook
-from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused
+from lastgood.errors import ConfirmationNeeded, LastgoodError, Refused, UnknownRollback
 from lastgood.runtime.context import EnvContext
+from lastgood.runtime.lease import lease_seconds
 from lastgood.server.jobs import NoBackgroundWork, job
 from lastgood.server.started import Waiters
 from lastgood.server.state import ServerState
@@ -28,7 +29,7 @@ START_TIMEOUT = 60.0  # the plan reads every component's live state first
 SERVER_USER = "lastgood-server"  # the server itself, resuming what a dead process left
 
 
-_waiters: Waiters[RollbackOutcome] = Waiters()
+_waiters: Waiters[RollbackOutcome] = Waiters("rollbacks", RollbackOutcome)
 
 
 def confirm_phrase(runbook: Runbook, env: str, given: str | None, allow_destructive: bool = False) -> Hooks:
@@ -85,6 +86,8 @@ def request_rollback_job(
     wanted = RollbackRequest.model_validate(request)
     assert wanted.id is not None
     rollback_id = wanted.id
+    if _filed(state, rollback_id):  # run again after its worker died: finish what that worker started
+        return resume_rollback_job(state, app, env, user, rollback_id, wait=lease_seconds() + 5)
     ctx = state.apps.env_context(app, env, user)
     hooks = confirm_phrase(ctx.runbook, env, confirm, wanted.allow_destructive)
     hooks.stop = state.stopping
@@ -108,16 +111,27 @@ def _note_shutdown(state: ServerState, ctx: EnvContext, outcome: RollbackOutcome
         note_server_stop(ctx, outcome.id)
 
 
+def _filed(state: ServerState, rollback_id: str) -> bool:
+    try:
+        state.apps.find_rollback(rollback_id)
+    except UnknownRollback:
+        return False
+    return True
+
+
 @job("resume-rollback")
-def resume_rollback_job(state: ServerState, app: str, env: str, user: str, rollback_id: str) -> dict[str, Any]:
-    """Run (again) a rollback that is approved, interrupted, failed or orphaned; finished steps are skipped."""
+def resume_rollback_job(
+    state: ServerState, app: str, env: str, user: str, rollback_id: str, wait: float | None = None
+) -> dict[str, Any]:
+    """Run (again) a rollback that is approved, interrupted, failed or orphaned; finished steps are skipped.
+    `wait`: how long to wait for a dead owner's lease to expire."""
     ctx = state.apps.env_context(app, env, user, via="worker" if user == SERVER_USER else "api")
     hooks = Hooks(stop=state.stopping)
     hooks.on_start = lambda started_id, steps: _signal(
         rollback_id, RollbackOutcome(env=env, status="running", id=started_id, message=f"{steps} steps left")
     )
     try:
-        outcome = resume_rollback(ctx, rollback_id, hooks=hooks)
+        outcome = resume_rollback(ctx, rollback_id, wait=wait, hooks=hooks)
     except LastgoodError as error:
         _signal(rollback_id, error=error)
         raise

@@ -40,7 +40,7 @@ class DeploymentStarted(BaseModel):
     deployment: DeploymentView | None
 
 
-_waiters: Waiters[DeploymentView] = Waiters()
+_waiters: Waiters[DeploymentView] = Waiters("deployments", DeploymentView)
 
 
 class _FirstShift:

@@ -25,7 +25,7 @@ class DrillStarted(BaseModel):
     message: str
 
 
-_waiters: Waiters[DrillStarted] = Waiters()
+_waiters: Waiters[DrillStarted] = Waiters("drills", DrillStarted)
 
 
 @job("drill")

@@ -1,11 +1,13 @@
-"""The server's always-on work: one scheduler thread, however many environments.
+"""The server's always-on work: one scheduler thread per worker process, however many environments.
 
-Every tick (2 s) it reads every environment's live release from the ledger (two queries per ledger), so a release
-recorded by the CLI, the API or another process is noticed within a tick; a live release newer than those seen,
-inside its watch window, gets a `ReleaseWatch`. Each watch due for a period is submitted as one "guard-period" job
-(`key` = the environment, so a slow period is never run twice at once; the job does nothing for a period judged
-already). Every `recover_every` seconds, and at start, the "recover" job resumes rollbacks whose process died
-(as `lastgood-server`) and pauses deployments whose process died. `state.stopping` stops it within a tick.
+Every tick (2 s) it reads every environment's live release and the newest judged period of each watched release
+from the ledger (three queries per ledger), so a release recorded by the CLI, the API or another process is
+noticed within a tick; a live release newer than those seen, inside its watch window, gets a `ReleaseWatch`. A
+watch whose newest complete period nobody judged yet is submitted as one "guard-period" job (`key` = the
+environment, so a slow period is never run twice at once). The job claims the period in the ledger before judging
+it, so with several workers each period is judged once, by whichever worker's job claims it first. Every
+`recover_every` seconds, and at start, the "recover" job resumes rollbacks whose process died (as
+`lastgood-server`) and pauses deployments whose process died. `state.stopping` stops it within a tick.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -22,11 +25,13 @@ from lastgood.server.background import SERVER_USER
 from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
 from lastgood.service.recovery import orphans, pause_orphaned_deployment
-from lastgood.service.watching import GuardHealth, LiveRelease, ReleaseWatch, live_releases, watch_window_open
+from lastgood.service.session import Ledger
+from lastgood.service.watching import LiveRelease, ReleaseWatch, last_judged, live_releases, watch_window_open
 
 log = logging.getLogger("lastgood.server.guard")
 
 Key = tuple[str, str]
+SUBMITTERS = 8
 
 
 class GuardScheduler:
@@ -38,11 +43,11 @@ class GuardScheduler:
         self.recover_every = recover_every
         self.clock = clock or SystemClock()
         self.watches: dict[Key, ReleaseWatch] = {}
-        self._ended: dict[Key, GuardHealth] = {}  # the last watch of each environment, once it ended
         self._seen: dict[Key, int] = {}  # the newest release id seen per environment
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._next_recovery = 0.0
+        self._submitter = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="lastgood-submit")
         self.ticks = 0
 
     def start(self) -> None:
@@ -62,26 +67,39 @@ class GuardScheduler:
             self.state.stopping.wait(self.tick_seconds)
         with self._lock:
             for watch in self.watches.values():
-                watch.end("the server stopped")
+                watch.close()  # another worker, or this one restarted, goes on from the ledger
+        self._submitter.shutdown(wait=False)
 
     def tick(self) -> None:
         now = self.clock.now()
         if time.monotonic() >= self._next_recovery and self._submit("recover", "recover"):
             self._next_recovery = time.monotonic() + self.recover_every
+        judged: dict[tuple[str, str, int], datetime] = {}
         for ledger, apps in self.state.apps.by_ledger():
-            for release in live_releases(ledger, apps):
-                self._notice(release, now)
+            self._notice_all(ledger, apps, now)
+            judged |= last_judged(ledger, apps)
         with self._lock:
             watches = list(self.watches.items())
+        due: list[dict[str, Any]] = []
         for (app, env), watch in watches:
             if watch.done:
                 self._retire((app, env), watch)
-            elif watch.due(now):
-                due = watch.next_due.isoformat()
-                self._submit(
-                    "guard-period", f"guard:{app}:{env}", app=app, env=env, release=watch.release.label, due=due
-                )
+                continue
+            period = watch.due_period(now, judged.get((app, env, watch.release.release_id)))
+            if period is not None:
+                due.append({"app": app, "env": env, "release": watch.release.label, "due": period.isoformat()})
+        # A job queue's submission is a database round trip: every environment's period falls due at the same
+        # boundary, so they are submitted in parallel rather than one after another.
+        list(
+            self._submitter.map(
+                lambda args: self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args), due
+            )
+        )
         self.ticks += 1
+
+    def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
+        for release in live_releases(ledger, apps):
+            self._notice(release, now)
 
     def _submit(self, name: str, key: str, **args: Any) -> bool:
         jobs = self.state.jobs
@@ -103,7 +121,7 @@ class GuardScheduler:
             return
         ctx = self.state.apps.env_context(release.app, release.env, GUARD.name, via="guard")
         if watch_window_open(ctx, release, now):
-            started = ReleaseWatch(ctx, release, self.state.stopping)
+            started = ReleaseWatch(ctx, release, self.state.stopping, self.state.worker_name)
             with self._lock:
                 self.watches[key] = started
             log.info("guarding %s/%s release %s until %s", *key, release.label, started.until.isoformat())
@@ -112,18 +130,18 @@ class GuardScheduler:
         with self._lock:
             if self.watches.get(key) is watch:
                 del self.watches[key]
-                self._ended[key] = watch.health
 
     def watch_of(self, app: str, env: str, release: str) -> ReleaseWatch | None:
+        """This process's watch of `release`; when another worker's scan submitted the job before this process
+        noticed the release, it looks at the ledger once more."""
         with self._lock:
             watch = self.watches.get((app, env))
+        if watch is None:
+            ledger = self.state.apps.ledger_of(app)
+            self._notice_all(ledger, [app], self.clock.now())
+            with self._lock:
+                watch = self.watches.get((app, env))
         return watch if watch is not None and watch.release.label == release else None
-
-    def health(self, app: str, env: str) -> GuardHealth | None:
-        """The environment's guard now (or the last one, once it ended); None if it never guarded a release."""
-        with self._lock:
-            watch = self.watches.get((app, env))
-            return watch.health.model_copy() if watch is not None else self._ended.get((app, env))
 
     def watched(self) -> int:
         with self._lock:

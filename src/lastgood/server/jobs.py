@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from lastgood.errors import LastgoodError
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lastgood.server.jobs")
 
 JobFunction = Callable[..., Any]
+F = TypeVar("F", bound=JobFunction)
 
 
 class NoBackgroundWork(LastgoodError):
@@ -33,10 +34,10 @@ class NoBackgroundWork(LastgoodError):
 JOBS: dict[str, JobFunction] = {}
 
 
-def job(name: str) -> Callable[[JobFunction], JobFunction]:
+def job(name: str) -> Callable[[F], F]:
     """Register a job function under `name`."""
 
-    def register(fn: JobFunction) -> JobFunction:
+    def register(fn: F) -> F:
         JOBS[name] = fn
         return fn
 

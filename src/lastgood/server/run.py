@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
+from lastgood.errors import BadInput, Refused
 from lastgood.server import slack
 from lastgood.server.app import create_app
 from lastgood.server.apps import Apps
@@ -17,11 +23,46 @@ from lastgood.server.state import ServerState
 
 
 def build_state(settings: ServerSettings) -> ServerState:
-    """Bad runbook files and a state URL that cannot be opened fail here, before anything listens."""
+    """Bad runbook files, a state URL that cannot be opened and a second replica on SQLite fail here, before
+    anything listens."""
     apps = Apps.load(settings.runbooks, settings.state)
-    apps.ledger  # noqa: B018 - open (and migrate) the server's ledger now: a bad URL fails at start
+    ledger = apps.ledger  # open (and migrate) the server's ledger now: a bad URL fails at start
+    if ledger.engine.dialect.name == "sqlite":
+        if settings.role != "all":
+            raise BadInput(
+                f"--role {settings.role} runs one part of a server beside others on one database, and SQLite serves "
+                "one replica: use --role all, or a PostgreSQL state (--state postgresql+psycopg://...)"
+            )
+        _one_replica(ledger.url)
     slack.prepare(settings, apps)
     return ServerState(settings=settings, apps=apps)
+
+
+_replica_lock: list[object] = []  # the open lock file, held for the life of the process
+
+
+def _one_replica(url: str) -> None:
+    """Refuse a second server on the same SQLite file: its jobs and guard would race the first one's."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".server-lock")
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise Refused(
+            f"another lastgood server ({holder}) serves the SQLite state {database}; SQLite serves one replica. "
+            "Stop that one, or run several on a PostgreSQL state (--state postgresql+psycopg://...)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    _replica_lock.append(handle)
 
 
 class _Server(uvicorn.Server):

@@ -23,8 +23,18 @@ class ServerSettings:
     background: bool = True  # run the background work (the guard after releases, rollbacks, canary judges)
     workers: int = 8  # background threads
     guard_tick: float = 2.0  # seconds between the scheduler's looks at the ledger (new releases, due periods)
-    recover_every: float = 30.0  # seconds between looks for rollbacks and deployments whose process died
+    recover_every: float = 5.0  # seconds between looks for rollbacks and deployments whose process died
+    role: str = "all"  # all | api (API and dashboard) | worker (background work): see server/roles
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def works(self) -> bool:
+        """Runs the background work: the guard's scans, the queue's jobs."""
+        return self.background and self.role in ("all", "worker")
 
     @property
     def url(self) -> str:
@@ -47,3 +57,12 @@ def check_networks(values: list[str]) -> tuple[str, ...]:
         except ValueError:
             raise BadInput(f"--trusted-proxy: {value!r} is not an address or network (e.g. 10.0.0.0/8)") from None
     return tuple(values)
+
+
+ROLES = ("all", "api", "worker")
+
+
+def check_role(value: str) -> str:
+    if value not in ROLES:
+        raise BadInput(f"--role: {value!r} is not one of {', '.join(ROLES)}")
+    return value

@@ -11,6 +11,7 @@ from fastapi import Request
 from lastgood.server.apps import Apps
 from lastgood.server.settings import ServerSettings
 from lastgood.service.session import Ledger
+from lastgood.service.watching import default_worker_name
 
 if TYPE_CHECKING:
     from lastgood.server.guarding import GuardScheduler
@@ -26,6 +27,7 @@ class ServerState:
     stopping: threading.Event = field(default_factory=threading.Event)
     guard: GuardScheduler | None = None  # the always-on guard and recovery (server/guarding.py)
     metrics: ServerMetrics | None = None  # GET /metrics (server/metrics.py)
+    worker_name: str = field(default_factory=default_worker_name)  # who claims guard periods, in the ledger
 
     @property
     def ledger(self) -> Ledger:

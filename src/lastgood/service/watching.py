@@ -9,6 +9,8 @@ when its release is no longer live. Its `GuardHealth` is what the environment st
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,10 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from lastgood.domain.actor import GUARD
 from lastgood.guard.loop import GuardOutcome, window_end
 from lastgood.judge.base import TriggerVerdict
+from lastgood.ledger import guard_periods
 from lastgood.ledger.db import Ledger
 from lastgood.ledger.tables import EnvironmentRow, ReleaseRow
 from lastgood.redact import redact
@@ -115,12 +119,17 @@ class _Listener:
 
 
 class ReleaseWatch:
-    """One live release's guard for its window; `evaluate` runs one period and is safe to call again for a period
-    already judged (it does nothing). One period at a time: calls are serialised."""
+    """One live release's guard for its window, in one process. `evaluate` judges one period once across every
+    process (the period is claimed in the ledger first; a claim that meets another's does nothing) and keeps the
+    guard's health in the ledger, so whichever worker judges the next period, and every API replica, sees it.
+    Calls within a process are serialised."""
 
-    def __init__(self, ctx: EnvContext, release: LiveRelease, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, ctx: EnvContext, release: LiveRelease, stop: threading.Event | None = None, worker: str = ""
+    ) -> None:
         self.ctx = replace(ctx, actor=GUARD)
         self.release = release
+        self.worker = worker or default_worker_name()
         self.until = release.recorded_at + timedelta(seconds=ctx.runbook.watch_for(ctx.env))
         self._listener = _Listener()
         self.guard = guard_for(self.ctx, listener=self._listener, stop=stop)
@@ -128,10 +137,9 @@ class ReleaseWatch:
         self.health = GuardHealth(
             status="watching", release=release.label, watching_since=self.ctx.clock.now(), watch_until=self.until
         )
-        self.next_due = self._boundary_after(self.ctx.clock.now())
+        self.first_due = self._boundary_after(self.ctx.clock.now())
         self.done = False
         self._opened = False
-        self._judged: datetime | None = None
         self._lock = threading.Lock()
 
     @property
@@ -141,22 +149,71 @@ class ReleaseWatch:
     def _boundary_after(self, now: datetime) -> datetime:
         return window_end(now, self.interval) + timedelta(seconds=self.interval)
 
-    def due(self, now: datetime) -> bool:
-        return not self.done and now >= self.next_due
+    def due_period(self, now: datetime, last_judged: datetime | None) -> datetime | None:
+        """The period to judge now (the newest complete one), or None: nothing new since `last_judged`."""
+        period = window_end(now, self.interval)
+        if self.done or period < self.first_due or (last_judged is not None and period <= last_judged):
+            return None
+        return period
 
     def evaluate(self, due: datetime) -> Evaluation:
-        """Judge the period ending at `due` (or later, when late); nothing when it was judged already."""
+        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over.
+        Two transactions per period: load what others saw and claim it; then record the period and the health."""
         with self._lock:
             now = self.ctx.clock.now()
-            if self.done or (self._judged is not None and due <= self._judged):
+            if self.done:
                 return Evaluation(0.0, 0.0, skipped=True)
-            if now >= self.until:
-                self._end(
-                    "ended", f"no rollback trigger fired in the watch window ({self.outcome.evaluations} periods)"
-                )
+            try:
+                claimed = self._load_and_claim(due, now)
+            except IntegrityError:  # another process judges (or judged) this period
                 return Evaluation(0.0, 0.0, skipped=True)
-            self._judged, self.next_due = due, self._boundary_after(now)
-            return self._step(now, (now - due).total_seconds())
+            if not claimed:
+                return Evaluation(0.0, 0.0, skipped=True)
+            evaluation = self._step(now, (now - due).total_seconds())
+            self._finish(due, evaluation)
+            return evaluation
+
+    def _load_and_claim(self, due: datetime, now: datetime) -> bool:
+        """Take over what other processes saw of this release (evaluations, triggers, errors, its end), then
+        claim the period: False when the watch is over (ended here or elsewhere)."""
+        with self.ctx.session() as session:
+            stored = guard_periods.watch_of(session, self.ctx.app, self.ctx.env)
+            if stored is not None and stored.release_id == self.release.release_id:
+                self.health = GuardHealth.model_validate(stored.health)
+                self.outcome.evaluations = self.health.evaluations
+                if stored.status != "watching":
+                    self.done = True
+            if not self.done and now < self.until:
+                guard_periods.claim(session, self.ctx.app, self.ctx.env, self.release.release_id, due, self.worker, now)
+                return True
+        if self.done:
+            self.guard.close()
+        else:
+            message = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+            self._end("ended", message)
+        return False
+
+    def _finish(self, due: datetime, evaluation: Evaluation) -> None:
+        outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
+        with self.ctx.session() as session:
+            now = self.ctx.clock.now()
+            release = self.release.release_id
+            guard_periods.finish(session, self.ctx.app, self.ctx.env, release, due, outcome, now)
+            health = self.health.model_dump(mode="json")
+            guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
+
+    def _save_health(self) -> None:
+        health = self.health.model_dump(mode="json")
+        with self.ctx.session() as session:
+            guard_periods.save_watch(
+                session,
+                self.ctx.app,
+                self.ctx.env,
+                self.release.release_id,
+                self.health.status,
+                health,
+                self.ctx.clock.now(),
+            )
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
         started = self.ctx.clock.now()
@@ -181,7 +238,7 @@ class ReleaseWatch:
                 self.health.message = self.outcome.message
                 self.outcome.status = "healthy"
             else:
-                self._end("acted", self.outcome.message, self.outcome.status)
+                self._end("acted", self.outcome.message, self.outcome.status, save=False)
         evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
         return evaluation
 
@@ -196,15 +253,39 @@ class ReleaseWatch:
         health.canaries = [w.to_dict() for w in self.guard.canaries]
 
     def end(self, message: str) -> None:
-        """Stop watching (the release is no longer live, the server stops)."""
+        """Stop watching (the release is no longer live); the server stopping only closes the watch."""
         with self._lock:
             if not self.done:
                 self._end("ended", message)
 
-    def _end(self, status: str, message: str, outcome: str | None = None) -> None:
+    def close(self) -> None:
+        with self._lock:
+            if not self.done:
+                self.done = True
+                self.guard.close()
+
+    def _end(self, status: str, message: str, outcome: str | None = None, save: bool = True) -> None:
         self.done = True
         self.health.status, self.health.message, self.health.outcome = status, message, outcome
         self.guard.close()
+        if save:
+            self._save_health()
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def stored_health(ledger: Ledger, app: str, env: str) -> GuardHealth | None:
+    """The environment's guard as the last period (in any process) left it; None if it never guarded a release."""
+    with ledger.session() as session:
+        stored = guard_periods.watch_of(session, app, env)
+    return GuardHealth.model_validate(stored.health) if stored is not None else None
+
+
+def last_judged(ledger: Ledger, apps: list[str]) -> dict[tuple[str, str, int], datetime]:
+    with ledger.session() as session:
+        return guard_periods.last_periods(session, apps)
 
 
 def watch_window_open(ctx: EnvContext, release: LiveRelease, now: datetime | None = None) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import socket
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from lastgood.errors import LastgoodError
 
@@ -62,3 +64,10 @@ def local_endpoint() -> Iterator[LocalEndpoint]:
         yield endpoint
     finally:
         endpoint.stop()
+
+
+def export_lines(endpoint_url: str, runbook_file: Path) -> list[str]:
+    """What a second shell needs, one `export` per line: the fake credentials, the endpoint (the aws CLI and
+    boto3 read AWS_ENDPOINT_URL), the runbook file."""
+    values = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url, "LASTGOOD_FILE": str(runbook_file)}
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]

@@ -10,6 +10,7 @@ from lastgood.server.deps import State
 from lastgood.server.state import ServerState
 from lastgood.service.access import User
 from lastgood.service.status import EnvironmentStatus, environment_status
+from lastgood.service.watching import stored_health
 
 router = APIRouter(tags=["apps"])
 
@@ -31,7 +32,7 @@ class EnvironmentList(BaseModel):
 def environment_view(state: ServerState, app: str, env: str, user: User) -> EnvironmentStatus:
     """The environment's status, with the server's guard of its live release when one watches it."""
     status = environment_status(state.apps.env_context(app, env, user))
-    status.guard = state.guard.health(app, env) if state.guard is not None else None
+    status.guard = stored_health(state.apps.ledger_of(app), app, env)
     return status
 
 
