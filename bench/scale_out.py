@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -134,6 +135,7 @@ def run_one(workers: int, args: argparse.Namespace, endpoint: str, server_url: s
         time.sleep(args.seconds)
         until = datetime.now(UTC)
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        time.sleep(args.period)  # the periods due before `until` get judged, however late
         lags, per_worker = judged(apps, since, until)
         api, api_url = start_server("api", directory, state)
         stack.callback(api.kill)
@@ -210,6 +212,7 @@ def main() -> None:
     parser.add_argument("--rollbacks", type=int, default=24)
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the servers and the cluster stop too
     os.environ.update(FAKE_CREDENTIALS)
     results = []
     with tempfile.TemporaryDirectory(prefix="lastgood-scale-") as tmp, ExitStack() as stack:

@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,3 +1,3 @@
-from lastgood.cli.app import entrypoint
+from lastgood.cli.entry import entrypoint
 
 entrypoint()

@@ -11,8 +11,9 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 │   ├── EnvironmentHeld       another operation holds the environment (its holder named)
 │   ├── NotPermitted          this person may not do this (roles, the two-person rule): 403 on the API
 │   └── ConfirmationNeeded    a use case needs the caller's yes first (it carries the question)
+├── Interrupted               exit 130: Ctrl-C at a prompt, before anything changed
 ├── AwsError                  translated at the edge by lastgood.aws.errors.map_aws_errors
-│   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff
+│   ├── TransientAwsError     throttling, 5xx, connection trouble: retry with backoff; exit 75 (try again)
 │   ├── ResourceNotFound
 │   ├── AccessDenied
 │   └── CredentialsError
@@ -20,6 +21,22 @@ LastgoodError                 exit code 1 unless a subclass says otherwise
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every command's exit codes (the README's table; tests/cli/test_exit_codes.py walks them)."""
+
+    OK = 0
+    FAILED = 1  # failed, or judged bad (the guard rolled back)
+    BAD_INPUT = 2  # nothing was changed
+    REFUSED = 3  # refused or not run: no confirmation, nothing to do, held, awaiting approval, denied
+    BLIND = 4  # the guard could not see: a rollback trigger had no data or its source failed
+    INCONCLUSIVE = 5  # the guard's watch ended before a rollback trigger's window could complete
+    CHANGES_PENDING = 10  # `plan --detailed-exitcode`: the rollback would change something (service/plans.py)
+    AWS_UNAVAILABLE = 75  # transient AWS trouble (unreachable, throttled, 5xx) after retries: try again (EX_TEMPFAIL)
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 
 class LastgoodError(Exception):
@@ -76,6 +93,10 @@ class ConfirmationNeeded(Refused):
         self.question = question
 
 
+class Interrupted(LastgoodError):
+    exit_code = ExitCode.INTERRUPTED
+
+
 class LeaseLost(LastgoodError):
     """This process's claim expired and another took the operation over: it must stop writing."""
 
@@ -86,6 +107,7 @@ class AwsError(LastgoodError):
 
 class TransientAwsError(AwsError):
     retryable = True
+    exit_code = ExitCode.AWS_UNAVAILABLE
 
 
 class ResourceNotFound(AwsError):

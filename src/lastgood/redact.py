@@ -11,13 +11,14 @@ import re
 import sys
 import threading
 from typing import Any, TextIO, TypeVar
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from urllib.parse import unquote
 
 MASK = "****"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|WEBHOOK|CREDENTIAL|AUTH|PRIVATE", re.IGNORECASE)
 _MIN_LENGTH = 4  # shorter values would mask ordinary words
+# The user-info part of SQLAlchemy's URL pattern (sqlalchemy.engine.url._parse_url), without importing SQLAlchemy:
+# every command that loads a file passes here, most never touch a database.
+_URL_PASSWORD = re.compile(r"[\w+]+://[^:/]*:(?P<password>[^@]*)@")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -39,12 +40,11 @@ def register_variable(name: str, value: str) -> None:
 
 
 def register_url_password(value: str) -> None:
-    if "://" not in value:
-        return
-    try:
-        register_secret(make_url(value).password)
-    except (ArgumentError, ValueError):
-        return
+    """The password in a URL, as written (percent-encoded) and decoded: text may carry either."""
+    found = _URL_PASSWORD.match(value) if "://" in value else None
+    if found:
+        register_secret(found["password"])
+        register_secret(unquote(found["password"]))
 
 
 def redact(value: T) -> T:

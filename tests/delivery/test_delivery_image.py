@@ -81,7 +81,7 @@ def test_the_context_builds_a_wheel_that_runs_alone(tmp_path: Path) -> None:
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    assert "lastgood = lastgood.cli.app:entrypoint" in entry_points  # the image's ENTRYPOINT
+    assert "lastgood = lastgood.cli.entry:entrypoint" in entry_points  # the image's ENTRYPOINT
     runs = " ".join(i["value"] for i in dockerfile().structure if i["instruction"] == "RUN")
     (extras,) = re.findall(r'"\.\[([a-z,]+)\]"', runs)  # RUN pip install ... ".[server,postgres]"
     assert set(extras.split(",")) == {"server", "postgres"}  # the API and dashboard; PostgreSQL and its job queue

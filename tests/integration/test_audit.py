@@ -31,12 +31,14 @@ def ledger(ledger_url: str) -> Ledger:
     return open_ledger(ledger_url)
 
 
+@pytest.mark.slow
 def test_intact_chain_verifies(ledger: Ledger) -> None:
     write_events(ledger)
     result = report(ledger)
     assert result.ok and result.entries == 5
 
 
+@pytest.mark.slow
 def test_an_edited_entry_is_named(ledger: Ledger) -> None:
     write_events(ledger)
     with ledger.engine.begin() as connection:
@@ -45,6 +47,7 @@ def test_an_edited_entry_is_named(ledger: Ledger) -> None:
     assert not result.ok and result.event_id == 3 and "edited" in (result.problem or "")
 
 
+@pytest.mark.slow
 def test_a_deleted_entry_is_found(ledger: Ledger) -> None:
     write_events(ledger)
     with ledger.engine.begin() as connection:
@@ -53,6 +56,7 @@ def test_a_deleted_entry_is_found(ledger: Ledger) -> None:
     assert not result.ok and result.event_id == 3 and "deleted" in (result.problem or "")
 
 
+@pytest.mark.slow
 def test_deleting_the_newest_entries_is_found(ledger: Ledger) -> None:
     write_events(ledger)
     with ledger.engine.begin() as connection:
@@ -61,6 +65,7 @@ def test_deleting_the_newest_entries_is_found(ledger: Ledger) -> None:
     assert not result.ok and "newest entries" in (result.problem or "")
 
 
+@pytest.mark.slow
 def test_actor_is_recorded_and_covered(ledger: Ledger) -> None:
     write_events(ledger, 2)
     with ledger.engine.begin() as connection:
@@ -107,6 +112,7 @@ def test_cli_audit_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "event 2" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_overrides_are_audited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lastgood.kinds.fake import FakeWorld, installed
 

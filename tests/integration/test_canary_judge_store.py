@@ -41,6 +41,7 @@ def test_a_save_over_a_stale_version_changes_nothing(ledger: Ledger) -> None:
     assert (stored.state, stored.version, stored.next_start) == ({"n": 2}, 2, NOW + timedelta(minutes=2))
 
 
+@pytest.mark.slow
 def test_racing_first_saves_let_exactly_one_in(ledger: Ledger) -> None:
     results: list[bool] = []
     barrier = threading.Barrier(4)
@@ -57,6 +58,7 @@ def test_racing_first_saves_let_exactly_one_in(ledger: Ledger) -> None:
     assert sorted(results) == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_a_judge_round_trips_through_the_ledger_exactly(ledger: Ledger) -> None:
     judge = CanaryJudge()
     for _ in range(6):

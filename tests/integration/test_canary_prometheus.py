@@ -273,6 +273,7 @@ def assert_served(feed_value: float, served: float, what: str) -> None:
     assert abs(feed_value - served) <= served_tolerance(served), (what, feed_value, served, served_tolerance(served))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", CANARIES)
 def test_the_feed_reads_each_versions_counts_from_prometheus(run: Run, version: str) -> None:
     for reading in intervals(run, version):

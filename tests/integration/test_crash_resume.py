@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lastgood.aws.clients import AwsClients
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger
@@ -18,6 +20,9 @@ from lastgood.testing import shop
 from lastgood.testing.endpoint import LocalEndpoint
 
 FUNCTIONS = [f"crash-fn{i:02d}" for i in range(12)]
+
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 def write_runbook(directory: Path, endpoint: str) -> Path:

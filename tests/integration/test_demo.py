@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 
 def test_demo_catches_the_bad_release_and_rolls_back(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LASTGOOD_"))}
@@ -31,7 +35,7 @@ def test_demo_catches_the_bad_release_and_rolls_back(tmp_path: Path) -> None:
     assert "promoted to 100%" not in out
     assert re.search(r"detected -> restored and verified: [\d.]+s \(4 components", out)
     assert "rollback-succeeded" in out and "release-marked-bad" in out
-    assert took < 60
+    assert took < 100  # about 15 s on an idle machine; the bound leaves room for -n 2 on a loaded one
     assert (tmp_path / "kept" / "lastgood.yaml").exists() and (tmp_path / "kept" / "state.db").exists()
 
 

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lastgood.testing.endpoint import free_port
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 class Output:

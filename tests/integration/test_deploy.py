@@ -94,6 +94,7 @@ def test_steps_are_parsed_and_end_at_100() -> None:
             parse_steps(wrong)
 
 
+@pytest.mark.slow
 def test_a_bad_version_is_aborted_at_the_first_step(  # type: ignore[no-untyped-def]
     deploy_dir: Path, aws: AwsClients, traffic: FunctionTraffic, capsys
 ) -> None:
@@ -121,6 +122,7 @@ def test_a_bad_version_is_aborted_at_the_first_step(  # type: ignore[no-untyped-
     assert judged[-1].data["decision"] == "fired" and judged[-1].data["verdicts"]
 
 
+@pytest.mark.slow
 def test_a_good_version_is_promoted_through_every_step(  # type: ignore[no-untyped-def]
     deploy_dir: Path, aws: AwsClients, traffic: FunctionTraffic, capsys
 ) -> None:
@@ -160,6 +162,7 @@ def _deploy_in_thread(directory: Path, version: str) -> tuple[threading.Thread, 
     return thread, out, row.id
 
 
+@pytest.mark.slow
 def test_a_person_aborts_from_another_thread_while_deploy_waits(
     deploy_dir: Path, aws: AwsClients, traffic: FunctionTraffic
 ) -> None:
@@ -174,6 +177,7 @@ def test_a_person_aborts_from_another_thread_while_deploy_waits(
         assert store.get_release(session, "shop", "prod", version).bad
 
 
+@pytest.mark.slow
 def test_a_person_promotes_from_another_process_while_deploy_waits(
     deploy_dir: Path, aws: AwsClients, traffic: FunctionTraffic
 ) -> None:
@@ -204,6 +208,7 @@ def test_a_person_promotes_from_another_process_while_deploy_waits(
     assert requested and requested[0].actor == "tester"
 
 
+@pytest.mark.slow
 def test_a_second_deployment_of_the_same_component_is_refused(deploy_dir: Path, aws: AwsClients) -> None:
     from lastgood.errors import Refused
 

@@ -29,6 +29,8 @@ from lastgood.sources.cloudwatch import CloudWatchSource
 from lastgood.testing import shop
 from lastgood.testing.traffic import FunctionTraffic
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 
 def deploy(capsys: pytest.CaptureFixture[str], directory: Path, version: str, pause: str) -> tuple[int, dict[str, Any]]:
     args = ["deploy", "prod", "-c", "api", "--version", version, "--steps", "10,50,100", "--pause", pause, "--yes"]

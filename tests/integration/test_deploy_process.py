@@ -34,6 +34,9 @@ from lastgood.testing import shop
 API = "shop-api-prod"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 @pytest.fixture
 def deploy_dir(aws_env, aws: AwsClients, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """The shop at release v1, 1-second triggers; no traffic (the steps here are ended by a person)."""

@@ -24,6 +24,9 @@ policy:
 """
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def setup(tmp_path: Path, endpoint: LocalEndpoint, aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> str:
     app = shop.create_shop(aws, "staging")
     text = shop.runbook_text(endpoint.url, "sqlite:///state.db", period="1s", for_="3s") + POLICY
@@ -43,7 +46,7 @@ def test_drill_catches_the_bad_release_and_records_times(tmp_path, aws_env, aws,
     traffic.start()
     try:
         capsys.readouterr()
-        code = main(["drill", "staging", "-o", "json"])
+        code = main(["drill", "staging", "--yes", "-o", "json"])
     finally:
         traffic.stop()
     result = json.loads(capsys.readouterr().out)
@@ -71,7 +74,7 @@ def test_a_failing_drill_leaves_the_environment_on_its_good_release(  # type: ig
     path = tmp_path / "lastgood.yaml"
     path.write_text(path.read_text().replace("guard_for: 30s", "guard_for: 3s"))
     capsys.readouterr()
-    code = main(["drill", "staging", "-o", "json"])  # no traffic: the guard never fires, the drill fails
+    code = main(["drill", "staging", "--yes", "-o", "json"])  # no traffic: the guard never fires, the drill fails
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and result["status"] == "failed", result
     assert f"restored {result['id']}-good" in result["notes"]

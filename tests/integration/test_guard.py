@@ -119,17 +119,52 @@ def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClie
     assert outcome.status == "nothing-to-roll-back-to" and outcome.exit_code == 3
 
 
-@pytest.mark.parametrize("missing", ["no data at all"])
-def test_guard_without_data_stays_healthy(shop_dir: Path, aws: AwsClients, missing: str) -> None:
+def test_guard_without_data_is_blind_not_healthy(shop_dir: Path, aws: AwsClients) -> None:
     ctx = context(shop_dir, FakeClock(START))
     bad_release(aws, ctx)
     outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=10 * 60)
-    assert outcome.status == "healthy" and outcome.evaluations == 11
+    assert outcome.status == "blind" and outcome.exit_code == 4 and outcome.evaluations == 11
+    assert "api-errors: no data (11 of 11 evaluations)" in outcome.message
+    assert [t["sight"] for t in outcome.to_dict()["triggers"]] == ["blind"]
+
+
+def test_guard_with_its_metrics_endpoint_down_is_blind(shop_dir: Path, aws: AwsClients) -> None:
+    """Issue 14: the metrics endpoint down for the whole window was 'healthy', exit 0."""
+    from lastgood.config.models import AwsSettings
+
+    ctx = context(shop_dir, FakeClock(START))
+    bad_release(aws, ctx)
+    dead = CloudWatchSource(AwsClients(AwsSettings(region="us-east-1", endpoint_url="http://127.0.0.1:9")))
+    outcome = guard_for(ctx, dead).run(duration=6 * 60)
+    assert outcome.status == "blind" and outcome.exit_code == 4
+    assert "api-errors: its source failed (7 of 7 evaluations)" in outcome.message
+    assert outcome.to_dict()["triggers"][0]["last"]["state"] == "error"
+
+
+def test_guard_cut_short_while_breaching_is_inconclusive(shop_dir: Path, aws: AwsClients) -> None:
+    """Issue 14: `--for 70s` while api-errors breached at 19.6% for 2 of its 5 periods was 'healthy', exit 0."""
+    ctx = context(shop_dir, FakeClock(START + timedelta(minutes=10)))
+    bad_release(aws, ctx)
+    put_minutes(aws, "shop-api-prod", [(m, 1000, 10 if m < 8 else 196) for m in range(11)])
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=70)
+    assert outcome.status == "inconclusive" and outcome.exit_code == 5
+    assert "api-errors: still breaching when the watch ended, before its 5m window completed" in outcome.message
+    assert "19.6%" in outcome.message and "3/5 periods" in outcome.message
+
+
+def test_guard_watching_a_whole_window_of_good_data_is_healthy(shop_dir: Path, aws: AwsClients) -> None:
+    ctx = context(shop_dir, FakeClock(START))
+    bad_release(aws, ctx)
+    put_minutes(aws, "shop-api-prod", [(m, 1000, 10) for m in range(-5, 12)])
+    outcome = guard_for(ctx, CloudWatchSource(aws)).run(duration=5 * 60)
+    assert outcome.status == "healthy" and outcome.exit_code == 0, outcome.message
+    assert outcome.to_dict()["triggers"][0]["sight"] == "seen"
 
 
 # --- metric math, baselines, sources by type ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metric_math_against_moto(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     """moto evaluates only an expression that names one metric id (moto/cloudwatch/metric_data_expression_parser.py),
     so this checks the wire shapes and id mapping end to end; arithmetic is pinned with Stubber below."""
@@ -231,6 +266,7 @@ BASELINE_TRIGGER = """
 """
 
 
+@pytest.mark.slow
 def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path, aws: AwsClients) -> None:
     (shop_dir / "lastgood.yaml").write_text((shop_dir / "lastgood.yaml").read_text() + BASELINE_TRIGGER)
     ctx = context(shop_dir, FakeClock(START))
@@ -244,6 +280,7 @@ def test_guard_compares_with_the_baseline_before_the_live_release(shop_dir: Path
     assert outcome.detected_at == START + timedelta(minutes=3)  # minutes 0, 1, 2 complete
 
 
+@pytest.mark.slow
 def test_guard_builds_one_source_per_type(shop_dir: Path, aws: AwsClients) -> None:
     from lastgood.sources.http_probe import ProbeSource
     from lastgood.sources.prometheus import PrometheusSource

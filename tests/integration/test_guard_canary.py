@@ -37,6 +37,7 @@ def alias(aws: AwsClients) -> tuple[str, dict[str, Any]]:
     return str(live["FunctionVersion"]), dict((live.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
 
 
+@pytest.mark.slow
 def test_the_guard_rolls_back_a_canary_worse_than_its_baseline(  # type: ignore[no-untyped-def]
     canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
@@ -59,6 +60,7 @@ def test_the_guard_rolls_back_a_canary_worse_than_its_baseline(  # type: ignore[
     assert events and events[-1].data["trigger"] == "canary-judge"
 
 
+@pytest.mark.slow
 def test_the_guard_alerts_instead_of_rolling_back_when_both_versions_are_equally_bad(  # type: ignore[no-untyped-def]
     canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
@@ -77,6 +79,7 @@ def test_the_guard_alerts_instead_of_rolling_back_when_both_versions_are_equally
     assert any("not the release" in e.message for e in alerts)
 
 
+@pytest.mark.slow
 def test_without_a_canary_in_flight_the_guard_judges_triggers_only(  # type: ignore[no-untyped-def]
     canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
@@ -87,6 +90,7 @@ def test_without_a_canary_in_flight_the_guard_judges_triggers_only(  # type: ign
     assert code == 1 and outcome["fired"]["trigger"] == "api-errors", outcome
 
 
+@pytest.mark.slow
 def test_without_a_canary_block_a_weighted_alias_is_not_judged(  # type: ignore[no-untyped-def]
     canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:
@@ -98,6 +102,7 @@ def test_without_a_canary_block_a_weighted_alias_is_not_judged(  # type: ignore[
     assert code == 0 and outcome["canary"] == [] and outcome["fired"] is None, outcome
 
 
+@pytest.mark.slow
 def test_a_bad_datapoint_makes_the_judge_blind_once_reported_then_it_judges_again(  # type: ignore[no-untyped-def]
     canary_dir: Path, aws: AwsClients, version_traffic: FunctionTraffic, capsys
 ) -> None:

@@ -40,6 +40,7 @@ def ctx(ledger_url: str, world: FakeWorld, monkeypatch: pytest.MonkeyPatch) -> I
     ledger.close()
 
 
+@pytest.mark.slow
 def test_a_second_claim_is_refused_naming_the_holder(ctx: EnvContext) -> None:
     bob = replace(ctx, actor=Actor(name="bob", via="api"))
     with hold(ctx, "rollback", "rb-0000000001"):
@@ -62,6 +63,7 @@ def short_lease(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setenv("LASTGOOD_LEASE_SECONDS", str(seconds))
 
 
+@pytest.mark.slow
 def test_the_lease_is_renewed_while_its_process_lives(ctx: EnvContext, monkeypatch: pytest.MonkeyPatch) -> None:
     bob = replace(ctx, actor=Actor(name="bob"))
     short_lease(monkeypatch, 1.5)
@@ -71,6 +73,7 @@ def test_the_lease_is_renewed_while_its_process_lives(ctx: EnvContext, monkeypat
             acquire(bob, "rollback", "rb-0000000002")
 
 
+@pytest.mark.slow
 def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(
     ctx: EnvContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,6 +91,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(
     new.release()
 
 
+@pytest.mark.slow
 def test_wait_queues_behind_the_holder(ctx: EnvContext) -> None:
     first = acquire(ctx, "stop", "stop-1")
     threading.Timer(0.7, first.release).start()
@@ -99,6 +103,7 @@ def test_wait_queues_behind_the_holder(ctx: EnvContext) -> None:
         acquire(ctx, "rollback", "rb-0000000005", wait=0.3)
 
 
+@pytest.mark.slow
 def test_an_executor_whose_claim_was_taken_over_writes_nothing(
     ctx: EnvContext, world: FakeWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

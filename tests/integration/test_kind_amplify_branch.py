@@ -87,6 +87,7 @@ def jobs(stub: Stubber, *summaries: dict[str, Any]) -> None:
     stub.add_response("list_jobs", {"jobSummaries": list(summaries)}, LIST)
 
 
+@pytest.mark.slow
 def test_amplify_redeploys_recorded_job_and_switches_domain_back(
     stub: Stubber, ctx: KindContext, progress: list[str]
 ) -> None:

@@ -52,6 +52,7 @@ def limits(aws: AwsClients, api_id: str) -> dict[str, Any]:
     return {"rate": settings["throttlingRateLimit"], "burst": settings["throttlingBurstLimit"]}
 
 
+@pytest.mark.slow
 def test_stage_goes_back_to_recorded_deployment_and_throttling(aws: AwsClients, ctx: KindContext) -> None:
     api_id = make_api(aws)
     good = deploy(aws, api_id)
@@ -75,6 +76,7 @@ def test_stage_goes_back_to_recorded_deployment_and_throttling(aws: AwsClients, 
     assert kind.plan(spec, kind.read(spec, ctx), recorded) is None
 
 
+@pytest.mark.slow
 def test_deleted_deployment_fails_clearly(aws: AwsClients, ctx: KindContext) -> None:
     api_id = make_api(aws)
     deploy(aws, api_id)
@@ -96,6 +98,7 @@ def test_rest_api_name_must_be_unique(aws: AwsClients, ctx: KindContext) -> None
         ApigatewayStageSpec(name="api", stage="prod")
 
 
+@pytest.mark.slow
 def test_emergency_stop_throttles_to_zero_and_release_restores(aws: AwsClients, ctx: KindContext) -> None:
     api_id = make_api(aws)
     deploy(aws, api_id)

@@ -98,6 +98,7 @@ def topics(aws: AwsClients) -> list[str]:
 SPEC = CloudFormationStackSpec(name="web", stack="web")
 
 
+@pytest.mark.slow
 def test_stack_rolls_back_template_and_parameters(
     aws: AwsClients, ctx: KindContext, progress: list[str], sent: list[dict[str, Any]]
 ) -> None:
@@ -145,6 +146,7 @@ def test_stack_rolls_back_template_and_parameters(
     assert kind.plan(SPEC, kind.read(SPEC, ctx), recorded) is None
 
 
+@pytest.mark.slow
 def test_adding_back_resources_is_not_destructive(aws: AwsClients, ctx: KindContext) -> None:
     kind = CloudFormationStack()
     create(aws, template("Orders", "Audit"), "v1")
@@ -155,6 +157,7 @@ def test_adding_back_resources_is_not_destructive(aws: AwsClients, ctx: KindCont
     assert change.notes[0] == "creates Audit"
 
 
+@pytest.mark.slow
 def test_removed_noecho_parameter_and_missing_stack_fail_clearly(aws: AwsClients, ctx: KindContext) -> None:
     kind = CloudFormationStack()
     create(aws, template("Orders"), "v1")
@@ -356,6 +359,7 @@ def test_cancel_that_lands_elsewhere_is_retried_as_an_update(stub: Stubber, ctx:
     assert kind.apply(SPEC, ctx, RECORDED).changed
 
 
+@pytest.mark.slow
 def test_update_already_running_towards_the_record_is_not_cancelled(stub: Stubber, ctx: KindContext) -> None:
     """A retried apply after a crash finds its own UpdateStack running: it must not cancel it."""
     kind = CloudFormationStack()
@@ -466,6 +470,7 @@ def test_no_updates_to_be_performed_counts_as_there(stub: Stubber, ctx: KindCont
     assert kind.verify(SPEC, ctx, RECORDED) == []
 
 
+@pytest.mark.slow
 def test_stack_whose_creation_failed_cannot_be_updated(stub: Stubber, ctx: KindContext) -> None:
     kind = CloudFormationStack()
     describe(stub, "ROLLBACK_COMPLETE")

@@ -107,6 +107,7 @@ def all_deployments(aws: AwsClients) -> list[str]:
     return list(listed["deployments"])
 
 
+@pytest.mark.slow
 def test_codedeploy_redeploys_the_recorded_revision(
     aws: AwsClients, fleet: Fleet, ctx: KindContext, progress: list[str]
 ) -> None:
@@ -144,6 +145,7 @@ def test_codedeploy_redeploys_the_recorded_revision(
     assert kind.plan(SPEC, kind.read(SPEC, ctx), recorded) is None
 
 
+@pytest.mark.slow
 def test_failed_redeploy_fails_the_step(aws: AwsClients, fleet: Fleet, ctx: KindContext) -> None:
     kind = CodeDeploy()
     deploy(aws, fleet, V1)
@@ -219,6 +221,7 @@ def batch(stub: Stubber, *deployments: dict[str, Any]) -> None:
     stub.add_response("batch_get_deployments", {"deploymentsInfo": list(deployments)}, {"deploymentIds": ids})
 
 
+@pytest.mark.slow
 def test_deployment_in_flight_is_stopped_then_the_record_redeployed(
     stub: Stubber, ctx: KindContext, progress: list[str]
 ) -> None:
@@ -265,6 +268,7 @@ def test_deployment_in_flight_is_stopped_then_the_record_redeployed(
     assert kind.verify(SPEC, ctx, RECORDED) == []
 
 
+@pytest.mark.slow
 def test_codedeploys_own_rollback_is_not_stopped(stub: Stubber, ctx: KindContext) -> None:
     kind = CodeDeploy()
     group_state(stub, "d-2", V2, ["d-4"])

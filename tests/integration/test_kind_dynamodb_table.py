@@ -66,6 +66,7 @@ def _item_count(aws: AwsClients, table: str) -> int:
     return int(aws.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
 
 
+@pytest.mark.slow
 def test_restore_into_new_table_then_switch_pointer(aws: AwsClients) -> None:
     recorded_at = _orders(aws)
     assert recorded_at is not None
@@ -131,6 +132,7 @@ def test_restore_into_new_table_then_switch_pointer(aws: AwsClients) -> None:
     assert kind.verify(spec, _ctx(aws, later, token="rb-other-orders"), recorded) == []
 
 
+@pytest.mark.slow
 def test_a_retried_start_reuses_the_copy(aws: AwsClients) -> None:
     recorded_at = _orders(aws)
     assert recorded_at is not None
@@ -145,6 +147,7 @@ def test_a_retried_start_reuses_the_copy(aws: AwsClients) -> None:
     assert sorted(tables) == sorted(["orders", _restore.copy_name("orders", step.token)])
 
 
+@pytest.mark.slow
 def test_a_retry_that_does_not_see_the_copy_yet_reuses_it(aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:
     # The first restore's answer was lost and the retry's describe misses the new table (eventual consistency):
     # the restore sent again is refused with TableAlreadyExistsException, which means the copy is ours.
@@ -160,6 +163,7 @@ def test_a_retry_that_does_not_see_the_copy_yet_reuses_it(aws: AwsClients, monke
     assert "reusing" in kind.apply(spec, step, recorded).detail
 
 
+@pytest.mark.slow
 def test_failed_check_leaves_the_pointer_alone(aws: AwsClients) -> None:
     recorded_at = _orders(aws)
     assert recorded_at is not None
@@ -173,6 +177,7 @@ def test_failed_check_leaves_the_pointer_alone(aws: AwsClients) -> None:
     assert _pointer(aws) == "orders"
 
 
+@pytest.mark.slow
 def test_count_tolerance_compares_with_the_recorded_count(aws: AwsClients) -> None:
     recorded_at = _orders(aws, items=20)
     assert recorded_at is not None
@@ -187,6 +192,7 @@ def test_count_tolerance_compares_with_the_recorded_count(aws: AwsClients) -> No
         kind.verify(spec, step, recorded)
 
 
+@pytest.mark.slow
 def test_pitr_off_warns_at_record_and_fails_clearly(aws: AwsClients) -> None:
     _orders(aws, pitr=False)
     kind, spec = DynamoDbTable(), _spec()
@@ -201,6 +207,7 @@ def test_pitr_off_warns_at_record_and_fails_clearly(aws: AwsClients) -> None:
     assert aws.client("dynamodb").list_tables()["TableNames"] == ["orders"]
 
 
+@pytest.mark.slow
 def test_waits_while_the_recorded_point_is_not_restorable_yet(aws: AwsClients) -> None:
     latest = _orders(aws)
     assert latest is not None
@@ -213,6 +220,7 @@ def test_waits_while_the_recorded_point_is_not_restorable_yet(aws: AwsClients) -
     assert aws.client("dynamodb").list_tables()["TableNames"] == ["orders"]
 
 
+@pytest.mark.slow
 def test_restore_from_the_backup_taken_at_record(aws: AwsClients) -> None:
     _orders(aws, pitr=False)
     kind, spec = DynamoDbTable(), _spec(backup=True, restore_from="backup")

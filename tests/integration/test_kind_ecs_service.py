@@ -42,6 +42,7 @@ def create_service(aws: AwsClients, task_definition: str, count: int = 2) -> Non
     ecs.create_service(cluster="shop", serviceName="web", taskDefinition=task_definition, desiredCount=count)
 
 
+@pytest.mark.slow
 def test_service_redeploys_recorded_revision(
     aws: AwsClients, ctx: KindContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,6 +51,7 @@ def alb(aws: AwsClients) -> Alb:
     return Alb(listener, blue, green)
 
 
+@pytest.mark.slow
 def test_listener_weights_go_back(aws: AwsClients, ctx: KindContext, alb: Alb) -> None:
     kind, spec = Elbv2Listener(), Elbv2ListenerSpec(name="alb", listener_arn=alb.listener)
     recorded = kind.read(spec, ctx)
@@ -71,6 +72,7 @@ def test_listener_weights_go_back(aws: AwsClients, ctx: KindContext, alb: Alb) -
     assert not kind.apply(spec, ctx, recorded).changed  # idempotent
 
 
+@pytest.mark.slow
 def test_rule_weights_go_back(aws: AwsClients, ctx: KindContext, alb: Alb) -> None:
     elbv2 = aws.client("elbv2")
     rule = elbv2.create_rule(
@@ -96,6 +98,7 @@ def test_rule_weights_go_back(aws: AwsClients, ctx: KindContext, alb: Alb) -> No
     }
 
 
+@pytest.mark.slow
 def test_no_forward_action_and_deleted_target_group_fail_clearly(aws: AwsClients, ctx: KindContext, alb: Alb) -> None:
     kind, spec = Elbv2Listener(), Elbv2ListenerSpec(name="alb", listener_arn=alb.listener)
     recorded = kind.read(spec, ctx)

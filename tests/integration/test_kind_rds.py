@@ -57,6 +57,7 @@ def _instance_spec(**extra: Any) -> RdsInstanceSpec:
     )
 
 
+@pytest.mark.slow
 def test_rds_instance_restores_into_a_new_instance(aws: AwsClients) -> None:
     address = _instance(aws)
     kind = get_kind("rds-instance")
@@ -99,6 +100,7 @@ def test_rds_instance_restores_into_a_new_instance(aws: AwsClients) -> None:
     assert kind.differences(spec, again.observed, recorded) == []
 
 
+@pytest.mark.slow
 def test_rds_instance_from_the_snapshot_taken_at_record(aws: AwsClients) -> None:
     _instance(aws)
     kind, spec = RdsInstance(), _instance_spec(snapshot_on_record=True, restore_from="snapshot")
@@ -115,6 +117,7 @@ def test_rds_instance_from_the_snapshot_taken_at_record(aws: AwsClients) -> None
     assert _pointer(aws).startswith(_restore.copy_name("shop-db", step.token, 63, rds=True) + ".")
 
 
+@pytest.mark.slow
 def test_rds_instance_waits_for_the_restorable_window(aws: AwsClients) -> None:
     _instance(aws)
     kind, spec = RdsInstance(), _instance_spec()
@@ -126,6 +129,7 @@ def test_rds_instance_waits_for_the_restorable_window(aws: AwsClients) -> None:
     assert [d["DBInstanceIdentifier"] for d in aws.client("rds").describe_db_instances()["DBInstances"]] == ["shop-db"]
 
 
+@pytest.mark.slow
 def test_rds_instance_without_backups_cannot_be_restored(aws: AwsClients) -> None:
     _instance(aws, retention=0)
     kind, spec = RdsInstance(), _instance_spec()
@@ -135,6 +139,7 @@ def test_rds_instance_without_backups_cannot_be_restored(aws: AwsClients) -> Non
         kind.apply(spec, _ctx(aws, datetime.now(UTC), token="rb-0000000004-db"), recorded)
 
 
+@pytest.mark.slow
 def test_pointer_at_an_unknown_endpoint(aws: AwsClients) -> None:
     _instance(aws)
     aws.client("ssm").put_parameter(Name=POINTER, Value="db.example.internal", Type="String", Overwrite=True)
@@ -157,6 +162,7 @@ def _db(identifier: str, status: str, tags: dict[str, str] | None = None) -> dic
     }
 
 
+@pytest.mark.slow
 def test_rds_instance_progress_while_the_copy_is_being_made(aws: AwsClients) -> None:
     """Stubber: moto never shows a `creating` instance. Progress is reported on status changes only."""
     address = "shop-db.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
@@ -234,6 +240,7 @@ def _aurora_spec(**extra: Any) -> AuroraClusterSpec:
     )
 
 
+@pytest.mark.slow
 def test_aurora_restores_a_cluster_and_its_writer(aws: AwsClients) -> None:
     source = _aurora(aws)
     kind = get_kind("aurora-cluster")
@@ -274,6 +281,7 @@ def test_aurora_restores_a_cluster_and_its_writer(aws: AwsClients) -> None:
     assert not kind.apply(spec, step, recorded).changed
 
 
+@pytest.mark.slow
 def test_aurora_reader_endpoint_from_a_snapshot(aws: AwsClients) -> None:
     source = _aurora(aws, reader=True)
     kind = AuroraCluster()
@@ -328,6 +336,7 @@ components:
 """
 
 
+@pytest.mark.slow
 def test_rds_instance_through_the_cli(
     aws_env: Any, aws: AwsClients, tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -46,6 +46,7 @@ def weights(aws: AwsClients, zone: str) -> dict[str, tuple[int, str]]:
     }
 
 
+@pytest.mark.slow
 def test_weights_go_back_and_a_new_set_is_drained(aws: AwsClients, ctx: KindContext, zone: str) -> None:
     upsert(aws, zone, "blue", 100, "10.0.0.1")
     upsert(aws, zone, "green", 0, "10.0.0.2")

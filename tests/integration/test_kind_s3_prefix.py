@@ -40,6 +40,7 @@ def _spec(**extra: Any) -> S3PrefixSpec:
     return S3PrefixSpec.model_validate({"name": "assets", "bucket": BUCKET, "prefix": "site/", **extra})
 
 
+@pytest.mark.slow
 def test_copies_recorded_versions_back(aws: AwsClients, ctx: KindContext) -> None:
     s3 = _bucket(aws)
     kind = get_kind("s3-prefix")
@@ -76,6 +77,7 @@ def test_copies_recorded_versions_back(aws: AwsClients, ctx: KindContext) -> Non
     assert kind.plan(spec, kind.read(spec, ctx), recorded) is None
 
 
+@pytest.mark.slow
 def test_delete_new_objects_puts_delete_markers(aws: AwsClients, ctx: KindContext) -> None:
     s3 = _bucket(aws)
     kind, spec = S3Prefix(), _spec(delete_new_objects=True)
@@ -92,6 +94,7 @@ def test_delete_new_objects_puts_delete_markers(aws: AwsClients, ctx: KindContex
     assert _body(s3, "other/x.txt") == "X"  # outside the prefix
 
 
+@pytest.mark.slow
 def test_multipart_objects_are_recognised_by_their_stamp(aws: AwsClients, ctx: KindContext) -> None:
     s3 = _bucket(aws)
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key="site/big.bin", ContentType="application/octet-stream")
@@ -117,6 +120,7 @@ def test_multipart_objects_are_recognised_by_their_stamp(aws: AwsClients, ctx: K
     assert not kind.apply(spec, ctx, recorded).changed
 
 
+@pytest.mark.slow
 def test_versioning_off_warns_and_refuses(aws: AwsClients, ctx: KindContext) -> None:
     s3 = _bucket(aws, versioned=False)
     kind, spec = S3Prefix(), _spec()
@@ -170,6 +174,7 @@ components:
 """
 
 
+@pytest.mark.slow
 def test_s3_prefix_through_the_cli(
     aws_env: Any, aws: AwsClients, tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

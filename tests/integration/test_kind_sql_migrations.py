@@ -17,7 +17,8 @@ from sqlalchemy.pool import NullPool
 from lastgood.aws.clients import AwsClients
 from lastgood.errors import BadInput, StepFailed
 from lastgood.kinds.base import KindContext
-from lastgood.kinds.sql_migrations import VERSION_TABLE, SqlMigrations, SqlMigrationsSpec, apply_up
+from lastgood.kinds.sql_files import VERSION_TABLE, apply_up
+from lastgood.kinds.sql_migrations import SqlMigrations, SqlMigrationsSpec
 
 KIND = SqlMigrations()
 CTX = KindContext(app="shop", env="prod", aws=AwsClients())
@@ -92,6 +93,7 @@ def files_spec(url: str, directory: Path, **kwargs: object) -> SqlMigrationsSpec
     )
 
 
+@pytest.mark.slow
 def test_sql_files_round_trip_in_one_transaction(db_url: str, tmp_path: Path) -> None:
     directory = shop_files(tmp_path)
     assert apply_up(db_url, directory, to=2) == ["0001_customers", "0002_orders"]
@@ -124,6 +126,7 @@ def test_sql_files_round_trip_in_one_transaction(db_url: str, tmp_path: Path) ->
     assert KIND.plan(spec, KIND.read(spec, CTX), recorded) is None
 
 
+@pytest.mark.slow
 def test_several_down_files_and_data_run_to_the_recorded_version(db_url: str, tmp_path: Path) -> None:
     directory = shop_files(tmp_path)
     apply_up(db_url, directory, to=1)

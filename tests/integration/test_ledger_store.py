@@ -41,6 +41,8 @@ TABLES = {
     "steps",
     "holds",
     "canary_judges",
+    "guard_periods",
+    "guard_watches",
     "events",
     "emergency_stops",
     "audit_head",

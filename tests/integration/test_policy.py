@@ -143,6 +143,7 @@ def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv("LASTGOOD_USER", name)
 
 
+@pytest.mark.slow
 def test_two_person_rule(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch)
     capsys.readouterr()
@@ -173,6 +174,7 @@ def test_two_person_rule(tmp_path, world, capsys, monkeypatch) -> None:  # type:
         assert types.index("approval-needed") < types.index("approved") < types.index("rollback-started")
 
 
+@pytest.mark.slow
 def test_deny_records_who_and_why(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch)
     capsys.readouterr()
@@ -187,6 +189,7 @@ def test_deny_records_who_and_why(tmp_path, world, capsys, monkeypatch) -> None:
     assert code == 3 and "denied" in out["message"] and world.get("api") == "v2"
 
 
+@pytest.mark.slow
 def test_single_approval_by_a_requester_who_holds_the_role(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch)
     capsys.readouterr()
@@ -194,6 +197,7 @@ def test_single_approval_by_a_requester_who_holds_the_role(tmp_path, world, caps
     assert code == 0 and out["status"] == "succeeded"
 
 
+@pytest.mark.slow
 def test_fix_forward_is_recorded_not_run(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch)
     capsys.readouterr()
@@ -207,6 +211,7 @@ def test_fix_forward_is_recorded_not_run(tmp_path, world, capsys, monkeypatch) -
         assert (row.status, row.method) == ("declined", "fix-forward")
 
 
+@pytest.mark.slow
 def test_planned_rollback_waits_for_its_window(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch)
     capsys.readouterr()
@@ -216,6 +221,7 @@ def test_planned_rollback_waits_for_its_window(tmp_path, world, capsys, monkeypa
     assert code == 0 and out["status"] == "succeeded" and world.get("api") == "v1"
 
 
+@pytest.mark.slow
 def test_signed_token_on_protected_environments(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(tmp_path, world, monkeypatch, signed=True)
     capsys.readouterr()

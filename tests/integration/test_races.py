@@ -36,6 +36,9 @@ TRIGGER = """triggers:
 """
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def write_runbook(directory: Path, endpoint: str, triggers: str = "") -> Path:
     lines = [
         "app: race",

@@ -146,10 +146,11 @@ def test_errors_of_a_kind_become_checks(shop_dir: Path, aws: AwsClients, capsys,
 
 
 def test_nothing_to_roll_back_to_is_not_ready(shop_dir: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: every row ok exits 0 (it exited 1); that a rollback has nowhere to go is `ready: false` and a note."""
     monkeypatch.chdir(shop_dir)
     run(capsys, "release", "record", "prod", "--version", "v1")
     code, data = readiness(capsys)
-    assert code == 1 and data["ready"] is False
+    assert code == 0 and data["ready"] is False
     assert [r["role"] for r in data["releases"]] == ["live"]
     assert data["notes"] == ["no release older than the live one (v1) that is not marked bad"]
 
@@ -172,7 +173,7 @@ def test_guard_refuses_when_the_rollback_is_impossible(shop_dir: Path, aws: AwsC
         assert "guard-refused" in [e.type for e in store.events_since(session, "shop", "prod")]
 
     code, out, err = run(capsys, "guard", "prod", "--for", "1s", "--force")
-    assert code == 0 and "healthy" in out
+    assert code == 4 and out.startswith("blind")  # watched, but no traffic: no data (and 1s judges no 5m window)
     assert "warning" in err and "version 1 no longer exists" in err
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from lastgood.cli.app import main
 from lastgood.kinds.fake import FakeWorld, installed
-from lastgood.kinds.sql_migrations import apply_up
+from lastgood.kinds.sql_files import apply_up
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ ERRORS = 'sum(increase(app_requests_total{code="500"}[3s]))'
 TOTAL = "sum(increase(app_requests_total[3s]))"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 class Exposition:
     """Each scrape: 9 more 200s, 1 more 500 (10% errors); latencies 0.05s (8 of 10) and 0.3s (2 of 10)."""
 

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from api_helpers import poll, two_releases
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,9 @@ from lastgood.server.state import ServerState
 from server_fixture import LiveServer, add_users
 
 EXAMPLES = 6  # per operation, for each way of choosing its path parameters and each generation mode
+
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 def existing(rollback_id: str) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ def _two_releases(state: ServerState) -> None:
 
 def test_health_needs_no_sign_in_and_everything_else_does(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {"status": "ready", "role": "all"}
     answer = client.get("/api/v1/apps")
     assert answer.status_code == 401
     assert answer.headers["content-type"].startswith("application/problem+json")

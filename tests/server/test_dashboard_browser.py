@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_helpers import poll
 from dashboard_helpers import record, two_releases, write_approval_runbook
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lastgood.server.state import ServerState
+from lastgood.service.status import environment_status
 from server_fixture import LiveServer, Users, add_users, make_state
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,6 +28,9 @@ ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 WIDTHS = {"wide": (1280, 900), "narrow": (390, 844)}
+
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 @pytest.fixture
@@ -65,8 +70,12 @@ def request_rollback(page: Page, server: LiveServer, reason: str, severity: str)
     page.select_option("#severity", severity)
     page.fill("#confirm", "rollback-production")
     page.click("#rollback-form button[type=submit]")
-    page.wait_for_url("**/rollbacks/rb-*")
+    page.wait_for_url("**/rollbacks/rb-*", timeout=60_000)  # the server answers within its own 60 s
     return page.url.rsplit("/", 1)[1]
+
+
+def released(state: ServerState) -> bool:
+    return environment_status(state.apps.env_context("shop", "prod", "test")).holder is None
 
 
 def screenshot(page: Page, name: str) -> Path:
@@ -141,6 +150,8 @@ def test_the_requester_cannot_approve_two_others_can_and_a_denial_sticks(
     ada.goto(f"{live_server.url}/rollbacks/{rollback_id}")
     ada.click("#approve-form button")
     expect(ada.locator("#rollback-status")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    # the rollback's job lets go of prod once its report and notifications are out, a moment after "succeeded"
+    assert poll(lambda: released(live_server.state), bool, timeout=60), "prod is still held"
 
     record(live_server.state, "v3")
     denied_id = request_rollback(rita, live_server, "v3 looks odd", "high")

@@ -28,6 +28,9 @@ API = "shop-api-staging"
 STAGING = "/api/v1/apps/shop/environments/staging"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 @pytest.fixture
 def server_state(aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path) -> ServerState:
     shop.create_shop(aws, "staging")

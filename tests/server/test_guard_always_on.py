@@ -26,6 +26,9 @@ from server_fixture import Users, add_users, make_state
 STATUS = "/api/v1/apps/shop/environments/prod"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -145,6 +148,29 @@ def test_a_healthy_release_is_watched_for_its_window_then_left(
                 "the end of the 6 s window",
             )
             assert "no rollback trigger fired" in ended["message"]
+            assert ended["verdict"] == "healthy", ended["coverage"]
+            assert [(t["trigger"], t["sight"]) for t in ended["coverage"]] == [("api-errors", "seen")]
             assert client.get(STATUS, headers=users.headers("viewer")).json()["last_rollback"] is None
     finally:
         traffic.stop()
+
+
+def test_a_release_watched_without_data_ends_blind_not_healthy(guarded_dir: Path) -> None:
+    """Issue 14: a watch that saw nothing said nothing but 'ended'; its verdict is blind, the trigger named."""
+    text = (guarded_dir / "lastgood.yaml").read_text().replace("guard: {watch: 40s}", "guard: {watch: 5s}")
+    (guarded_dir / "lastgood.yaml").write_text(text)
+    state = make_state(guarded_dir, guard_tick=0.2)
+    users = add_users(state)
+    with TestClient(create_app(state)) as client:
+        releases.record(state.apps.env_context("shop", "prod", "setup"), "v1")  # no traffic at all
+
+        def status() -> dict[str, Any]:
+            guard: dict[str, Any] = client.get(STATUS, headers=users.headers("viewer")).json()["guard"] or {}
+            return guard
+
+        watching = wait_for(lambda: (g := status()).get("evaluations", 0) >= 1 and g, 20, "an evaluation")
+        assert watching["status"] == "watching" and watching["verdict"] == "blind"
+        ended = wait_for(lambda: (g := status())["status"] == "ended" and g, 20, "the end of the 5 s window")
+        assert ended["verdict"] == "blind" and ended["outcome"] is None
+        assert "the guard could not see: api-errors: no data" in ended["message"]
+        assert [(t["trigger"], t["sight"]) for t in ended["coverage"]] == [("api-errors", "blind")]

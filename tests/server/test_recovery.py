@@ -26,6 +26,9 @@ FUNCTIONS = [f"srv-crash-fn{i:02d}" for i in range(10)]
 LEASE = 4.0
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def write_runbook(directory: Path, endpoint: str, chain: bool = False) -> None:
     """`chain`: each function depends on the one before, so the rollback's steps run one at a time."""
     lines = [

@@ -28,6 +28,9 @@ API = "shop-api-prod"
 LEASE = 3.0
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 def alias(aws: AwsClients) -> tuple[str, dict[str, Any]]:
     live = aws.client("lambda").get_alias(FunctionName=API, Name="live")
     return str(live["FunctionVersion"]), dict((live.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from lastgood.testing.endpoint import free_port
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 def lastgood(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -79,7 +82,7 @@ def test_the_server_serves_and_ends_promptly_on_sigterm(shop_dir: Path) -> None:
                 ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
             except httpx.HTTPError:
                 time.sleep(0.1)
-        assert ready is not None and ready.json() == {"status": "ready"}
+        assert ready is not None and ready.json() == {"status": "ready", "role": "all"}
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/apps").status_code == 401
         process.send_signal(signal.SIGTERM)
         began = time.monotonic()

@@ -31,6 +31,9 @@ API = "shop-api-prod"
 STATUS = "/api/v1/apps/shop/environments/prod"
 
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
+
 @pytest.fixture
 def canary_shop(aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path) -> Path:
     shop.create_shop(aws, "prod")

@@ -7,6 +7,9 @@ removing a stage the first attempt already moved). Such a write fails fast as `T
 executor retries the kind's whole `apply`, which reads the live state first and does nothing if already there.
 botocore still retries reads, throttled writes (AWS refused them) and writes that never reached AWS
 (the connection could not be opened).
+
+Pacing: every request first takes a token from its API's bucket (aws/pacing.py), at AWS's published rates
+unless the file's `aws.rate_limits` says otherwise.
 """
 
 from __future__ import annotations
@@ -14,21 +17,25 @@ from __future__ import annotations
 import os
 import threading
 from functools import partial
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
-from botocore.retries import standard
+from typing import TYPE_CHECKING, Any
 
 from lastgood.aws.errors import is_throttling, map_aws_errors
 from lastgood.aws.overrides import apply_overrides
+from lastgood.aws.pacing import Pacer, rates_for
 from lastgood.config.models import AwsSettings
 from lastgood.errors import CredentialsError
 
+if TYPE_CHECKING:  # boto3 is imported when the first client is made: commands that call no AWS API skip its cost
+    import boto3
+
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "Lookup", "Filter")
 """Operations that only read: botocore may re-send them whatever happened to the first attempt."""
-NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
+CONNECT_TIMEOUT = 3.0
+"""Seconds to open a connection: AWS's endpoints answer in well under a second; a dead one should not hold a
+person at a terminal (botocore's default is 60 s)."""
+CONNECT_ATTEMPTS = 3
+"""Attempts at a request whose connection could not be opened. Throttling and 5xx keep the standard 8: those are
+AWS answering; an endpoint that does not answer three times in a row (a few seconds with backoff) is down."""
 
 
 def is_read(operation: str) -> bool:
@@ -38,7 +45,9 @@ def is_read(operation: str) -> bool:
 def outcome_unknown(response: Any, caught_exception: Exception | None) -> bool:
     """Whether AWS may have applied a request that failed this way (the arguments of botocore's needs-retry)."""
     if caught_exception is not None:
-        return not isinstance(caught_exception, NEVER_SENT)
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+        return not isinstance(caught_exception, EndpointConnectionError | ConnectTimeoutError)  # never sent
     if response is None:
         return True
     http, parsed = response
@@ -47,7 +56,13 @@ def outcome_unknown(response: Any, caught_exception: Exception | None) -> bool:
 
 
 def _needs_retry(botocore_retry: Any, **kwargs: Any) -> Any:
-    """botocore's standard decision, except for writes whose outcome is unknown: never re-sent."""
+    """botocore's standard decision, except for writes whose outcome is unknown (never re-sent) and for connections
+    that could not be opened (CONNECT_ATTEMPTS, not the standard budget)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    never_sent = isinstance(kwargs["caught_exception"], EndpointConnectionError | ConnectTimeoutError)
+    if never_sent and kwargs.get("attempts", 1) >= CONNECT_ATTEMPTS:
+        return None
     if not is_read(kwargs["operation"].name) and outcome_unknown(kwargs["response"], kwargs["caught_exception"]):
         return None
     return botocore_retry(**kwargs)
@@ -55,6 +70,8 @@ def _needs_retry(botocore_retry: Any, **kwargs: Any) -> Any:
 
 def guard_writes(client: Any) -> Any:
     """Put `_needs_retry` in place of the standard retry handler botocore registered for this client."""
+    from botocore.retries import standard
+
     events = client.meta.events
     service = client.meta.service_model.service_id.hyphenize()
     event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
@@ -79,10 +96,16 @@ class AwsClients:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: boto3.Session | None = None
-        self._config = Config(
+        self.pacer = Pacer(rates_for(self.endpoint_url, self.settings.rate_limits))
+        self._max_pool_connections = max_pool_connections
+
+    def _client_config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
             retries={"mode": "standard", "max_attempts": 8},
-            max_pool_connections=max_pool_connections,
-            connect_timeout=5,
+            max_pool_connections=self._max_pool_connections,
+            connect_timeout=CONNECT_TIMEOUT,
             read_timeout=30,
         )
 
@@ -101,6 +124,8 @@ class AwsClients:
 
     def _get_session(self) -> boto3.Session:
         if self._session is None:
+            import boto3
+
             with map_aws_errors("AWS profile"):
                 self._session = boto3.Session(profile_name=self.settings.profile, region_name=self.settings.region)
         return self._session
@@ -108,11 +133,11 @@ class AwsClients:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._config}
+                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._client_config()}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
-                self._clients[service] = guard_writes(client)
+                self._clients[service] = self.pacer.attach(guard_writes(client), service)
             return self._clients[service]
 
     def account_id(self) -> str:

@@ -5,18 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
-
 from lastgood.errors import AccessDenied, AwsError, CredentialsError, ResourceNotFound, TransientAwsError
 
 _THROTTLING = {
@@ -73,6 +61,18 @@ def _is_not_found(code: str, message: str) -> bool:
 
 
 def translate(error: Exception, what: str) -> AwsError:
+    # botocore is imported here, not at the top: loading a file (`validate`) reaches this module, not AWS.
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        EndpointConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "") or str(error)
@@ -97,6 +97,8 @@ def translate(error: Exception, what: str) -> AwsError:
 @contextmanager
 def map_aws_errors(what: str) -> Iterator[None]:
     """Run AWS calls; re-raise botocore's errors as lastgood's, naming the call that failed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except (ClientError, BotoCoreError) as error:

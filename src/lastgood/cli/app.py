@@ -12,7 +12,7 @@ from typer.exceptions import TyperException
 from lastgood import __version__
 from lastgood.cli import globals as globals_
 from lastgood.cli.lazy import LazyCommand, LazyGroup
-from lastgood.errors import ConfigError, LastgoodError
+from lastgood.errors import ConfigError, Interrupted, LastgoodError
 from lastgood.redact import redact
 
 # One line per command: its name, the module whose register(app) adds it, and the line `lastgood --help` shows
@@ -32,7 +32,9 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "status": LazyCommand(
         "lastgood.cli.status_cmd",
-        "The environment now: its live release, the operation holding it, the last rollback, an active stop.",
+        "What is live, running, held and awaiting approval: each environment's live release, the operation holding"
+        " it, the deployments running or paused, the rollbacks running, awaiting approval, planned or resumable, the"
+        " last rollback and an active stop.",
     ),
     "plan": LazyCommand("lastgood.cli.rollback_cmd", "Show what a rollback would change."),
     "rollback": LazyCommand(
@@ -41,9 +43,18 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "resume": LazyCommand(
         "lastgood.cli.rollback_cmd",
-        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done.",
+        "Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done; or"
+        " go on with a paused deployment (or one whose process died) from its current step, in this process.",
     ),
-    "show": LazyCommand("lastgood.cli.rollback_cmd", "A rollback's steps, who runs it now, and its timeline."),
+    "show": LazyCommand(
+        "lastgood.cli.show_cmd",
+        "A rollback's steps, owner and timeline; a deployment's steps and decisions; a release's components and the"
+        " rollbacks and deployments that touched it.",
+    ),
+    "watch": LazyCommand(
+        "lastgood.cli.watch_cmd",
+        "Follow a rollback or a deployment until it ends, from any machine that reads the ledger.",
+    ),
     "iam-policy": LazyCommand(
         "lastgood.cli.iam_cmd", "Print the least-privilege IAM policy (JSON) that lastgood needs for this file."
     ),
@@ -96,6 +107,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "abort": LazyCommand(
         "lastgood.cli.deploy_cmd",
         "Abort the running (or paused) deployment: all traffic back on the old version, the release bad.",
+    ),
+    "pause": LazyCommand(
+        "lastgood.cli.deploy_cmd",
+        "Pause a running deployment: no further shift and no promotion, the traffic left where its step put it.",
     ),
     "demo": LazyCommand(
         "lastgood.demo.cli",
@@ -168,7 +183,7 @@ def report_error(error: LastgoodError, as_json: bool) -> None:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     else:
-        print(f"error: {redact(str(error))}", file=sys.stderr)
+        print(f"{'' if isinstance(error, Interrupted) else 'error: '}{redact(str(error))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    if returned == 130:  # typer turns a KeyboardInterrupt into a silent 130
+        print("\ninterrupted", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_app_ctx, stdout
 from lastgood.cli.tables import print_table
+from lastgood.errors import BadInput
 from lastgood.service import audit
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log in the ledger.", no_args_is_help=True)
@@ -19,16 +21,47 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="CHECKPOINT",
+        help="Check only from this verified entry on (EVENT_ID:SHA256, as a previous run printed it)",
+    ),
+]
+CheckpointFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint-file",
+        help="Start from the checkpoint kept in this file (if it exists) and keep the new one there when intact",
+    ),
+]
+
+
 @audit_app.command("verify")
-def verify(file: FileOption = None, output: OutputOption = OutputFormat.text) -> None:
+def verify(
+    since: FromOption = None,
+    checkpoint_file: CheckpointFileOption = None,
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
     """Check every entry's hash and link: an edited or deleted entry is named. Exit 1 if the chain is broken."""
-    report = audit.verify(open_app_ctx(file))
+    if since and checkpoint_file:
+        raise BadInput("--from and --checkpoint-file: give one of them")
+    if checkpoint_file is not None and checkpoint_file.is_file():
+        since = checkpoint_file.read_text().strip() or None
+    report = audit.verify(open_app_ctx(file), since)
+    if report.ok and checkpoint_file is not None and report.checkpoint:
+        checkpoint_file.write_text(report.checkpoint + "\n")
 
     def render() -> None:
+        start = f" from checkpoint event {report.since.split(':')[0]}" if report.since else ""
         if report.ok:
-            stdout.print(f"[green]ok[/]: {report.entries} entries, chain intact")
+            stdout.print(f"[green]ok[/]: {report.entries} entries{start}, chain intact")
+            if report.checkpoint:
+                stdout.print(f"checkpoint: {report.checkpoint}")
         else:
-            stdout.print(f"[red]broken[/]: {escape(report.problem or '')} ({report.entries} entries checked)")
+            stdout.print(f"[red]broken[/]: {escape(report.problem or '')} ({report.entries} entries checked{start})")
 
     emit(output, report, render)
     if not report.ok:

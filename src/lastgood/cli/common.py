@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -20,10 +20,12 @@ from lastgood.config.durations import parse_duration
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
 from lastgood.domain.actor import Actor
-from lastgood.errors import BadInput, Refused
+from lastgood.errors import BadInput, Interrupted, Refused
 from lastgood.redact import RedactingStream, redact
-from lastgood.runtime.context import EnvContext
-from lastgood.service.session import AppContext, open_app, open_environment
+
+if TYPE_CHECKING:  # opening an environment needs the ledger and AWS; `validate` and `schema` need neither
+    from lastgood.runtime.context import EnvContext
+    from lastgood.service.session import AppContext
 
 
 class OutputFormat(StrEnum):
@@ -73,12 +75,16 @@ def cli_actor(runbook: Runbook) -> Actor:
 
 
 def open_env(file: Path | None, env: str, parallel: int = 16) -> EnvContext:
+    from lastgood.service.session import open_environment
+
     runbook = open_runbook(file)
     return open_environment(runbook, env, cli_actor(runbook), parallel)
 
 
 def open_app_ctx(file: Path | None) -> AppContext:
     """For the app-wide commands (audit, KPIs, reports, reviews)."""
+    from lastgood.service.session import open_app
+
     runbook = open_runbook(file)
     return open_app(runbook, cli_actor(runbook))
 
@@ -98,9 +104,14 @@ def confirmation_phrase(runbook: Runbook, env: str) -> str:
 
 
 def ask(question: str, phrase: str) -> None:
-    """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no."""
-    stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
-    answer = _answer()
+    """Refused (exit 3, nothing changed) unless the user types `phrase`; a closed stdin is a no; Ctrl-C is
+    Interrupted (exit 130, nothing changed)."""
+    try:
+        stderr.print(f"{escape(question)} type '{phrase}' to continue: ", end="")
+        answer = _answer()
+    except KeyboardInterrupt:
+        stderr.print()  # end the prompt's line
+        raise Interrupted("interrupted at the prompt: nothing was changed") from None
     if answer is None:
         stderr.print()  # end the prompt's line before the refusal
         raise Refused("no confirmation (stdin closed); pass --yes to skip the prompt: nothing was changed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from lastgood.cli.common import (
     confirmation_phrase,
     emit,
     open_env,
+    open_runbook,
     option_duration,
     stderr,
     stdout,
@@ -28,7 +30,16 @@ from lastgood.cli.tables import print_table
 from lastgood.errors import BadInput
 from lastgood.judge.base import TriggerVerdict
 from lastgood.runtime.context import EnvContext
-from lastgood.service.deploy import Deployer, Deployment, DeployRequest, DeployResult, act, parse_steps
+from lastgood.service.deploy import (
+    Deployer,
+    Deployment,
+    DeployRequest,
+    DeployResult,
+    act,
+    act_on,
+    deployment_where,
+    parse_steps,
+)
 from lastgood.sources.cloudwatch import CloudWatchSource
 
 _COLOURS = {"ok": "green", "breaching": "yellow", "firing": "red", "no-data": "dim", "error": "magenta"}
@@ -61,6 +72,7 @@ def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy)
     app.command("promote")(promote)
     app.command("abort")(abort)
+    app.command("pause")(pause)
 
 
 class ConsoleDeployListener:
@@ -174,16 +186,16 @@ def deploy(
         wait=queue,
     )
     note = "\npausing: no new shift; the traffic stays where it is (Ctrl-C again to exit at once)"
+    # Asked before Ctrl-C is taken over (at the prompt it interrupts, exit 130), and only for a deployable component.
+    if ask is None:
+        assert resume is not None
+        _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
+    else:
+        deployer.check(ask)
+        shown = ",".join(f"{s:g}" for s in ask.steps)
+        _confirm(ctx, f"Deploy version {ask.version} of {ask.component} to {ctx.env} in steps {shown}%", yes)
     with interruptible(stop, lambda: stderr.print(note)):
-        if ask is None:
-            assert resume is not None
-            _confirm(ctx, f"Resume deployment {resume} in {ctx.env}", yes)
-            result = deployer.resume(resume)
-        else:
-            shown = ",".join(f"{s:g}" for s in ask.steps)
-            question = f"Deploy version {ask.version} of {ask.component} to {ctx.env} in steps {shown}%"
-            _confirm(ctx, question, yes)
-            result = deployer.deploy(ask)
+        result = deployer.deploy(ask) if ask is not None else deployer.resume(resume or "")
     emit(output, result.to_dict(), lambda: render(result))
     if result.status == "paused":
         stderr.print(f"paused: go on with {result.resume_command()}, or: lastgood promote {env} / lastgood abort {env}")
@@ -227,6 +239,33 @@ def abort(
 ) -> None:
     """Abort the running (or paused) deployment: all traffic back on the old version, the release bad."""
     _act_and_report(env, component, "abort", force, wait, file, output, "aborted")
+
+
+def pause(
+    deployment_id: Annotated[str, typer.Argument(help="The deployment id, e.g. dp-1a2b3c4d5e", metavar="ID")],
+    force: ForceOption = False,
+    wait: WaitOption = "2m",
+    file: FileOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Pause a running deployment: no further shift and no promotion, the traffic left where its step put it.
+    Its `deploy` process (or the server) pauses within a second or two and ends; one whose process is gone is
+    paused here. Go on with `lastgood resume ID`; `promote` / `abort` still finish it. Exit 3 when it is not
+    running (paused already, or finished)."""
+    seconds = option_duration("--wait", wait)
+    runbook = open_runbook(file)
+    ctx = open_env(file, deployment_where(runbook, deployment_id)[1])
+    listener = ConsoleDeployListener() if output == OutputFormat.text else None
+    result = act_on(ctx, deployment_id, "pause", force, seconds, listener)
+    emit(output, result.to_dict(), lambda: render(result))
+    if result.status != "paused":
+        raise typer.Exit(1)
+
+
+def resume_deployment(deployment_id: str, wait: str | None, yes: bool, file: Path | None, output: OutputFormat) -> None:
+    """`lastgood resume dp-...`: the paused deployment goes on in this process, as `deploy ENV --resume ID`."""
+    env = deployment_where(open_runbook(file), deployment_id)[1]
+    deploy(env, resume=deployment_id, wait=wait, yes=yes, file=file, output=output)
 
 
 def _act_and_report(

@@ -22,6 +22,7 @@ from lastgood.cli.common import (
 )
 from lastgood.cli.interrupts import exit_now, interruptible
 from lastgood.guard.loop import GuardOutcome
+from lastgood.guard.verdicts import short_windows
 from lastgood.judge.base import TriggerVerdict
 from lastgood.service.guard import readiness_warnings, watch
 
@@ -62,13 +63,16 @@ def guard(
 ) -> None:
     """Watch the file's triggers (CloudWatch, Prometheus, probes); a rollback trigger that holds rolls back.
 
-    Exit codes: 0 the release stayed healthy, 1 it was judged bad (rolled back, or the rollback failed),
-    3 a trigger fired but there was no release to roll back to, or (without --force) rolling back to the
-    previous release is impossible (`lastgood readiness` says why), so nothing was watched.
+    Exit codes: 0 healthy (every rollback trigger judged on data over its whole window, none fired); 1 judged
+    bad (rolled back, or the rollback failed); 3 a trigger fired but there was no release to roll back to, or
+    (without --force) rolling back to the previous release is impossible (`lastgood readiness` says why), so
+    nothing was watched; 4 blind (a rollback trigger had no data or its source failed); 5 inconclusive (the
+    watch ended before a rollback trigger's window could complete); 130 interrupted.
     """
     duration = option_duration("--for", for_)
     ctx = open_env(file, env, parallel)
-    for warning in readiness_warnings(ctx, force):
+    warnings = readiness_warnings(ctx, force) + short_windows(ctx.runbook.triggers_for(env), duration)
+    for warning in warnings:
         stderr.print(f"[yellow]warning[/]: {escape(warning)}")
     listener = ConsoleGuardListener() if output == OutputFormat.text else None
     if output == OutputFormat.text:
@@ -83,11 +87,12 @@ def guard(
     exit_now(outcome)
 
 
+_VERDICT_COLOURS = {"healthy": "green", "blind": "magenta", "inconclusive": "yellow"}
+
+
 def render(outcome: GuardOutcome) -> None:
-    if outcome.status == "healthy":
-        stdout.print(f"[green]healthy[/]: {outcome.message}")
-    else:
-        stdout.print(f"[red]{outcome.status}[/]: {outcome.message}")
+    colour = _VERDICT_COLOURS.get(outcome.status, "red")
+    stdout.print(f"[{colour}]{outcome.status}[/]: {escape(outcome.message)}")
     for canary in outcome.canary:
         stdout.print(f"canary {canary['label']}: {escape(canary['detail'])}")
     for blind in outcome.blind:

@@ -14,6 +14,7 @@ from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, op
 from lastgood.cli.tables import print_table
 from lastgood.clock import utcnow
 from lastgood.config.durations import format_duration, parse_duration
+from lastgood.config.policy import Targets
 from lastgood.errors import BadInput
 from lastgood.kpis import Check, GroupKpis, Section, format_rate
 from lastgood.service.kpis import KpisResult, kpis_report, review_rollback
@@ -51,20 +52,22 @@ def kpis(
     file's targets (policy.targets); real incidents and drills apart, per environment and component kind."""
     ctx = open_app_ctx(file)
     report = kpis_report(ctx, env, parse_since(since, utcnow()))
-    emit(output, report, lambda: render_report(report))
+    defaults = {name for name in Targets.model_fields if name not in ctx.runbook.policy.targets.model_fields_set}
+    emit(output, report, lambda: render_report(report, defaults))
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
 
 
-def render_report(report: KpisResult) -> None:
+def render_report(report: KpisResult, defaults: set[str] | None = None) -> None:
+    """`defaults`: the targets the file does not set (lastgood's defaults), marked so in the table."""
     scope = report.env or "every environment"
     since = report.since.strftime("%Y-%m-%d %H:%M UTC") if report.since else "the beginning"
-    render_section(f"real incidents in {scope} since {since}", report.incidents)
-    render_section(f"drills in {scope} since {since}", report.drills)
+    render_section(f"real incidents in {scope} since {since}", report.incidents, defaults or set())
+    render_section(f"drills in {scope} since {since}", report.drills, defaults or set())
 
 
-def render_section(title: str, section: Section) -> None:
+def render_section(title: str, section: Section, defaults: set[str] | None = None) -> None:
     """One row per figure; columns: the target, every rollback, then each environment and each kind."""
     if not section.overall.rollbacks:
         stdout.print(f"{title}: no rollbacks")
@@ -78,7 +81,7 @@ def render_section(title: str, section: Section) -> None:
     for name in groups:
         table.add_column(escape(name), overflow="fold")
     for label, target, cell in ROWS:
-        table.add_row(label, target(section.overall.checks), *(cell(g) for g in groups.values()))
+        table.add_row(label, target(section.overall.checks, defaults or set()), *(cell(g) for g in groups.values()))
     print_table(stdout, table)
 
 
@@ -99,11 +102,22 @@ def judged(check: Check, text: str) -> str:
     return text
 
 
-def _target(name: str, operator: str, fmt: Callable[[float | None], str]) -> Callable[[dict[str, Check]], str]:
-    return lambda checks: "-" if checks[name].target is None else f"{operator} {fmt(checks[name].target)}"
+TargetCell = Callable[[dict[str, Check], set[str]], str]
 
 
-def _none(checks: dict[str, Check]) -> str:
+def _target(name: str, operator: str, fmt: Callable[[float | None], str]) -> TargetCell:
+    """The target's cell; `(default)` when the file does not set it (lastgood's default)."""
+
+    def cell(checks: dict[str, Check], defaults: set[str]) -> str:
+        target = checks[name].target
+        if target is None:
+            return "-"
+        return f"{operator} {fmt(target)}" + (" (default)" if name in defaults else "")
+
+    return cell
+
+
+def _none(checks: dict[str, Check], defaults: set[str]) -> str:
     return ""
 
 
@@ -111,7 +125,7 @@ def _rollbacks(g: GroupKpis) -> str:
     return str(g.rollbacks) if g.ran == g.rollbacks else f"{g.rollbacks} ({g.ran} ran)"
 
 
-ROWS: list[tuple[str, Callable[[dict[str, Check]], str], Callable[[GroupKpis], str]]] = [
+ROWS: list[tuple[str, TargetCell, Callable[[GroupKpis], str]]] = [
     ("rollbacks", _none, _rollbacks),
     (
         "time to detect, mean",

@@ -70,6 +70,9 @@ class LazyGroup(TyperGroup):
         super().__init__(**attrs)
         self.commands = LazyCommands(self.commands, self.lazy_commands, self.rich_markup_mode)  # type: ignore[assignment]
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names only: Typer's own reads every command, importing its module
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         names = self.list_commands(ctx)
         if not names:

@@ -18,6 +18,7 @@ from lastgood.cli.common import (
     stdout,
 )
 from lastgood.cli.tables import print_table
+from lastgood.errors import ExitCode
 from lastgood.service.readiness import Readiness
 from lastgood.service.readiness import readiness as check_readiness
 
@@ -36,13 +37,19 @@ def readiness(
 ) -> None:
     """Whether rolling back is still possible, for the live release and the one before it. Changes nothing.
 
-    Exit codes: 0 everything a rollback to the previous release needs is there; 1 something it needs is at risk
-    or gone, or there is no previous release to roll back to.
+    Exit codes: 0 every check is ok (with a note when there is no previous release to roll back to); 1 something
+    a rollback needs is at risk or gone; 3 no release is recorded, so nothing was checked.
     """
     result = check_readiness(open_env(file, env, parallel))
     emit(output, result, lambda: render(result))
-    if not result.ready:
-        raise typer.Exit(1)
+    raise typer.Exit(exit_code(result))
+
+
+def exit_code(result: Readiness) -> int:
+    if not result.releases:
+        return ExitCode.REFUSED
+    statuses = {check.status for r in result.releases for c in r.components for check in c.checks}
+    return ExitCode.OK if statuses <= {"ok"} else ExitCode.FAILED
 
 
 def render(result: Readiness) -> None:

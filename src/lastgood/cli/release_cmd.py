@@ -57,7 +57,7 @@ def record(
 @release_app.command("list")
 def list_(
     env: EnvArgument,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many [default: all]")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, the newest")] = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many of the newest first")] = 0,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
@@ -82,7 +82,9 @@ def list_(
         print_table(stdout, table)
         shown = len(result.releases)
         if shown < result.total:
-            stdout.print(f"releases {offset + 1}-{offset + shown} of {result.total}, newest first")
+            stdout.print(
+                f"releases {offset + 1}-{offset + shown} of {result.total}, newest first (more: --limit, --offset)"
+            )
 
     emit(output, result, render)
 

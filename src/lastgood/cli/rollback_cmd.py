@@ -1,11 +1,13 @@
-"""lastgood plan | rollback | resume | show."""
+"""lastgood plan | rollback | resume (show: show_cmd.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,9 +30,10 @@ from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_w
 from lastgood.cli.tables import print_table
 from lastgood.config.durations import format_duration
 from lastgood.domain.states import RollbackStatus
-from lastgood.errors import Refused
+from lastgood.errors import BadInput, Refused
 from lastgood.runtime.context import EnvContext
 from lastgood.service.models import Holder
+from lastgood.service.plans import CHANGES_PENDING, SavedPlan, read_plan, saved_plan, write_plan
 from lastgood.service.rollbacks import (
     Confirm,
     Decision,
@@ -42,7 +45,7 @@ from lastgood.service.rollbacks import (
     request_rollback,
     resume_rollback,
 )
-from lastgood.service.views import rollback_detail, rollback_env, unfinished_rollbacks
+from lastgood.service.views import rollback_env, unfinished_rollbacks
 
 ToOption = Annotated[
     str | None, typer.Option("--to", help="Release to return to [default: newest older release not marked bad]")
@@ -54,7 +57,6 @@ def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
     app.command("rollback")(rollback)
     app.command("resume")(resume)
-    app.command("show")(show)
 
 
 def render_plan(plan: Plan) -> None:
@@ -108,13 +110,32 @@ def plan(
     env: EnvArgument,
     to: ToOption = None,
     only: OnlyOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Save the plan to FILE; `lastgood rollback ENV --plan FILE` runs exactly it"),
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help=f"Exit 0 when there is nothing to change, {CHANGES_PENDING} when changes are pending, "
+            "3 when the plan is blocked",
+        ),
+    ] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Show what a rollback would change. Changes nothing."""
+    """Show what a rollback would change. Changes nothing (but --out FILE)."""
     ctx = open_env(file, env)
-    result = preview_plan(ctx, to, split_names(only))
+    names = split_names(only)
+    result = preview_plan(ctx, to, names)
+    if out is not None:
+        write_plan(saved_plan(result, names, ctx.actor.name), out)
     emit(output, result.to_dict(), lambda: render_plan(result))
+    if out is not None and output == OutputFormat.text:
+        stderr.print(f"plan saved to {out}; run it with: lastgood rollback {env} --plan {out}")
+    if detailed_exitcode:
+        raise typer.Exit(3 if result.blocked else CHANGES_PENDING if result.steps else 0)
 
 
 def confirmer(ctx: EnvContext, yes: bool) -> Confirm:
@@ -164,7 +185,8 @@ class ConsoleHooks(Hooks):
         render_plan(plan)
 
     def _decision(self, decision: Decision) -> None:
-        stderr.print(f"decision: {decision.severity}: [bold]{decision.method}[/] ({decision.reason})")
+        severity = f"{decision.severity} (default severity)" if decision.severity_default else decision.severity
+        stderr.print(f"decision: {severity}: [bold]{decision.method}[/] ({escape(decision.reason)})")
 
     def _start(self, rollback_id: str, steps: int) -> None:
         self.started = True
@@ -234,14 +256,23 @@ def rollback(
     ] = None,
     wait: WaitOption = None,
     parallel: ParallelOption = 16,
+    saved: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="Run the plan saved by `plan --out FILE`; refused (exit 3) if the live state changed since",
+        ),
+    ] = None,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Plan, confirm, execute, verify and record a rollback; the release left is marked bad."""
+    saved_plan = _saved(saved, env, to, only)
     ctx = open_env(file, env, parallel)
     request = RollbackRequest(
-        to=to,
-        only=split_names(only),
+        saved_plan=saved_plan,
+        to=saved_plan.to_release if saved_plan else to,
+        only=saved_plan.only if saved_plan else split_names(only),
         reason=reason,
         severity=severity,
         confirmed=yes,
@@ -250,6 +281,17 @@ def rollback(
     )
     outcome = run_with_console(ctx, yes, output, lambda hooks: request_rollback(ctx, request, hooks))
     finish(outcome, output)
+
+
+def _saved(path: Path | None, env: str, to: str | None, only: str | None) -> SavedPlan | None:
+    if path is None:
+        return None
+    if to is not None or only is not None:
+        raise BadInput("--plan: the saved plan names its target and components; drop --to and --only")
+    saved = read_plan(path)
+    if saved.env != env:
+        raise BadInput(f"--plan {path}: the plan is for {saved.env}, not {env}")
+    return saved
 
 
 def warn_unfinished(ctx: EnvContext) -> None:
@@ -261,41 +303,28 @@ def warn_unfinished(ctx: EnvContext) -> None:
 
 
 def resume(
-    rollback_id: Annotated[str, typer.Argument(help="The rollback id, e.g. rb-1a2b3c4d5e")],
+    rollback_id: Annotated[
+        str,
+        typer.Argument(help="A rollback id (rb-1a2b3c4d5e) or a deployment id (dp-1a2b3c4d5e)", metavar="ID"),
+    ],
     wait: WaitOption = None,
     parallel: ParallelOption = 16,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="A deployment: do not ask for confirmation")] = False,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done."""
+    """Finish a rollback that failed, was interrupted or whose process died, without redoing the steps done; or
+    go on with a paused deployment (or one whose process died) from its current step, in this process."""
+    if rollback_id.startswith("dp-"):
+        from lastgood.cli.deploy_cmd import resume_deployment
+
+        resume_deployment(rollback_id, wait, yes, file, output)
+        return
     ctx = open_env(file, rollback_env(open_runbook(file), rollback_id), parallel)
     outcome = run_with_console(
         ctx, True, output, lambda hooks: resume_rollback(ctx, rollback_id, parse_wait(wait), hooks)
     )
     finish(outcome, output)
-
-
-def show(
-    rollback_id: Annotated[str, typer.Argument(help="The rollback id")],
-    file: FileOption = None,
-    output: OutputOption = OutputFormat.text,
-) -> None:
-    """A rollback's steps, who runs it now, and its timeline."""
-    detail = rollback_detail(open_runbook(file), rollback_id)
-
-    def render() -> None:
-        stdout.print(f"rollback {detail.id} in {detail.env}: [bold]{detail.status}[/] (by {detail.requested_by})")
-        if detail.owner is not None:
-            stdout.print(f"run by {lease_owner(detail.owner)}")
-        table = Table(title="steps", title_justify="left")
-        for column in ("component", "action", "from", "to", "status", "attempts"):
-            table.add_column(column)
-        for s in detail.steps:
-            table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
-        print_table(stdout, table)
-        render_timeline([e.model_dump(mode="json") for e in detail.timeline])
-
-    emit(output, detail.model_dump(mode="json", by_alias=True), render)
 
 
 def lease_owner(owner: Holder) -> str:

@@ -31,9 +31,10 @@ def stop(
     if release:
         result = emergency.release(ctx, seconds)
     else:
+        names = emergency.check_stop(ctx)  # nothing to stop is said before anything is asked
         if not yes:
             phrase = f"stop-{env}" if ctx.runbook.environment(env).protected else "yes"
-            ask(f"Cut all traffic in {env} ({', '.join(emergency.stoppable(ctx))})?", phrase)
+            ask(f"Cut all traffic in {env} ({', '.join(names)})?", phrase)
         result = emergency.stop(ctx, seconds)
 
     def render() -> None:

@@ -37,6 +37,14 @@ class AwsSettings(Strict):
         default=None, min_length=1, max_length=256, description="AWS profile [default: AWS_PROFILE]."
     )
     endpoint_url: str | None = Field(default=None, description="AWS endpoint [default: AWS_ENDPOINT_URL].")
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Requests a second per AWS API, sent at most: `service` (the boto3 client's name, e.g. lambda) or "
+            "`service:Operation` (e.g. lambda:GetFunction); 0 turns pacing off for it. Overrides the defaults "
+            "from AWS's published quotas (README, Pacing)."
+        ),
+    )
 
     @field_validator("region")
     @classmethod
@@ -47,6 +55,17 @@ class AwsSettings(Strict):
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
         return None if value is None else check_endpoint_url(value)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, rate in value.items():
+            service, _, operation = key.partition(":")
+            if not service or (":" in key and not operation) or " " in key:
+                raise ValueError(f"{key!r}: a key is `service` or `service:Operation`, e.g. lambda or ssm:PutParameter")
+            if rate < 0:
+                raise ValueError(f"{key}: {rate} requests a second; a rate is positive, or 0 for no pacing")
+        return value
 
 
 DEFAULT_WATCH = 1800.0  # the CLI guard's default --for: 30m

@@ -117,7 +117,8 @@ class Policy(Strict):
         return self
 
     def method_for(self, severity: str, age_seconds: float, env: str) -> tuple[Method, str]:
-        """The first matching row of the decision matrix; without a matrix, roll back."""
+        """The first matching row of the decision matrix; without a matrix, or with no row matching, roll back
+        (lastgood's default, said as such)."""
         for rule in self.decision:
             if (
                 rule.severity in (None, severity)
@@ -125,7 +126,9 @@ class Policy(Strict):
                 and (rule.within is None or age_seconds <= rule.within)
             ):
                 return rule.method, rule.reason or _describe(rule)
-        return "rollback", "no decision rule matches: roll back"
+        if not self.decision:
+            return "rollback", "the file has no decision matrix (policy.decision): roll back, the default"
+        return "rollback", "no decision rule matches: roll back, the default"
 
     def approval_for(self, severity: str, env: str) -> ApprovalRule | None:
         for rule in self.approvals:

@@ -7,10 +7,11 @@ a port out of range, a database driver that is not installed) is refused here wi
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+if TYPE_CHECKING:  # SQLAlchemy is imported when a state URL is checked: --help and most files need none
+    from sqlalchemy.engine import URL
 
 ENDPOINT_FORMS = "an http:// or https:// URL such as http://localhost:4566 or https://vpce-1.lambda.amazonaws.com"
 STATE_FORMS = "sqlite:///PATH (relative to the runbook file) or postgresql+psycopg://USER:PASSWORD@HOST[:PORT]/DB"
@@ -42,6 +43,9 @@ def check_region(value: str) -> str:
 
 def check_state_url(value: str) -> URL:
     """The parsed ledger URL if lastgood can open it; ValueError naming the allowed forms otherwise."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if len(value) > _MAX_URL or not value.isprintable():
         raise ValueError(f"expected {STATE_FORMS}, got a value that is not a URL")
     try:

@@ -9,6 +9,9 @@ prod a person's rollback needs one approval from another person, while the guard
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -44,7 +47,10 @@ def serve_demo(console: Console, ctx: EnvContext, runbook_file: Path, port: int)
     settings = ServerSettings(runbooks=[runbook_file], host="127.0.0.1", port=port or free_port(), secure_cookies=False)
     tokens = _users(settings, ctx)
     console.print(" 6. release [bold]v3[/] deployed and recorded: roll it back to v1 through the server")
-    _print_welcome(settings.url, tokens, ctx.env)
+    welcome = threading.Thread(
+        target=_welcome_once_listening, args=(settings, tokens, ctx.env), name="demo-welcome", daemon=True
+    )
+    welcome.start()
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while the server shuts down
         serve(settings)
     console.print("server stopped")
@@ -62,6 +68,19 @@ def _users(settings: ServerSettings, ctx: EnvContext) -> list[tuple[str, str, st
     """(name, role, token) for each demo user, in the ledger the server is about to open."""
     ledger = Apps.load(settings.runbooks).ledger
     return [(name, role, create_token(ledger, name, role, created_by=CREATED_BY).token) for name, role in USERS]
+
+
+def _welcome_once_listening(settings: ServerSettings, tokens: list[tuple[str, str, str]], env: str) -> None:
+    """The URL and tokens once the port answers: whoever reads them (a person, a script) can use them at once."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((settings.host, settings.port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        _print_welcome(settings.url, tokens, env)
+        return
 
 
 def _print_welcome(url: str, tokens: list[tuple[str, str, str]], env: str) -> None:

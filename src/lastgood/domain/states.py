@@ -75,7 +75,7 @@ def transition(obj: HasStatus, to: str, rules: dict[str, set[str]]) -> None:
 
 class DeploymentStatus(StrEnum):
     RUNNING = "running"
-    PAUSED = "paused"  # Ctrl-C, SIGTERM or an error: traffic left where it was; `deploy --resume` goes on
+    PAUSED = "paused"  # `lastgood pause`, Ctrl-C, SIGTERM or an error: traffic left where it was; `resume` goes on
     PROMOTED = "promoted"
     ABORTED = "aborted"
     FAILED = "failed"  # the abort's rollback failed; the rollback is resumed on its own

@@ -31,6 +31,7 @@ class Decision:
     approvals_needed: int
     roles: list[str] = field(default_factory=list)
     automated: bool = False
+    severity_default: bool = False  # neither asked for nor set by the file (policy.default_severity): lastgood's
 
     def approved_by_asking(self, requester_roles: set[str]) -> bool:
         """Where one approval suffices, a requester who holds an approving role approves by asking."""
@@ -50,6 +51,7 @@ class Decision:
             "release_age_seconds": round(self.release_age_seconds, 1),
             "approvals_needed": self.approvals_needed,
             "roles": self.roles,
+            "severity_default": self.severity_default,
         }
 
 
@@ -67,7 +69,9 @@ def decide(ctx: EnvContext, severity: str | None = None, automated: bool = False
     if automated and rule is not None and rule.automation:
         needed = 0  # the file lets automation act alone at this severity
     reason = f"{reason} (release live for {format_duration(age)})"
-    return Decision(chosen, method, reason, age, needed, list(rule.roles) if rule else [], automated)
+    defaulted = severity is None and "default_severity" not in policy.model_fields_set
+    roles = list(rule.roles) if rule else []
+    return Decision(chosen, method, reason, age, needed, roles, automated, severity_default=defaulted)
 
 
 def apply_decision(
@@ -90,7 +94,8 @@ def apply_decision(
             ctx.app,
             ctx.env,
             "decided",
-            f"{decision.severity}: {decision.method} — {decision.reason}",
+            f"{decision.severity}{' (default severity)' if decision.severity_default else ''}: "
+            f"{decision.method} — {decision.reason}",
             now,
             rollback_id,
             decision.to_dict(),

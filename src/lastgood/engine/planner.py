@@ -7,6 +7,7 @@ from typing import Any
 
 from lastgood.config.durations import format_duration
 from lastgood.domain.ordering import waits_for
+from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
 from lastgood.kinds.base import Change, State
@@ -41,6 +42,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     blocked: str | None = None
     """Why this plan must not run as it is (e.g. code without its schema); the rollback refuses it."""
+    live_hashes: dict[str, str] = field(default_factory=dict)
+    """Each planned component's live state as it was read (`state_hash`): a saved plan is checked against it."""
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -160,6 +163,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         not_recorded=not_recorded,
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
+        live_hashes={name: state_hash(state) for name, (_kind, state) in current.items()},
     )
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)

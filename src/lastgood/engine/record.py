@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lastgood.config.models import Component
-from lastgood.errors import AwsError, BadInput
+from lastgood.errors import AwsError, BadInput, TransientAwsError
 from lastgood.kinds.base import State
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -17,7 +17,7 @@ def read_states(
     """Every component's live state; a component that cannot be read is a problem named in one message.
     With `targets` (a rollback's plan), each kind reads knowing its target and may prefetch what apply needs."""
 
-    def read(spec: Component) -> tuple[str, State | str]:
+    def read(spec: Component) -> tuple[str, State | AwsError]:
         kind = ctx.kind_of(spec)
         try:
             if recording:
@@ -26,12 +26,16 @@ def read_states(
                 return spec.kind, kind.read_for_rollback(spec, ctx.kind_context, targets[spec.name])
             return spec.kind, kind.read(spec, ctx.kind_context)
         except AwsError as error:
-            return spec.kind, str(error)
+            return spec.kind, error
 
     results = ctx.parallel_map(read, specs)
-    problems = [f"{s.name}: {r}" for s, (_, r) in zip(specs, results, strict=True) if isinstance(r, str)]
-    if problems:
-        raise BadInput("cannot read the live state of: " + "; ".join(problems))
+    failed = [(s.name, r) for s, (_, r) in zip(specs, results, strict=True) if isinstance(r, AwsError)]
+    if failed:
+        message = "cannot read the live state of: " + "; ".join(f"{name}: {error}" for name, error in failed)
+        # AWS that does not answer (unreachable, throttled, 5xx after retries) is not bad input: try again.
+        if any(isinstance(error, TransientAwsError) for _, error in failed):
+            raise TransientAwsError(message + "; nothing was changed, try again")
+        raise BadInput(message)
     return {s.name: (kind, state) for s, (kind, state) in zip(specs, results, strict=True) if isinstance(state, dict)}
 
 
@@ -40,7 +44,7 @@ def record_release(ctx: EnvContext, label: str) -> ReleaseRow:
         raise BadInput("--version: a release needs a non-empty label")
     with ctx.session() as session:
         # Fail on a duplicate label before touching AWS.
-        if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
+        if store.release_exists(session, ctx.app, ctx.env, label):
             raise BadInput(f"release {label!r} already exists in {ctx.env}; releases are immutable, use a new label")
     states = read_states(ctx, ctx.components(), recording=True)
     for name, (_kind, state) in states.items():

@@ -10,8 +10,10 @@ from typing import Any, Protocol
 
 from lastgood.config.models import Component, Trigger
 from lastgood.domain.state import State
+from lastgood.errors import ExitCode
 from lastgood.guard.canary import CanaryWatch, feed_for, judge_key
 from lastgood.guard.judges import LedgerJudgeStore
+from lastgood.guard.verdicts import Coverage
 from lastgood.judge.base import Judge, TriggerVerdict
 from lastgood.judge.threshold import ThresholdJudge
 from lastgood.kinds.base import WeightedKind
@@ -68,7 +70,7 @@ class QuietGuardListener:
 @dataclass
 class GuardOutcome:
     env: str
-    status: str  # healthy | rolled-back | rollback-failed | joined | interrupted | nothing-to-roll-back-to | ...
+    status: str  # healthy | blind | inconclusive | rolled-back | rollback-failed | joined | interrupted | ...
     evaluations: int
     fired: TriggerVerdict | None = None
     rollback: RollbackRun | None = None
@@ -78,11 +80,11 @@ class GuardOutcome:
     decision: dict[str, Any] | None = None
     canary: list[dict[str, Any]] = field(default_factory=list)  # each in-flight canary's judge, at the end
     blind: list[str] = field(default_factory=list)  # each episode of a canary judge that could not judge
+    triggers: list[dict[str, Any]] = field(default_factory=list)  # each rollback trigger's coverage of the watch
 
     @property
     def exit_code(self) -> int:
-        codes = {"healthy": 0, "nothing-to-roll-back-to": 3, "held": 3, "fired": 3, "interrupted": 130}
-        return codes.get(self.status, 1)
+        return GUARD_EXIT_CODES.get(self.status, ExitCode.FAILED)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,9 +99,19 @@ class GuardOutcome:
             "decision": self.decision,
             "canary": self.canary,
             "blind": self.blind,
+            "triggers": self.triggers,
         }
 
 
+GUARD_EXIT_CODES = {
+    "healthy": ExitCode.OK,
+    "blind": ExitCode.BLIND,
+    "inconclusive": ExitCode.INCONCLUSIVE,
+    "nothing-to-roll-back-to": ExitCode.REFUSED,
+    "held": ExitCode.REFUSED,
+    "fired": ExitCode.REFUSED,
+    "interrupted": ExitCode.INTERRUPTED,
+}
 _NOT_THE_CAUSE = "\0not-the-cause"  # in `_alerting`: the not-the-cause alert of the current firing episode
 
 
@@ -136,6 +148,7 @@ class Guard:
         self._canary_keys: list[tuple[str, str, str]] = []
         self._fired_since: float | None = None  # when the firing rollback trigger began to fire
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
+        self.coverage = Coverage(self.triggers, ctx.clock.now())  # restarted by open()
 
     @property
     def interval(self) -> float:
@@ -162,6 +175,7 @@ class Guard:
                 span = max(t.baseline_window for t in triggers if t.when.kind == "baseline")
                 series.update(self._baseline(source_type, baseline, baseline_end, span))
             verdicts += [self.judge.judge(t, series, end, baseline_end) for t in triggers]
+        self.coverage.observe(verdicts, now)
         self.listener.evaluated(verdicts)
         return verdicts
 
@@ -192,7 +206,8 @@ class Guard:
             self.close()
 
     def open(self) -> None:
-        """Before the first period: a judge for each canary in flight."""
+        """Before the first period: the watch starts now; a judge for each canary in flight."""
+        self.coverage = Coverage(self.triggers, self.ctx.clock.now())
         self.refresh_canaries()
 
     def close(self) -> None:
@@ -253,13 +268,22 @@ class Guard:
         while not self.step(outcome):
             remaining = deadline - self.ctx.clock.now().timestamp()
             if remaining <= 0:
-                outcome.message = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
+                ended = f"no rollback trigger fired in {duration:g}s ({outcome.evaluations} evaluations)"
+                self.conclude(outcome, ended)
                 return outcome
             if self._pause(min(self.interval, remaining)):
                 outcome.status = "interrupted"
                 outcome.message = f"stopped watching after {outcome.evaluations} evaluations (interrupted)"
+                outcome.triggers = self.coverage.to_list()
                 return outcome
+        outcome.triggers = self.coverage.to_list()
         return outcome
+
+    def conclude(self, outcome: GuardOutcome, ended: str) -> None:
+        """A watch that ended without acting: healthy, blind or inconclusive (guard/verdicts.py), and why."""
+        outcome.status = self.coverage.verdict
+        outcome.message = f"{ended}; {self.coverage.message()}"
+        outcome.triggers = self.coverage.to_list()
 
     def step(self, outcome: GuardOutcome) -> bool:
         """One period: evaluate, report alerts, judge the canaries, act on what fires. True when the guard acted

@@ -25,7 +25,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.types import TypeSerializer
 from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
@@ -84,7 +83,6 @@ class DynamoDbTableSpec(Component):
         return self
 
 
-_SERIALIZER = TypeSerializer()
 PITR_DAYS = 35  # the recovery period when the table sets none
 
 
@@ -96,7 +94,9 @@ def _attr(value: Any) -> dict[str, Any]:
         return {"L": [_attr(v) for v in value]}
     elif isinstance(value, dict):
         return {"M": {k: _attr(v) for k, v in value.items()}}
-    return dict(_SERIALIZER.serialize(value))
+    from boto3.dynamodb.types import TypeSerializer  # here: loading the file must not import boto3
+
+    return dict(TypeSerializer().serialize(value))
 
 
 class DynamoDbTable(Kind[DynamoDbTableSpec]):

@@ -12,31 +12,22 @@ import ast
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, model_validator
-from sqlalchemy import Connection, func, select, table
-from sqlalchemy import inspect as sa_inspect
 
 from lastgood.config.models import Component, Strict
 from lastgood.errors import BadInput, LastgoodError, StepFailed
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
-from lastgood.kinds.sql_files import (
-    VERSION_TABLE,
-    SqlMigration,
-    apply_up,
-    current_version,
-    database_errors,
-    discover,
-    ensure_version_table,
-    open_engine,
-    parse_url,
-    run_down,
-    run_up,
-    safe_url,
-)
 
-__all__ = ["VERSION_TABLE", "SqlMigrations", "SqlMigrationsSpec", "apply_up"]
+# SQLAlchemy and sql_files (which needs it) are imported where a database is opened: loading a file that names
+# this kind (`lastgood validate`) reads only the settings model.
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from lastgood.kinds.sql_files import SqlMigration
+
+__all__ = ["SqlMigrations", "SqlMigrationsSpec"]
 
 Scalar = str | int | float | bool | None
 _TRANSACTIONAL_DDL = {"postgresql", "sqlite"}
@@ -122,10 +113,14 @@ class SqlFilesMigrator:
         self.directory = directory
 
     def current(self, connection: Connection) -> str | None:
+        from lastgood.kinds.sql_files import current_version
+
         version = current_version(connection)
         return None if version is None else str(version)
 
     def steps(self, current: str | None, target: str | None) -> list[MigrationStep]:
+        from lastgood.kinds.sql_files import discover
+
         migrations, now, wanted = discover(self.directory), _version(current), _version(target)
         if wanted < now:
             versions = sorted({v for v in migrations if wanted < v <= now} | {now}, reverse=True)
@@ -149,6 +144,8 @@ class SqlFilesMigrator:
         return MigrationStep(found.id, "up", problem, (str(found.version), f"{found.version:04d}"), found.version)
 
     def run(self, connection: Connection, current: str | None, target: str | None) -> None:
+        from lastgood.kinds.sql_files import discover, ensure_version_table, run_down, run_up
+
         migrations = discover(self.directory)
         if _version(target) > _version(current):
             ensure_version_table(connection)
@@ -270,16 +267,22 @@ class CheckReport:
 
 
 def _table(name: str) -> Any:
+    from sqlalchemy import table
+
     schema, _, bare = name.rpartition(".")
     return table(bare, schema=schema or None)
 
 
 def _has_table(connection: Connection, name: str) -> bool:
+    from sqlalchemy import inspect as sa_inspect
+
     schema, _, bare = name.rpartition(".")
     return sa_inspect(connection).has_table(bare, schema=schema or None)
 
 
 def count_rows(connection: Connection, tables: list[str]) -> dict[str, int]:
+    from sqlalchemy import func, select
+
     counts = {}
     for name in tables:
         if not _has_table(connection, name):
@@ -349,6 +352,8 @@ def _pg_foreign_key_problems(connection: Connection) -> tuple[int, list[str]]:
 
 
 def _sqlite_foreign_key_problems(connection: Connection) -> tuple[int, list[str]]:
+    from sqlalchemy import inspect as sa_inspect
+
     inspector = sa_inspect(connection)
     keys = sum(len(inspector.get_foreign_keys(t)) for t in inspector.get_table_names())
     orphans: dict[tuple[str, str], int] = {}
@@ -400,6 +405,8 @@ class SqlMigrations(Kind[SqlMigrationsSpec]):
     verify_interval_seconds = 2.0
 
     def read(self, spec: SqlMigrationsSpec, ctx: KindContext) -> State:
+        from lastgood.kinds.sql_files import database_errors, open_engine, safe_url
+
         migrator = migrator_for(spec)
         engine = open_engine(spec.url)
         try:
@@ -432,6 +439,8 @@ class SqlMigrations(Kind[SqlMigrationsSpec]):
             if step.direction == "down" and (step.problem or any(step.known_as(x) for x in spec.incompatible)):
                 breaks_older_code = True
         destructive = len(notes) > 1
+        from lastgood.kinds.sql_files import parse_url
+
         backend = parse_url(spec.url).get_backend_name()
         if backend not in _TRANSACTIONAL_DDL:
             notes.append(f"{backend} has no transactional DDL: a failed check cannot undo the schema change")
@@ -455,6 +464,8 @@ class SqlMigrations(Kind[SqlMigrationsSpec]):
         return "migrate"
 
     def apply(self, spec: SqlMigrationsSpec, ctx: KindContext, target: State) -> ApplyResult:
+        from lastgood.kinds.sql_files import database_errors, open_engine, safe_url
+
         migrator, wanted = migrator_for(spec), target.get("revision")
         engine = open_engine(spec.url)
         undone = "rolled back, nothing changed" if engine.dialect.name in _TRANSACTIONAL_DDL else "partly applied"
@@ -489,6 +500,8 @@ class SqlMigrations(Kind[SqlMigrationsSpec]):
         return f"{state.get('tool', 'schema')} revision {_rev(state)}"
 
     def warnings(self, spec: SqlMigrationsSpec, state: State) -> list[str]:
+        from lastgood.kinds.sql_files import safe_url
+
         if state.get("revision") is None:
             return [f"{safe_url(spec.url)}: no migration is applied yet (revision none)"]
         return []

@@ -35,8 +35,7 @@ def record_release(
     at: datetime,
 ) -> ReleaseRow:
     """Store a release and make it the live one."""
-    existing = session.scalar(select(ReleaseRow).filter_by(app=app, env=env, label=label))
-    if existing is not None:
+    if release_exists(session, app, env, label):
         raise BadInput(f"release {label!r} already exists in {env}; releases are immutable, use a new label")
     release = ReleaseRow(app=app, env=env, label=label, recorded_at=at, recorded_by=by, bad=False)
     for component, (kind, state) in states.items():
@@ -50,9 +49,19 @@ def record_release(
     return release
 
 
-def list_releases(session: Session, app: str, env: str, limit: int | None = None, offset: int = 0) -> list[ReleaseRow]:
-    """Newest first; a page of them with `limit` and `offset`."""
+def release_exists(session: Session, app: str, env: str, label: str) -> bool:
+    """One lookup in the label's unique index, however many releases there are."""
+    query = select(ReleaseRow.id).filter_by(app=app, env=env, label=label).limit(1)
+    return session.scalar(query) is not None
+
+
+def list_releases(
+    session: Session, app: str, env: str, limit: int | None = None, offset: int = 0, bad: bool | None = None
+) -> list[ReleaseRow]:
+    """Newest first; a page of them with `limit` and `offset`; only those marked bad (or not) with `bad`."""
     query = select(ReleaseRow).filter_by(app=app, env=env).order_by(ReleaseRow.id.desc())
+    if bad is not None:
+        query = query.where(ReleaseRow.bad == bad)
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
@@ -61,10 +70,18 @@ def count_releases(session: Session, app: str, env: str) -> int:
     return int(session.scalar(query) or 0)
 
 
+HINT_LABELS = 1000
+"""The newest labels a misspelt one is compared with: a hint, not a scan of every release."""
+
+
 def get_release(session: Session, app: str, env: str, label: str) -> ReleaseRow:
     release = session.scalar(select(ReleaseRow).filter_by(app=app, env=env, label=label))
     if release is None:
-        labels = [r.label for r in list_releases(session, app, env)]
+        labels = list(
+            session.scalars(
+                select(ReleaseRow.label).filter_by(app=app, env=env).order_by(ReleaseRow.id.desc()).limit(HINT_LABELS)
+            )
+        )
         known = f" (known: {', '.join(labels[:10])})" if labels else " (none recorded yet)"
         hint = did_you_mean(label, labels) or known
         raise UnknownRelease(f"no release {label!r} in {app}/{env}{hint}")

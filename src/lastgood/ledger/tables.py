@@ -51,7 +51,11 @@ class EnvironmentRow(Base):
 
 class ReleaseRow(Base):
     __tablename__ = "releases"
-    __table_args__ = (UniqueConstraint("app", "env", "label", name="uq_release_label"),)
+    # (app, env, id): an environment's newest releases, read without sorting them all
+    __table_args__ = (
+        UniqueConstraint("app", "env", "label", name="uq_release_label"),
+        Index("ix_releases_app_env_id", "app", "env", "id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(String(128))
     env: Mapped[str] = mapped_column(String(128))
@@ -79,7 +83,10 @@ class ReleaseComponentRow(Base):
 
 class RollbackRow(Base):
     __tablename__ = "rollbacks"
-    __table_args__ = (Index("ix_rollbacks_app_env_created", "app", "env", "created_at"),)  # an environment's newest
+    __table_args__ = (
+        Index("ix_rollbacks_app_env_created", "app", "env", "created_at"),  # an environment's newest
+        Index("ix_rollbacks_app_created", "app", "created_at"),  # the KPIs' window of every environment
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     app: Mapped[str] = mapped_column(String(128))
     env: Mapped[str] = mapped_column(String(128))
@@ -225,7 +232,7 @@ class DeploymentRow(Base):
     weight: Mapped[float] = mapped_column(Float, default=0.0)  # the share of traffic on to_version now
     pause_seconds: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(32))  # running | promoted | aborted | failed
-    requested: Mapped[str | None] = mapped_column(String(16))  # promote | abort, by a person from elsewhere
+    requested: Mapped[str | None] = mapped_column(String(16))  # promote | abort | pause, by a person from elsewhere
     requested_by: Mapped[str | None] = mapped_column(String(256))
     started_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime]

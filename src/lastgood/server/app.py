@@ -81,5 +81,6 @@ def jobs_for(state: ServerState) -> Jobs:
     if state.apps.ledger.engine.dialect.name == "postgresql":
         from lastgood.server.queue import QueuedJobs  # procrastinate: the `postgres` extra
 
-        return QueuedJobs(state, state.apps.state_url, work=state.settings.works, concurrency=state.settings.workers)
+        concurrency = max(state.settings.workers, 16)  # a worker replica's jobs mostly wait on AWS and the database
+        return QueuedJobs(state, state.apps.state_url, work=state.settings.works, concurrency=concurrency)
     return InProcessJobs(state, state.settings.workers)

@@ -4,6 +4,7 @@ when it ended first, or with the refusal (held: 409; a version marked bad, an un
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,8 +70,22 @@ class _FirstShift:
 def deploy_job(state: ServerState, app: str, env: str, user: str, deployment_id: str, request: dict[str, Any]) -> Any:
     ctx = state.apps.env_context(app, env, user)
     deployer = Deployer(ctx, CloudWatchSource(ctx.aws), listener=_FirstShift(deployment_id), stop=state.stopping)
+    return _signalled(deployment_id, lambda: deployer.deploy(DeployRequest.model_validate(request), deployment_id))
+
+
+@job("resume-deployment")
+def resume_job(state: ServerState, app: str, env: str, user: str, deployment_id: str) -> Any:
+    """A paused deployment (or one whose process died) goes on from its current step, in this job."""
+    ctx = state.apps.env_context(app, env, user)
+    deployer = Deployer(ctx, CloudWatchSource(ctx.aws), listener=_FirstShift(deployment_id), stop=state.stopping)
+    return _signalled(deployment_id, lambda: deployer.resume(deployment_id))
+
+
+def _signalled(deployment_id: str, run: Callable[[], DeployResult]) -> Any:
+    """Run the deployment, telling the waiting request of its end or its error (the first shift is told by
+    `_FirstShift`)."""
     try:
-        result = deployer.deploy(DeployRequest.model_validate(request), deployment_id)
+        result = run()
     except LastgoodError as error:
         _waiters.signal(deployment_id, error=error)
         raise
@@ -79,6 +94,19 @@ def deploy_job(state: ServerState, app: str, env: str, user: str, deployment_id:
         raise
     _waiters.signal(deployment_id, view_of(result))
     return result.to_dict()
+
+
+def resume_deploy(state: ServerState, app: str, env: str, user: str, deployment_id: str) -> DeploymentStarted:
+    """Resume as `user` in the background; answer once the current step is shifted again (or it ended)."""
+    if state.jobs is None:
+        raise NoBackgroundWork()
+    with _waiters.waiting(deployment_id) as started:
+        key = f"resume-deployment:{deployment_id}"
+        state.jobs.submit("resume-deployment", key=key, app=app, env=env, user=user, deployment_id=deployment_id)
+        view = started.wait(START_TIMEOUT)
+    if view is None:
+        return DeploymentStarted(id=deployment_id, env=env, status="starting", message="resuming", deployment=None)
+    return DeploymentStarted(id=view.id, env=env, status=str(view.status), message=view.message, deployment=view)
 
 
 def start_deploy(state: ServerState, app: str, env: str, user: str, ask: DeployRequest) -> DeploymentStarted:

@@ -90,16 +90,15 @@ class GuardScheduler:
                 due.append({"app": app, "env": env, "release": watch.release.label, "due": period.isoformat()})
         # A job queue's submission is a database round trip: every environment's period falls due at the same
         # boundary, so they are submitted in parallel rather than one after another.
-        list(
-            self._submitter.map(
-                lambda args: self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args), due
-            )
-        )
+        list(self._submitter.map(self._submit_period, due))
         self.ticks += 1
 
     def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
         for release in live_releases(ledger, apps):
             self._notice(release, now)
+
+    def _submit_period(self, args: dict[str, Any]) -> bool:
+        return self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args)
 
     def _submit(self, name: str, key: str, **args: Any) -> bool:
         jobs = self.state.jobs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -93,7 +93,7 @@ def apply_schema(conninfo: str) -> None:
 class QueuedJobs:
     """`Jobs` on procrastinate. `work=True` also runs a worker in this process (`--role worker` or `all`)."""
 
-    def __init__(self, state: ServerState, state_url: str, work: bool, concurrency: int = 8) -> None:
+    def __init__(self, state: ServerState, state_url: str, work: bool, concurrency: int = 16) -> None:
         self.state = state
         self.conninfo = libpq_url(state_url)
         apply_schema(self.conninfo)
@@ -166,6 +166,9 @@ class QueuedJobs:
         app = _queue_app(self.conninfo, self.state)
         async with app.open_async():
             self._loop = asyncio.get_running_loop()
+            # Jobs are plain functions that wait on AWS and the database: one thread each, `concurrency` of them
+            # (asyncio's default pool would cap them at the core count + 4).
+            self._loop.set_default_executor(ThreadPoolExecutor(self.concurrency, thread_name_prefix="lastgood-job"))
             self._worker_task = asyncio.current_task()
             self._ready.set()
             try:

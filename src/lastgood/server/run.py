@@ -38,7 +38,7 @@ def build_state(settings: ServerSettings) -> ServerState:
     return ServerState(settings=settings, apps=apps)
 
 
-_replica_lock: list[object] = []  # the open lock file, held for the life of the process
+_replica_locks: dict[Path, object] = {}  # the open lock files, held for the life of the process
 
 
 def _one_replica(url: str) -> None:
@@ -46,7 +46,9 @@ def _one_replica(url: str) -> None:
     database = make_url(url).database
     if not database or database == ":memory:":
         return
-    lock_path = Path(database).with_name(Path(database).name + ".server-lock")
+    lock_path = Path(database).resolve().with_name(Path(database).name + ".server-lock")
+    if lock_path in _replica_locks:
+        return  # this process serves it already (a second app object, in tests)
     handle = lock_path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -62,7 +64,7 @@ def _one_replica(url: str) -> None:
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
     handle.flush()
-    _replica_lock.append(handle)
+    _replica_locks[lock_path] = handle
 
 
 class _Server(uvicorn.Server):

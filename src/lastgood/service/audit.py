@@ -16,6 +16,8 @@ class AuditVerification(BaseModel):
     entries: int
     problem: str | None
     event_id: int | None
+    checkpoint: str | None = None  # EVENT_ID:SHA256 of the newest entry verified: `--from` it next time
+    since: str | None = None  # the checkpoint this run started from
 
 
 class AuditEntry(BaseModel):
@@ -31,11 +33,20 @@ class AuditLog(BaseModel):
     entries: list[AuditEntry]
 
 
-def verify(ctx: AppContext) -> AuditVerification:
-    """Every entry's hash and link checked; the first edited or deleted entry is named."""
+def verify(ctx: AppContext, since: str | None = None) -> AuditVerification:
+    """Every entry's hash and link checked (from a checkpoint `EVENT_ID:SHA256` on, when given), read in
+    chunks; the first edited or deleted entry is named. A bad checkpoint is BadInput (exit 2)."""
+    start = audit.Checkpoint.parse(since) if since else None
     with ctx.session() as session:
-        report = audit.verify(session)
-    return AuditVerification(ok=report.ok, entries=report.entries, problem=report.problem, event_id=report.event_id)
+        report = audit.verify(session, start)
+    return AuditVerification(
+        ok=report.ok,
+        entries=report.entries,
+        problem=report.problem,
+        event_id=report.event_id,
+        checkpoint=str(report.checkpoint) if report.checkpoint else None,
+        since=str(start) if start else None,
+    )
 
 
 def log(ctx: AppContext, limit: int = 50, only_app: bool = False) -> AuditLog:

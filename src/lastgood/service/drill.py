@@ -163,7 +163,7 @@ def _bad_release(ctx: EnvContext, label: str | None) -> ReleaseRow:
         if label:
             release = store.get_release(session, ctx.app, ctx.env, label)
         else:
-            bad = [r for r in store.list_releases(session, ctx.app, ctx.env) if r.bad]
+            bad = store.list_releases(session, ctx.app, ctx.env, limit=1, bad=True)
             if not bad:
                 raise BadInput("no release is marked bad to re-deploy: set policy.drills.redeploy or drills.command")
             release = bad[0]

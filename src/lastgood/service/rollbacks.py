@@ -25,6 +25,7 @@ from lastgood.errors import BadInput, EnvironmentHeld, Refused
 from lastgood.ledger import holds, store
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import Lease, hold
+from lastgood.service.plans import SavedPlan, check_against
 
 __all__ = [  # Decision and Plan are the engine's types the callers' hooks receive
     "Confirm",
@@ -62,6 +63,7 @@ class RollbackRequest(BaseModel):
     trigger: dict[str, Any] | None = None
     id: str | None = None  # chosen by the caller (the guard records its event under it first)
     expect_from: str | None = None  # the release the caller judged: if it is no longer live, do nothing
+    saved_plan: SavedPlan | None = None  # `rollback --plan FILE`: refused unless planning now gives the same
 
 
 class RollbackOutcome(BaseModel):
@@ -119,6 +121,8 @@ def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | N
     rollback_id = request.id or store.new_rollback_id()
     with hold(ctx, "rollback", rollback_id, request.wait) as lease:
         plan = build_plan(ctx, request.to, request.only)
+        if request.saved_plan is not None:
+            check_against(request.saved_plan, plan)
         if request.expect_from is not None and plan.from_release != request.expect_from:
             live = plan.from_release or "(unrecorded)"
             message = f"{request.expect_from} is no longer live ({live} is): it was rolled back already"

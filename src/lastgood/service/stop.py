@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from lastgood.engine import stop as emergency
-from lastgood.errors import Refused
+from lastgood.errors import BadInput, Refused
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import hold
 
@@ -25,6 +25,18 @@ class StopOutcome(BaseModel):
 def stoppable(ctx: EnvContext) -> list[str]:
     """The components a stop would cut (API Gateway stages, kill-switch flags)."""
     return [s.name for s in emergency.stoppable(ctx)]
+
+
+def check_stop(ctx: EnvContext) -> list[str]:
+    """Before anyone is asked to confirm: what a stop would cut; BadInput when nothing can be stopped, Refused
+    when the environment is stopped already (the same errors `stop` raises, nothing changed)."""
+    names = stoppable(ctx)
+    if not names:
+        raise BadInput(f"nothing in {ctx.env} can be stopped: no apigateway-stage, no feature-flag with kill_switch")
+    existing = emergency.active_stop(ctx)
+    if existing is not None:
+        raise Refused(f"{ctx.env} is already stopped ({existing.id}); undo it with: lastgood stop {ctx.env} --release")
+    return names
 
 
 def stop(ctx: EnvContext, wait: float | None = None) -> StopOutcome:

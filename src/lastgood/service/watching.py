@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from lastgood.domain.actor import GUARD
 from lastgood.guard.loop import GuardOutcome, window_end
@@ -92,6 +93,10 @@ class GuardHealth(BaseModel):
     errors: list[str] = []  # the last few, newest last
     outcome: str | None = None  # what the guard did: rolled-back, joined, nothing-to-roll-back-to, ...
     message: str = ""
+    # healthy | blind | inconclusive (guard/verdicts.py): so far while watching (inconclusive until every rollback
+    # trigger's window was judged whole), final once the window closed without the guard acting
+    verdict: str = "inconclusive"
+    coverage: list[dict[str, Any]] = []  # each rollback trigger's: seen | blind | inconclusive, and why
 
 
 @dataclass
@@ -189,31 +194,27 @@ class ReleaseWatch:
         if self.done:
             self.guard.close()
         else:
-            message = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
-            self._end("ended", message)
+            ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+            self.guard.conclude(self.outcome, ended)
+            self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
+            self._end("ended", self.outcome.message)
         return False
 
     def _finish(self, due: datetime, evaluation: Evaluation) -> None:
         outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
         with self.ctx.session() as session:
             now = self.ctx.clock.now()
-            release = self.release.release_id
-            guard_periods.finish(session, self.ctx.app, self.ctx.env, release, due, outcome, now)
-            health = self.health.model_dump(mode="json")
-            guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
+            guard_periods.finish(session, self.ctx.app, self.ctx.env, self.release.release_id, due, outcome, now)
+            self._save_health_in(session, now)
 
     def _save_health(self) -> None:
-        health = self.health.model_dump(mode="json")
         with self.ctx.session() as session:
-            guard_periods.save_watch(
-                session,
-                self.ctx.app,
-                self.ctx.env,
-                self.release.release_id,
-                self.health.status,
-                health,
-                self.ctx.clock.now(),
-            )
+            self._save_health_in(session, self.ctx.clock.now())
+
+    def _save_health_in(self, session: Session, now: datetime) -> None:
+        health = self.health.model_dump(mode="json")
+        release = self.release.release_id
+        guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
         started = self.ctx.clock.now()
@@ -251,6 +252,7 @@ class ReleaseWatch:
             for v in evaluation.verdicts
         } or health.triggers
         health.canaries = [w.to_dict() for w in self.guard.canaries]
+        health.verdict, health.coverage = self.guard.coverage.verdict, self.guard.coverage.to_list()
 
     def end(self, message: str) -> None:
         """Stop watching (the release is no longer live); the server stopping only closes the watch."""

@@ -94,6 +94,8 @@ def pause(ctx: EnvContext, deployment_id: str, why: str, lease: Lease | None, li
     """Stop where it is: no further shift, the traffic split as the last step left it."""
     with rows.editing(ctx, deployment_id, lease) as (session, row):
         rows.move(row, DeploymentStatus.PAUSED)
+        if row.requested == "pause":  # answered; a promote or abort request stands for whoever goes on
+            row.requested = None
         paused = Deployment.of(row)
         row.message = (
             f"paused at {row.weight * 100:g}% of {row.component} on version {row.to_version} ({why}); "
@@ -111,6 +113,8 @@ def resume(ctx: EnvContext, deployment_id: str, lease: Lease, took_over: str | N
         was = row.status
         rows.move(row, DeploymentStatus.RUNNING)
         row.message = ""
+        if row.requested == "pause":  # asked of a process that died before it paused
+            row.requested = None
         whence = f"{was}" + (f"; its owner {took_over} is gone" if took_over else "")
         rows.event(ctx, session, row, "deploy-resumed", f"resumed by {ctx.actor.name} (was {whence})")
         return Deployment.of(row)

@@ -69,14 +69,16 @@ def listing(ctx: EnvContext, limit: int = 20) -> list[Deployment]:
 
 
 def request(ctx: EnvContext, deployment_id: str, what: str) -> Deployment:
-    """A person asks the deployment to promote now or abort: its running process acts within a poll slice (a
-    paused one, when it is resumed, or whoever finishes it directly)."""
-    assert what in ("promote", "abort")
+    """A person asks the deployment to promote now, abort or pause: its running process acts within a poll slice
+    (a paused one, when it is resumed, or whoever finishes it directly)."""
+    assert what in ("promote", "abort", "pause")
     who = ctx.actor.name
     with ctx.session() as session:
         row = load(session, deployment_id)
         if row.status not in UNFINISHED_DEPLOYMENT:
             raise Refused(f"deployment {row.id} is {row.status}; nothing to {what}")
+        if what == "pause" and row.status == DeploymentStatus.PAUSED:
+            raise Refused(f"deployment {row.id} is paused already; go on with: lastgood resume {row.id}")
         row.requested, row.requested_by, row.updated_at = what, who, ctx.clock.now()
         message = f"deployment {row.id} ({row.component} -> version {row.to_version}): {what} requested by {who}"
         store.add_event(

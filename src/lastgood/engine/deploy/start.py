@@ -65,7 +65,7 @@ def start(ctx: EnvContext, deployment_id: str, ask: DeployRequest, listener: Dep
         _bad_version(kind, version, bad, ask.allow_bad, listener)
     label = ask.label or version
     with ctx.session() as session:
-        if label in {r.label for r in store.list_releases(session, ctx.app, ctx.env)}:
+        if store.release_exists(session, ctx.app, ctx.env, label):
             raise BadInput(f"release {label!r} already exists in {ctx.env}; use --release with a new label")
     previous = _ensure_previous_release(ctx, label, listener)
     states = read_states(ctx, ctx.components(), recording=True)
@@ -89,9 +89,7 @@ def _refuse_unfinished(ctx: EnvContext, component: str) -> None:
 def bad_release_with(ctx: EnvContext, spec: Component, kind: WeightedKind[Any], version: str) -> BadRelease | None:
     """The newest release marked bad in which the component's traffic was on `version`."""
     with ctx.session() as session:
-        for release in store.list_releases(session, ctx.app, ctx.env):
-            if not release.bad:
-                continue
+        for release in store.list_releases(session, ctx.app, ctx.env, bad=True):
             recorded = next((c for c in release.components if c.component == spec.name), None)
             if recorded is not None and recorded.kind == spec.kind and _on(kind, spec, recorded.state, version):
                 return BadRelease(label=release.label, reason=release.bad_reason or "no reason recorded")

@@ -1,4 +1,4 @@
-"""Progressive deployments: start one (in the background), read one, promote or abort it."""
+"""Progressive deployments: start one (in the background), read one, promote, abort, pause or resume it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lastgood.errors import UnknownDeployment
 from lastgood.server.api.params import DURATION_FORMS, AppName, EnvName, Id
 from lastgood.server.auth import Operator, Viewer
 from lastgood.server.confirm import check_phrase
-from lastgood.server.deploying import DeploymentStarted, DeploymentView, start_deploy, view_of
+from lastgood.server.deploying import DeploymentStarted, DeploymentView, resume_deploy, start_deploy, view_of
 from lastgood.server.deps import State
 from lastgood.server.state import ServerState
 from lastgood.service.deploy import DeployRequest, act_on, deployment, deployment_where
@@ -135,3 +135,21 @@ def promote(deployment_id: Id, state: State, caller: Operator, body: ActBody | N
 def abort(deployment_id: Id, state: State, caller: Operator, body: ActBody | None = None) -> DeploymentView:
     """All traffic back on the old version (a verified rollback), the release marked bad. 409 when finished."""
     return _act(state, deployment_id, "abort", body or ActBody(), caller)
+
+
+@router.post("/deployments/{deployment_id}/pause")
+def pause(deployment_id: Id, state: State, caller: Operator, body: ActBody | None = None) -> DeploymentView:
+    """No further shift and no promotion: the traffic stays where the current step put it; the running deployment
+    pauses within a second (one whose process is gone is paused here). 409 when it is not running."""
+    return _act(state, deployment_id, "pause", body or ActBody(), caller)
+
+
+@router.post("/deployments/{deployment_id}/resume", status_code=202, response_model=DeploymentStarted)
+def resume(deployment_id: Id, state: State, caller: Operator) -> JSONResponse:
+    """A paused deployment goes on from its current step in the background (202 once that step is shifted
+    again; 200 with the outcome when it ended first); 409 when it is finished or another operation holds the
+    environment."""
+    app, env = find_deployment(state, deployment_id)
+    started = resume_deploy(state, app, env, caller.name, deployment_id)
+    code = 202 if started.status in ("running", "starting") else 200
+    return JSONResponse(started.model_dump(mode="json"), status_code=code)

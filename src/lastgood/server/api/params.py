@@ -25,8 +25,8 @@ def duration(name: str, value: str, maximum: float = MAX_DURATION) -> float:
     """Seconds of a duration parameter; BadInput (400) naming the allowed forms, or the limit."""
     try:
         seconds = parse_duration(value)
-    except ValueError:
-        raise BadInput(f"{name}: {value!r} is not a duration; expected {DURATION_FORMS}") from None
+    except ValueError as error:
+        raise BadInput(f"{name}: {error}") from None
     if not 0 <= seconds <= maximum:
         raise BadInput(f"{name}: {value!r} is longer than the limit, {maximum / 86400:g} days")
     return seconds

@@ -27,9 +27,12 @@ def act(
     listener: DeployListener | None = None,
     rollback_listener: Listener | None = None,
 ) -> DeployResult:
-    """`what` is promote or abort; `force` acts here (refused while the deploy process holds the environment)."""
+    """`what` is promote, abort or pause; `force` acts here (refused while the deploy process holds the
+    environment). A paused deployment neither shifts nor promotes until it is resumed."""
     deployment = rows.the_unfinished(ctx, component)
     quiet = listener or QuietDeployListener()
+    if what == "pause" and deployment.status == DeploymentStatus.PAUSED:
+        raise Refused(f"deployment {deployment.id} is paused already; go on with: lastgood resume {deployment.id}")
     if _owned(ctx, deployment.id) and not force and deployment.status == DeploymentStatus.RUNNING:
         rows.request(ctx, deployment.id, what)
         quiet.message(f"{what} requested for deployment {deployment.id}; waiting for its `deploy` process")
@@ -38,6 +41,8 @@ def act(
             return ended
         quiet.message(f"the `deploy` process of {deployment.id} is gone (its lease expired): acting here")
     with hold(ctx, "deploy", deployment.id) as lease:
+        if what == "pause":
+            return finish.pause(ctx, deployment.id, f"paused by {ctx.actor.name}", lease, quiet)
         if what == "promote":
             return finish.promote(ctx, _asked(ctx, deployment.id, what), _why(ctx, what), lease, quiet)
         asked = _asked(ctx, deployment.id, what)
@@ -59,7 +64,7 @@ def _asked(ctx: EnvContext, deployment_id: str, what: str) -> Deployment:
 
 
 def _why(ctx: EnvContext, what: str) -> str:
-    return f"{what}{'d' if what == 'promote' else 'ed'} by {ctx.actor.name} (directly)"
+    return f"{what}{'ed' if what == 'abort' else 'd'} by {ctx.actor.name} (directly)"
 
 
 def _owned(ctx: EnvContext, deployment_id: str) -> bool:

@@ -65,6 +65,10 @@ class Deployer:
         self.canary = ctx.runbook.canary_for(ctx.env)
         self.canary_watch: CanaryWatch | None = None
 
+    def check(self, ask: DeployRequest) -> None:
+        """Before anyone is asked: BadInput when the component cannot be deployed (nothing changed)."""
+        check_component(self.ctx, ask.component)
+
     def deploy(self, ask: DeployRequest, deployment_id: str | None = None) -> DeployResult:
         """Start and run in one hold of the environment; `deployment_id`: one the caller chose (`rows.new_id`)."""
         check_component(self.ctx, ask.component)
@@ -133,8 +137,8 @@ class Deployer:
     def _steps(self, deployment: Deployment, judged_for: float, lease: Lease) -> DeployResult:
         # A resumed deployment shifts its current step again (idempotent) and watches it from the start.
         for index in range(max(deployment.current_step, 0), len(deployment.steps)):
-            if self.stop.is_set():
-                return finish.pause(self.ctx, deployment.id, "interrupted", lease, self.listener)
+            if self.stop.is_set() or rows.get(self.ctx, deployment.id).requested == PAUSE:
+                return self._end(deployment.id, PAUSE, lease)
             percent = deployment.steps[index]
             if percent >= 100:
                 break
@@ -152,7 +156,9 @@ class Deployer:
         if outcome == ELSEWHERE:
             return DeployResult.of_deployment(deployment)
         if outcome == PAUSE:
-            return finish.pause(self.ctx, deployment_id, "interrupted", lease, self.listener)
+            asked = deployment.requested == PAUSE and not self.stop.is_set()
+            why = f"paused by {deployment.requested_by}" if asked else "interrupted"
+            return finish.pause(self.ctx, deployment_id, why, lease, self.listener)
         if outcome == PROMOTE:
             why = f"promoted by {deployment.requested_by}"
             return finish.promote(self.ctx, deployment, why, lease, self.listener)

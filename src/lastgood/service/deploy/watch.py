@@ -61,6 +61,8 @@ class StepWatch:
         row = rows.get(self.ctx, deployment_id)
         if row.status != "running":
             return ELSEWHERE  # `lastgood promote/abort --force` finished it from another process
+        if row.requested == PAUSE:  # `lastgood pause ID` from anywhere
+            return PAUSE
         return row.requested if row.requested in (PROMOTE, ABORT) else None
 
     def _sleep(self, deployment_id: str, seconds: float) -> None:

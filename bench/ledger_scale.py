@@ -1,0 +1,386 @@
+"""Does the ledger's size change what a command costs? 1,000, 10,000 and 100,000 releases, side by side.
+
+For each backend (SQLite, and PostgreSQL on a throwaway cluster) and each size N this seeds a fresh ledger with
+bulk inserts (not through the CLI): N releases of the `shop` app's prod (3 components each, one recorded every
+2 hours, every 50th marked bad), one audit-chained `release-recorded` event per release, and a rollback (3
+steps, 4 events) for every 10 releases. The newest 90 days then hold about the same ~100 rollbacks at every N,
+so the KPIs read the same window. Then it times, in process, through the service layer the CLI calls:
+
+- `release record` (the duplicate-label check, the write, the chain's append), on the fake kind;
+- `plan` (the live and the target release, the fake kind's reads);
+- `show` (a rollback's steps and timeline);
+- `kpis --since 90d` (uncached: the KPIs' cache is cleared before each call);
+- `release list` (the default page of 20);
+- `audit verify`: events a second, and its peak of Python memory (tracemalloc, in its own run).
+
+Each figure is the best of --repeat calls (the least disturbed on a shared machine; the medians are in the JSON
+and their worst ratio is printed too); the ratio column is the largest N's over the smallest (the goal: within
+1.2), and audit verify's rate is held against >= 100,000 events/s.
+
+    .venv/bin/python bench/ledger_scale.py                          # SQLite and PostgreSQL, 1k / 10k / 100k
+    .venv/bin/python bench/ledger_scale.py --sizes 1000 10000 --no-pg --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, delete, insert, text
+from sqlalchemy.pool import NullPool
+
+from lastgood.config.loader import load_runbook
+from lastgood.domain.actor import Actor
+from lastgood.domain.state import state_hash
+from lastgood.kinds.fake import FakeWorld, installed
+from lastgood.ledger import audit
+from lastgood.ledger.db import open_ledger
+from lastgood.ledger.tables import (
+    ChainHeadRow,
+    EnvironmentRow,
+    EventRow,
+    ReleaseComponentRow,
+    ReleaseRow,
+    RollbackRow,
+    StepRow,
+)
+from lastgood.service import audit as audit_service
+from lastgood.service import kpis as kpis_service
+from lastgood.service import releases
+from lastgood.service.rollbacks import preview_plan
+from lastgood.service.session import forget_ledgers, open_app, open_environment
+from lastgood.service.views import rollback_detail
+
+ROOT = Path(__file__).resolve().parent.parent
+APP, ENV = "shop", "prod"
+COMPONENTS = ("api", "worker", "config")
+SPACING = timedelta(hours=2)
+RATIO_GOAL = 1.2
+VERIFY_GOAL = 100_000.0
+BATCH = 5000
+
+
+# ------------------------------------------------------------------------------------------------- seeding
+
+
+def _event(n: int, at: datetime, type_: str, message: str, rollback_id: str | None) -> dict[str, Any]:
+    return {
+        "id": n,
+        "app": APP,
+        "env": ENV,
+        "rollback_id": rollback_id,
+        "at": at,
+        "type": type_,
+        "message": message,
+        "data": {"n": n},
+        "actor": "bench",
+    }
+
+
+def seed(url: str, n: int, now: datetime) -> str:
+    """N releases, N/10 rollbacks, their chained events; returns the newest rollback's id."""
+    ledger = open_ledger(url)
+    releases_rows, components, events, rollbacks, steps = [], [], [], [], []
+    first = now - SPACING * n
+    for i in range(1, n + 1):
+        at = first + SPACING * i
+        label = f"v{i}"
+        bad = i % 50 == 0
+        releases_rows.append(
+            {
+                "id": i,
+                "app": APP,
+                "env": ENV,
+                "label": label,
+                "recorded_at": at,
+                "recorded_by": "bench",
+                "bad": bad,
+                "bad_reason": "bench: errors" if bad else None,
+                "marked_bad_at": at if bad else None,
+            }
+        )
+        for name in COMPONENTS:
+            state = {"value": label}
+            components.append(
+                {"release_id": i, "component": name, "kind": "fake", "state": state, "state_hash": state_hash(state)}
+            )
+        events.append(_event(len(events) + 1, at, "release-recorded", f"release {label} recorded (3 components)", None))
+        if i % 10 == 0 and i > 1:
+            rollback_id = f"rb-{i:08d}"
+            rollbacks.append(
+                {
+                    "id": rollback_id,
+                    "app": APP,
+                    "env": ENV,
+                    "from_release_id": i,
+                    "to_release_id": i - 1,
+                    "status": "succeeded",
+                    "partial": False,
+                    "reason": "bench",
+                    "requested_by": "bench",
+                    "created_at": at + timedelta(minutes=10),
+                    "detected_at": at + timedelta(minutes=5),
+                    "started_at": at + timedelta(minutes=10),
+                    "finished_at": at + timedelta(minutes=11),
+                    "approvals_needed": 0,
+                    "drill": False,
+                }
+            )
+            for position, name in enumerate(COMPONENTS):
+                steps.append(
+                    {
+                        "rollback_id": rollback_id,
+                        "position": position,
+                        "component": name,
+                        "kind": "fake",
+                        "action": "set",
+                        "before": f"value v{i}",
+                        "after": f"value v{i - 1}",
+                        "target": {"value": f"v{i - 1}"},
+                        "waits_for": [],
+                        "status": "succeeded",
+                        "attempts": 1,
+                        "started_at": at + timedelta(minutes=10),
+                        "finished_at": at + timedelta(minutes=11),
+                    }
+                )
+            for what in ("rollback-started", "step-succeeded", "step-succeeded", "rollback-succeeded"):
+                events.append(
+                    _event(len(events) + 1, at + timedelta(minutes=10), what, f"{rollback_id}: {what}", rollback_id)
+                )
+    previous = audit.GENESIS
+    for entry in events:
+        entry["prev_hash"], entry["hash"] = previous, audit.entry_hash(previous, entry)
+        previous = entry["hash"]
+    with ledger.engine.begin() as connection:
+        for table, rows in (
+            (ReleaseRow, releases_rows),
+            (ReleaseComponentRow, components),
+            (RollbackRow, rollbacks),
+            (StepRow, steps),
+            (EventRow, events),
+        ):
+            for start in range(0, len(rows), BATCH):
+                connection.execute(insert(table), rows[start : start + BATCH])
+        connection.execute(insert(EnvironmentRow), [{"app": APP, "env": ENV, "live_release_id": n}])
+        connection.execute(delete(ChainHeadRow))
+        connection.execute(insert(ChainHeadRow), [{"id": 1, "last_event_id": len(events), "hash": previous}])
+        if url.startswith("postgresql"):  # explicit ids: move the sequences past them, as the ORM would need
+            for table in ("releases", "release_components", "steps", "events"):
+                connection.execute(text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
+    if url.startswith("postgresql"):
+        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE"))
+    ledger.close()
+    return str(rollbacks[-1]["id"])
+
+
+# ------------------------------------------------------------------------------------------------- timing
+
+
+def timed_ms(fn: Callable[[int], Any], repeat: int) -> dict[str, float]:
+    """min / median / max ms of `repeat` calls, after one untimed call (the first pays for imports, caches)."""
+    fn(repeat)
+    times, cpu = [], []
+    for attempt in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        fn(attempt)
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return {
+        "min": round(min(times), 2),
+        "median": round(statistics.median(times), 2),
+        "max": round(max(times), 2),
+        # This process's CPU: on SQLite all the work, whatever else the machine runs; on PostgreSQL the client's.
+        "cpu_min": round(min(cpu), 2),
+    }
+
+
+def verify_figures(ctx: Any, repeat: int) -> dict[str, float]:
+    """Events a second (wall clock, the best run; and per CPU second of this process), and the peak of Python
+    memory in a run of its own under tracemalloc."""
+    rates, cpu_rates = [], []
+    entries = 0
+    for _ in range(repeat):
+        started, cpu = time.perf_counter(), time.process_time()
+        report = audit_service.verify(ctx)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+        if not report.ok:
+            raise SystemExit(f"audit verify failed on the seeded ledger: {report.problem}")
+        entries = report.entries
+        rates.append(entries / seconds)
+        cpu_rates.append(entries / max(cpu_seconds, 1e-9))
+    gc.collect()
+    tracemalloc.start()
+    audit_service.verify(ctx)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "entries": entries,
+        "events_per_s": round(max(rates)),
+        "events_per_cpu_s": round(max(cpu_rates)),
+        "peak_mib": round(peak / 2**20, 1),
+    }
+
+
+@contextmanager
+def runbook_file(url: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "lastgood.yaml"
+        components = ", ".join(f"{{name: {c}, kind: fake}}" for c in COMPONENTS)
+        path.write_text(
+            f"app: {APP}\nstate: {json.dumps(url)}\nenvironments: {{{ENV}: {{}}}}\ncomponents: [{components}]\n"
+        )
+        yield path
+
+
+def run_size(url: str, n: int, repeat: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    rollback_id = seed(url, n, now)
+    seeded = time.perf_counter() - started
+    actor = Actor(name="bench")
+    figures: dict[str, Any] = {"n": n, "seed_seconds": round(seeded, 1)}
+    with runbook_file(url) as path, installed(FakeWorld({c: f"v{n}" for c in COMPONENTS})):
+        runbook = load_runbook(path)
+        ctx = open_environment(runbook, ENV, actor)
+        app_ctx = open_app(runbook, actor)
+        since = now - timedelta(days=90)
+
+        def kpis(_: int) -> None:
+            kpis_service._cache.clear()
+            kpis_service.kpis_report(app_ctx, None, since)
+
+        figures["release record"] = timed_ms(lambda i: releases.record(ctx, f"bench-{i}"), repeat)
+        figures["plan"] = timed_ms(lambda _: preview_plan(ctx, None, None), repeat)
+        figures["show"] = timed_ms(lambda _: rollback_detail(runbook, rollback_id), repeat)
+        figures["kpis --since 90d"] = timed_ms(kpis, repeat)
+        figures["release list"] = timed_ms(lambda _: releases.list_releases(ctx, 20), repeat)
+        figures["audit verify"] = verify_figures(app_ctx, max(1, repeat // 3))
+    forget_ledgers()
+    return figures
+
+
+# ------------------------------------------------------------------------------------------------- backends
+
+
+def sqlite_urls(sizes: list[int], directory: str) -> Iterator[tuple[int, str]]:
+    for n in sizes:
+        yield n, f"sqlite:///{directory}/ledger-{n}.db"
+
+
+def postgres_server(given: str | None) -> tuple[str, Any]:
+    if given:
+        return given, None
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_fixture import _Cluster  # the tests' throwaway cluster, started the same way
+
+    cluster = _Cluster()
+    cluster.init()
+    return cluster.start(), cluster
+
+
+def postgres_urls(server: str, sizes: list[int]) -> Iterator[tuple[int, str]]:
+    engine = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    for n in sizes:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "ledger_{n}"'))
+            connection.execute(text(f'CREATE DATABASE "ledger_{n}"'))
+        yield n, server.rsplit("/", 1)[0] + f"/ledger_{n}"
+    engine.dispose()
+
+
+GOALS = ("release record", "plan", "show", "kpis --since 90d")  # the issue's: within 20% at every size
+OPERATIONS = (*GOALS, "release list")
+
+
+def print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
+    sizes = [f["n"] for f in next(iter(runs.values()))]
+    header = f"{'ms (best of k)':<18}" + "".join(
+        "".join(f"{f'{backend} {n:,}':>18}" for n in sizes) + f"{'ratio':>8}" for backend in runs
+    )
+    print(header)
+    for operation in OPERATIONS:
+        line = f"{operation:<18}"
+        for figures in runs.values():
+            values = [f[operation]["min"] for f in figures]
+            ratio = values[-1] / values[0]
+            flag = "" if ratio <= RATIO_GOAL or operation not in GOALS else "!"
+            line += "".join(f"{v:>18.2f}" for v in values) + f"{ratio:>7.2f}{flag:<1}"
+        print(line)
+    print(f"{'CPU ms (best of k)':<18}")
+    for operation in OPERATIONS:
+        line = f"{operation:<18}"
+        for figures in runs.values():
+            values = [f[operation]["cpu_min"] for f in figures]
+            ratio = values[-1] / values[0]
+            flag = "" if ratio <= RATIO_GOAL or operation not in GOALS else "!"
+            line += "".join(f"{v:>18.2f}" for v in values) + f"{ratio:>7.2f}{flag:<1}"
+        print(line)
+    line = f"{'(median ratio)':<18}"
+    for figures in runs.values():
+        ratios = [figures[-1][op]["median"] / figures[0][op]["median"] for op in GOALS]
+        line += " " * 18 * (len(sizes) - 1) + f"{'worst ' + format(max(ratios), '.2f'):>18}" + " " * 8
+    print(line)
+    verify_rows = (
+        ("events_per_s", "verify events/s"),
+        ("events_per_cpu_s", "verify ev/CPU-s"),
+        ("peak_mib", "verify peak MiB"),
+        ("entries", "events"),
+    )
+    for key, label in verify_rows:
+        line = f"{label:<18}"
+        for figures in runs.values():
+            line += "".join(f"{f['audit verify'][key]:>18,}" for f in figures) + " " * 8
+        print(line)
+    line = f"{'seed seconds':<18}"
+    for figures in runs.values():
+        line += "".join(f"{f['seed_seconds']:>18}" for f in figures) + " " * 8
+    print(line)
+    worst = max(f[op]["min"] / figures[0][op]["min"] for figures in runs.values() for f in figures[-1:] for op in GOALS)
+    slowest_verify = min(f["audit verify"]["events_per_s"] for figures in runs.values() for f in figures)
+    print(
+        f"goals: largest/smallest <= {RATIO_GOAL} for {', '.join(GOALS)}: worst {worst:.2f} "
+        f"({'met' if worst <= RATIO_GOAL else 'missed'}); audit verify >= {VERIFY_GOAL:,.0f} events/s: "
+        f"slowest {slowest_verify:,} ({'met' if slowest_verify >= VERIFY_GOAL else 'missed'})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=9, help="calls per figure (the median is printed)")
+    parser.add_argument("--pg", help="a PostgreSQL server URL where databases may be created [default: throwaway]")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        runs["sqlite"] = [run_size(url, n, args.repeat) for n, url in sqlite_urls(args.sizes, directory)]
+    cluster = None
+    if not args.no_pg:
+        server, cluster = postgres_server(args.pg)
+        try:
+            runs["postgresql"] = [run_size(url, n, args.repeat) for n, url in postgres_urls(server, args.sizes)]
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    if args.output == "json":
+        print(json.dumps(runs, indent=2))
+    else:
+        print_table(runs)
+
+
+if __name__ == "__main__":
+    main()
