@@ -3,8 +3,10 @@ one read of the audit chain's head per transaction, and the rollback ends only o
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +54,12 @@ def ctx(ledger: Ledger, world: FakeWorld) -> EnvContext:
     return context
 
 
+WAITING = "c0"  # waits for c5 (c5 depends on it: a rollback undoes the dependent first)
+
+
 class LockOnFirstStart:
     """A listener that, when the first step starts, has another thread take the ledger's write lock (as a
-    slow writer would) and hold it until released."""
+    slow writer would) and hold it until every step that waits for nothing has finished."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -62,6 +67,7 @@ class LockOnFirstStart:
         self.release = threading.Event()
         self.finished: list[str] = []
         self.all_ran_while_locked = False
+        self.dependency_written_at_start = False
 
     def _hold(self) -> None:
         with self.ledger.session():
@@ -72,14 +78,24 @@ class LockOnFirstStart:
         if not self.taken.is_set():
             threading.Thread(target=self._hold, daemon=True).start()
             assert self.taken.wait(10)
+        if component == WAITING:
+            self.dependency_written_at_start = self._committed_status("c5") == StepStatus.SUCCEEDED
+
+    def _committed_status(self, component: str) -> str | None:
+        """What another process would read now, past any lock (SQLite in WAL mode reads without waiting)."""
+        database = self.ledger.engine.url.database
+        assert database is not None
+        with closing(sqlite3.connect(database, timeout=10)) as connection:
+            row = connection.execute("SELECT status FROM steps WHERE component = ?", (component,)).fetchone()
+        return None if row is None else str(row[0])
 
     def step_progress(self, component: str, message: str) -> None:
         pass
 
     def step_finished(self, component: str, status: str, detail: str) -> None:
         self.finished.append(component)
-        if len(self.finished) == len(COMPONENTS):
-            self.release.set()  # every step ran and finished while the ledger could not be written
+        if len(self.finished) == len(COMPONENTS) - 1:
+            self.release.set()  # every independent step ran and finished while the ledger could not be written
 
 
 def test_steps_start_and_finish_while_the_ledger_is_locked(ctx: EnvContext, world: FakeWorld) -> None:
@@ -89,13 +105,16 @@ def test_steps_start_and_finish_while_the_ledger_is_locked(ctx: EnvContext, worl
     result = executor.run(rollback_id)
     assert result.status == RollbackStatus.SUCCEEDED, result.summary()
     assert listener.all_ran_while_locked
-    # c0 waits for its dependent c5: it too started before anything was written, from what the executor knows.
-    assert sorted(listener.finished) == COMPONENTS and listener.finished.index("c0") > listener.finished.index("c5")
+    # c0 waits for c5: it starts only once c5's success is committed (on main it started from memory).
+    assert listener.dependency_written_at_start
+    assert sorted(listener.finished) == COMPONENTS and listener.finished[-1] == WAITING
     assert all(world.get(name) == "1" for name in COMPONENTS)
     with ctx.session() as session:
-        steps = store.get_rollback(session, rollback_id).steps
-        assert {s.status for s in steps} == {StepStatus.SUCCEEDED}
-        assert all(s.attempts == 1 and s.started_at and s.finished_at for s in steps)
+        steps = {s.component: s for s in store.get_rollback(session, rollback_id).steps}
+        assert {s.status for s in steps.values()} == {StepStatus.SUCCEEDED}
+        assert all(s.attempts == 1 and s.started_at and s.finished_at for s in steps.values())
+        c0, c5 = steps[WAITING].started_at, steps["c5"].finished_at
+        assert c0 is not None and c5 is not None and c0 >= c5
         events = [e.type for e in store.events_of(session, rollback_id)]
         assert events.count("step-succeeded") == len(COMPONENTS) and events[-1] == "rollback-succeeded"
         assert audit.verify(session).ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -235,29 +235,37 @@ class Executor:
         notifications.start_updates(self.ctx, rollback_id)
         specs = {s.name: s for s in self.ctx.runbook.components_for(self.ctx.env)}
         done = set(work["done"])
+        written = set(done)  # done in the ledger: what a waiting step may start on
         pending: dict[str, _Work] = {w.component: w for w in work["todo"]}
         failed: dict[str, str] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency))
         running: dict[Future[StepOutcome], str] = {}
-        self._journal = journal = Journal(self.ctx, rollback_id, self._fence)
+        wake = threading.Event()  # a step finished or the journal committed
+        self._journal = journal = Journal(self.ctx, rollback_id, self._fence, on_written=wake.set)
         try:
             while True:
                 journal.check()
-                ready = [] if self.stopping.is_set() else self._ready(pending, done, len(running))
+                written.update(journal.written_done())
+                ready = [] if self.stopping.is_set() else self._ready(pending, written, len(running))
                 if ready:
                     self._start(journal, [item.component for item in ready])
                 for item in ready:
                     del pending[item.component]
-                    running[pool.submit(self._execute, specs.get(item.component), item)] = item.component
+                    future = pool.submit(self._execute, specs.get(item.component), item)
+                    future.add_done_callback(lambda _: wake.set())
+                    running[future] = item.component
                 if not running:
-                    break
+                    if self.stopping.is_set() or not self._ready(pending, done, 0):
+                        break
+                    journal.flush()  # nothing runs; the next steps wait for a success to be committed
+                    continue
                 draining = self.stopping.is_set()
-                finished = self._wait(running, draining)
+                finished = self._wait(running, draining, wake)
                 outcomes = {running.pop(future): future.result() for future in finished}
                 if outcomes:
                     self._finished(journal, outcomes)
                 for component, outcome in outcomes.items():
-                    if outcome.status in DONE_STEP:
+                    if outcome.done:
                         done.add(component)
                     else:
                         failed[component] = outcome.error or outcome.detail
@@ -273,12 +281,17 @@ class Executor:
         notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
         return result
 
-    def _wait(self, running: dict[Future[StepOutcome], str], draining: bool) -> set[Future[StepOutcome]]:
-        """The steps finished now (polled, so an interrupt is seen); when draining after an interrupt, the calls
-        in flight get DRAIN_SECONDS to finish, and those still out stay RUNNING with their attempt counted."""
+    def _wait(
+        self, running: dict[Future[StepOutcome], str], draining: bool, wake: threading.Event
+    ) -> set[Future[StepOutcome]]:
+        """The steps finished now; returns early when the journal commits (a waiting step may start), and at
+        least every POLL_SECONDS so an interrupt is seen. When draining after an interrupt, the calls in flight
+        get DRAIN_SECONDS to finish, and those still out stay RUNNING with their attempt counted."""
         if draining:
             return wait(running, timeout=DRAIN_SECONDS)[0]
-        return wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)[0]
+        wake.wait(POLL_SECONDS)
+        wake.clear()  # before looking: a step finishing or a commit from now on wakes the next wait
+        return {future for future in running if future.done()}
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
         room = max(1, self.ctx.concurrency) - running

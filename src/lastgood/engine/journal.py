@@ -2,9 +2,11 @@
 
 The thread that starts steps hands each fact over (a step started, steps finished, a step's progress) with the
 time it happened and goes on; the writer writes everything queued in one transaction (the lease checked once,
-the audit chain's head read once). Durability is unchanged by the delay: a step that took effect on AWS but
-whose `done` had not reached the ledger when the process died is still pending or running there, and resume
-reruns it, which reads the live state first and does nothing when it is already at target.
+the audit chain's head read once). `written_done` tells the executor which steps' success is committed: a step
+that waits for another starts only then, so the ledger never holds a step that ran before one it waits for is
+done there. A step that took effect on AWS but whose success had not been committed when the process died is
+still pending or running there, and resume reruns it, whose apply reads the live state first and does nothing
+when it is already at target (docs/RETRIES.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from lastgood.domain.states import STEP_TRANSITIONS, StepStatus, transition
+from lastgood.domain.states import DONE_STEP, STEP_TRANSITIONS, StepStatus, transition
 from lastgood.ledger import store
 from lastgood.ledger.tables import EventRow, StepRow
 from lastgood.redact import redact
@@ -31,6 +33,10 @@ class StepOutcome:
     attempts: int
     error: str | None = None
     output: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_STEP
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,20 @@ class Journal:
     """Writes one rollback's step facts in order. `check()` raises what the writer failed with (LeaseLost, a
     database error); after a failure nothing more is written."""
 
-    def __init__(self, ctx: EnvContext, rollback_id: str, fence: Callable[[Session], None]) -> None:
+    def __init__(
+        self,
+        ctx: EnvContext,
+        rollback_id: str,
+        fence: Callable[[Session], None],
+        on_written: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`on_written` is called from the writer's thread after each committed batch."""
         self.ctx = ctx
         self.rollback_id = rollback_id
         self._fence = fence
+        self._on_written = on_written
         self._queue: list[_Fact] = []
+        self._written_done: list[str] = []
         self._writing = False
         self._closed = False
         self._error: BaseException | None = None
@@ -79,6 +94,12 @@ class Journal:
 
     def progress(self, component: str, message: str, at: datetime) -> None:
         self._put(_Progress(component, message, at))
+
+    def written_done(self) -> list[str]:
+        """The steps whose success (succeeded or unchanged) was committed since the last call."""
+        with self._changed:
+            taken, self._written_done = self._written_done, []
+        return taken
 
     def check(self) -> None:
         if self._error is not None:
@@ -110,12 +131,15 @@ class Journal:
                 batch, self._queue, self._writing = self._queue, [], True
             try:
                 self._write(batch)
+                done = [c for fact in batch if isinstance(fact, _Finished) for c, o in fact.outcomes.items() if o.done]
             except BaseException as error:  # handed to the executor's thread, which raises it
-                self._error = error
+                self._error, done = error, []
             finally:
                 with self._changed:
                     self._writing = False
+                    self._written_done += done
                     self._changed.notify_all()
+            self._on_written()
 
     def _write(self, batch: list[_Fact]) -> None:
         names = sorted({c for fact in batch for c in _components(fact)})

@@ -10,7 +10,7 @@ from lastgood.domain.ordering import waits_for
 from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
-from lastgood.kinds.base import Change, State
+from lastgood.kinds.base import Change, State, without_prefetched
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.runtime.context import EnvContext
@@ -163,7 +163,7 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         not_recorded=not_recorded,
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
-        live_hashes={name: state_hash(state) for name, (_kind, state) in current.items()},
+        live_hashes={name: state_hash(without_prefetched(state)) for name, (_kind, state) in current.items()},
     )
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)

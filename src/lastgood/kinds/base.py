@@ -68,6 +68,11 @@ class Prefetched:
 PREFETCHED = "_prefetched"
 
 
+def without_prefetched(state: State) -> State:
+    """The state as the ledger and a saved plan's fingerprint see it: without what a rollback's read prefetched."""
+    return {key: value for key, value in state.items() if key != PREFETCHED} if PREFETCHED in state else state
+
+
 def prefetched(state: State | None) -> dict[str, Any]:
     """What `Kind.read_for_rollback` put in `state` for apply; empty for any other state."""
     holder = (state or {}).get(PREFETCHED)
