@@ -7,6 +7,7 @@ from typing import Any
 from lastgood.config.models import Runbook
 from lastgood.kinds.base import IamScope, IamStatement
 from lastgood.kinds.registry import get_kind
+from lastgood.sources.registry import iam_actions
 
 
 def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]) -> dict[str, Any]:
@@ -18,6 +19,11 @@ def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]
         statements.append(
             IamStatement(("cloudwatch:GetMetricData",), ("*",), "the guard reads trigger metrics (no resource scoping)")
         )
+    for source_type in dict.fromkeys(t.source_type for t in runbook.triggers):
+        if actions := iam_actions(source_type):
+            statements.append(
+                IamStatement(actions, ("*",), f"the guard reads its {source_type} triggers (no resource scoping)")
+            )
     merged: dict[tuple[str, ...], list[str]] = {}
     for statement in statements:
         resources = merged.setdefault(tuple(sorted(statement.actions)), [])

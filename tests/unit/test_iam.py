@@ -41,3 +41,24 @@ def test_policy_lists_each_kinds_actions_on_its_resources(tmp_path: Path, capsys
     assert "secretsmanager:GetSecretValue" not in by_service["secretsmanager"]["Action"]  # values are never read
     assert by_service["cloudwatch"]["Action"] == ["cloudwatch:GetMetricData"]
     assert all(r != "*" for s in policy["Statement"] if s["Action"][0].startswith("lambda") for r in s["Resource"])
+
+
+LOG_TRIGGERS = """
+  - name: errors-in-logs
+    log_events: {log_group: /aws/lambda/shop-api-{env}, pattern: ERROR}
+    when: "> 20 per 5m"
+  - name: timeouts-in-logs
+    logs_insights: {log_groups: [/aws/lambda/shop-api-{env}], query: "stats count(*) as n", field: n}
+    when: "> 1"
+  - name: hook-failures
+    codedeploy_hooks: {application: shop, deployment_group: shop-api-{env}}
+    when: "> 0"
+"""
+
+
+def test_log_and_hook_triggers_add_the_calls_they_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lastgood.yaml").write_text(RUNBOOK + LOG_TRIGGERS)
+    assert main(["iam-policy", "--account", "111122223333", "-f", str(tmp_path / "lastgood.yaml")]) == 0
+    actions = {a for s in json.loads(capsys.readouterr().out)["Statement"] for a in s["Action"]}
+    assert {"logs:FilterLogEvents", "logs:StartQuery", "logs:GetQueryResults", "logs:StopQuery"} <= actions
+    assert {"codedeploy:ListDeployments", "codedeploy:BatchGetDeploymentTargets"} <= actions

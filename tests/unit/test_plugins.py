@@ -141,7 +141,11 @@ def test_a_registered_source_and_notifier_validate_and_are_used(registered: None
         ("{name: t, constant: {value: 7}, when: '> 5', period: 15s}", "triggers[0].period: constant periods are"),
         ("{name: t, constant: {value: 7}, when: '> 2x baseline', period: 10s}", "triggers[0]: a constant has no"),
         ("{name: t, constant: {value: 7}, per: {value: 1}, when: '> 5'}", "'per' does not apply to a constant"),
-        ("{name: t, when: '> 5'}", "one source: cloudwatch, prometheus, probe or constant (found: none)"),
+        (
+            "{name: t, when: '> 5'}",
+            "one source: cloudwatch, prometheus, probe, logs_insights, log_events, codedeploy_hooks or constant "
+            "(found: none)",
+        ),
     ],
 )
 def test_a_registered_source_reports_mistakes_with_paths(registered: None, trigger: str, problem: str) -> None:

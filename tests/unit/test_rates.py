@@ -11,18 +11,29 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from lastgood.judge.rates import COUNT_PRIOR_SCALE, COUNT_RANGE, RateTestBatch, count_prior, influence
+from lastgood.judge.rates import (
+    BETS,
+    COUNT_PRIOR_CENTRE,
+    COUNT_PRIOR_SCALE,
+    COUNT_RANGE,
+    OWN_PRIOR,
+    PRIOR_OMEGA2,
+    RateTestBatch,
+    compensator,
+    count_prior,
+    influence,
+)
 from lastgood.judge.sequential import log_lr_increment, logsumexp
 
 
 def expected_e_value(d: np.ndarray, weights: np.ndarray, variance: float, lam: float) -> float:
-    """E[exp(influence(lam D / sd) - lam^2 / 2)] for D taking values `d` with probabilities `weights`."""
-    gain = influence(lam * d / math.sqrt(variance)) - lam**2 / 2
+    """E[exp(influence(lam D / sd)) / (1 + lam^2 / 2)] for D taking values `d` with probabilities `weights`."""
+    gain = influence(lam * d / math.sqrt(variance)) - compensator(np.asarray(lam))
     return float(np.sum(weights * np.exp(gain)))
 
 
 @pytest.mark.parametrize(("c", "m", "rate"), [(3, 297, 0.02), (200, 1800, 0.005), (200, 1800, 0.05), (20, 30, 0.3)])
-@pytest.mark.parametrize("lam", [0.2, 1.0, 2.0])
+@pytest.mark.parametrize("lam", [0.2, *BETS, 2.0])
 def test_a_period_is_a_fair_bet_under_binomial_counts(c: int, m: int, rate: float, lam: float) -> None:
     a, b = np.arange(c + 1), np.arange(m + 1)
     pa, pb = stats.binom.pmf(a, c, rate), stats.binom.pmf(b, m, rate)
@@ -36,7 +47,7 @@ def test_a_period_is_a_fair_bet_under_binomial_counts(c: int, m: int, rate: floa
     assert expected_e_value(d, better, variance, lam) <= 1 + 1e-9
 
 
-@pytest.mark.parametrize("lam", [0.3, 1.0, 2.0])
+@pytest.mark.parametrize("lam", [0.3, *BETS, 2.0])
 def test_a_period_is_a_fair_bet_when_the_baseline_wobbles_heavily(lam: float) -> None:
     """At high volume only the wobble is left: D = e (1 - W), W gamma with CV 0.7 (right-skewed, so D has a long
     left tail). With the variance allowed for equal to Var(D), the bet is fair."""
@@ -59,10 +70,14 @@ def test_the_count_mixture_matches_numerical_integration_of_its_prior() -> None:
 
     base = loglik(1.0)
     top = max(loglik(t) - base for t in thetas)
-    norm = integrate.quad(lambda u: math.exp(-0.5 * (u / COUNT_PRIOR_SCALE) ** 2), 0, math.log(COUNT_RANGE))[0]
+
+    def prior(u: float) -> float:
+        return -0.5 * ((u - COUNT_PRIOR_CENTRE) / COUNT_PRIOR_SCALE) ** 2
+
+    norm = integrate.quad(lambda u: math.exp(prior(u)), 0, math.log(COUNT_RANGE))[0]
 
     def integrand(u: float) -> float:
-        return math.exp(loglik(math.exp(u)) - base - top - 0.5 * (u / COUNT_PRIOR_SCALE) ** 2) / norm
+        return math.exp(loglik(math.exp(u)) - base - top + prior(u)) / norm
 
     value = integrate.quad(integrand, 0, math.log(COUNT_RANGE), limit=200)[0]
     assert grid == pytest.approx(math.log(value) + top, abs=0.02)
@@ -135,3 +150,53 @@ def test_the_count_tests_weight_is_fixed_at_the_first_judged_period() -> None:
     test.update([0, 1], [300, 2], [6, 9], [297, 1800])  # traffic changes later: the weights stay
     again = RateTestBatch.from_state(test.to_state())
     assert np.array_equal(again.count_weight, test.count_weight) and test.count_weight[0] > 0.85
+
+
+def test_the_rate_e_value_is_the_average_of_the_fixed_bets_products() -> None:
+    """Recomputed from its definition: per bet, the product over the periods that add evidence of
+    exp(influence(lam Y_t)) / (1 + lam^2 / 2), Y_t scaled by the variance the test allowed for before the period;
+    the rate e-value is their plain average (an average of test supermartingales is one)."""
+    rng = np.random.default_rng(12)
+    test = RateTestBatch((), 0.025, 1.0, 2)
+    logs = np.zeros(len(BETS))
+    lams = np.asarray(BETS)
+    for t in range(12):
+        a, c, b, m = rng.binomial(200, 0.012), 200, rng.binomial(1800, 0.005), 1800
+        level, _ = test.rate_level()
+        allow = test.allowance()
+        known = t > 0
+        test.update(a, c, b, m)
+        if known and t >= 2:
+            v = level * (1 - level) * (1 / c + 1 / m) + allow * level**2
+            z = (a / c - b / m) / math.sqrt(float(v))
+            logs += np.log1p(np.maximum(lams * z, 0) + (lams * z) ** 2 / 2) * (z >= 0) + lams * z * (z < 0)
+            logs -= np.log1p(lams**2 / 2)
+    expected = math.log(float(np.mean(np.exp(logs))))
+    assert float(test.log_e) == pytest.approx(expected, abs=1e-9)
+    assert float(test.log_e) > 1.0  # a canary at 2.4x has built evidence
+
+
+def test_a_version_with_few_events_keeps_its_prior_wobble_not_a_noisy_early_estimate() -> None:
+    """A canary with one error a minute cannot bound its wobble from a few periods: its own estimate stays at the
+    prior (CV 0.7) rather than reading a noisy start as CV 1-1.6 (the test before this one did, and caught errors
+    x3 at 2,000 req/min within 15 minutes 3 points less often); a busy version's data speak at once."""
+    rng = np.random.default_rng(13)
+    runs = 400
+    test = RateTestBatch((runs,), 0.025, 1.0, 2)
+    prior = OWN_PRIOR * PRIOR_OMEGA2
+    for _ in range(6):
+        test.update(rng.binomial(200, 0.015, runs), 200, rng.binomial(1800, 0.005, runs), 1800)
+        own = test.own_omega2()[0]
+        assert float(np.median(own)) <= prior + 1e-12 and float(np.mean(own > prior + 1e-12)) < 0.15
+    busy = RateTestBatch((runs,), 0.025, 1.0, 2)
+    k = 1 / 1.2**2
+    for _ in range(6):
+        wobble = rng.gamma(k, 1 / k, runs)
+        busy.update(rng.binomial(20000, 0.02 * wobble), 20000, rng.binomial(180000, 0.02), 180000)
+    assert float(np.median(busy.own_omega2()[0])) > prior  # a CV 1.2 on a busy canary is seen and allowed for
+
+
+def test_a_state_of_another_version_is_refused() -> None:
+    state = RateTestBatch((), 0.05).to_state()
+    with pytest.raises(ValueError, match="version"):
+        RateTestBatch.from_state({**state, "version": 1})

@@ -39,6 +39,13 @@ _SECRET_FIELD = re.compile(
     r"""SecretAccessKey|X-Amz-Security-Token|Authorization)(?P=q)\s*:\s*b?)(?P<v>["'])(?:\\.|(?!(?P=v)).)*(?P=v)""",
     re.IGNORECASE,
 )
+# Environment variables (Lambda, Amplify) arrive in maps keyed by the user's names: a name that looks secret
+# (as lastgood.redact.SECRET_NAME) has its string value masked too.
+_SECRET_NAMED = re.compile(
+    r"""(?P<key>(?P<q>["'])\w*(?:SECRET|PASSWORD|PASSWD|TOKEN|KEY|WEBHOOK|CREDENTIAL|AUTH|PRIVATE)\w*(?P=q)\s*:\s*b?)"""
+    r"""(?P<v>["'])(?:\\.|(?!(?P=v)).)*(?P=v)""",
+    re.IGNORECASE,
+)
 _LOGGERS = ("lastgood", "boto3", "botocore", "urllib3")
 
 
@@ -72,7 +79,10 @@ def _endpoint(value: str | None) -> str | None:
 
 
 def mask_secret_fields(text: str) -> str:
-    return _SECRET_FIELD.sub(lambda m: f"{m['key']}{m['v']}{MASK}{m['v']}", text)
+    def mask(m: re.Match[str]) -> str:
+        return f"{m['key']}{m['v']}{MASK}{m['v']}"
+
+    return _SECRET_NAMED.sub(mask, _SECRET_FIELD.sub(mask, text))
 
 
 class _Redacting(logging.Formatter):

@@ -254,6 +254,14 @@ def rollback(
     severity: Annotated[
         str | None, typer.Option("--severity", help="critical|high|medium|low [default: the policy's]")
     ] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger",
+            help="A manual trigger (user-reports, data-corruption, ...; the file's manual_triggers), recorded as "
+            "the rollback's trigger; its severity unless --severity",
+        ),
+    ] = None,
     wait: WaitOption = None,
     parallel: ParallelOption = 16,
     saved: Annotated[
@@ -275,6 +283,7 @@ def rollback(
         only=saved_plan.only if saved_plan else split_names(only),
         reason=reason,
         severity=severity,
+        manual_trigger=trigger,
         confirmed=yes,
         allow_destructive=allow_destructive,
         wait=parse_wait(wait),

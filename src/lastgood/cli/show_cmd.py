@@ -13,7 +13,7 @@ from lastgood.cli.rollback_cmd import lease_owner, render_timeline
 from lastgood.cli.tables import print_table
 from lastgood.config.models import Runbook
 from lastgood.service.follow import WorkRef, find_work, release_detail, work_state
-from lastgood.service.views import rollback_detail
+from lastgood.service.views import rollback_detail, trigger_summary
 
 IdArgument = Annotated[
     str, typer.Argument(help="A rollback id (rb-...), a deployment id (dp-...) or a release label", metavar="ID")
@@ -49,6 +49,10 @@ def show_rollback(runbook: Runbook, rollback_id: str, output: OutputFormat) -> N
         stdout.print(f"rollback {detail.id} in {detail.env}: [bold]{detail.status}[/] (by {detail.requested_by})")
         if detail.owner is not None:
             stdout.print(f"run by {lease_owner(detail.owner)}")
+        if detail.reason:
+            stdout.print(f"reason: {escape(detail.reason)}")
+        if detail.trigger:
+            stdout.print(f"trigger: {escape(trigger_summary(detail.trigger))}")
         table = Table(title="steps", title_justify="left")
         for column in ("component", "action", "from", "to", "status", "attempts"):
             table.add_column(column)

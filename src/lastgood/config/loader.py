@@ -151,6 +151,7 @@ def _cross_check(
             if dep not in known:
                 where = format_path(["components", index, "depends_on", dep_index])
                 problems.append(f"{where}: no component named {dep!r}{did_you_mean(dep, sorted(known))}")
+    problems += _redeploy_problems(specs, positions, known)
     cycle = _find_cycle({s.name: [d for d in s.depends_on if d in seen] for s in specs})
     if cycle:
         problems.append(f"components: depends_on forms a cycle: {' -> '.join(cycle)}")
@@ -166,6 +167,23 @@ def _cross_check(
     for name, env in runbook.environments.items():
         if env.confirm_phrase is not None and not env.protected:
             problems.append(f"environments.{name}.confirm_phrase: only protected environments ask for a phrase")
+    return problems
+
+
+def _redeploy_problems(specs: list[Component], positions: list[int], known: set[str]) -> list[str]:
+    from lastgood.kinds.registry import redeploys
+
+    problems = []
+    for index, spec in zip(positions, specs, strict=True):
+        for dep_index, dep in enumerate(spec.redeploy_after):
+            where = format_path(["components", index, "redeploy_after", dep_index])
+            if dep == spec.name:
+                problems.append(f"{where}: a component cannot redeploy after itself")
+            elif dep not in known:
+                problems.append(f"{where}: no component named {dep!r}{did_you_mean(dep, sorted(known))}")
+        if spec.redeploy_after and spec.redeploy_command is None and not redeploys(spec.kind):
+            where = format_path(["components", index, "redeploy_after"])
+            problems.append(f"{where}: a {spec.kind} has no redeploy action of its own; add redeploy_command")
     return problems
 
 

@@ -25,6 +25,7 @@ from pydantic_core import InitErrorDetails
 from lastgood.config import plugins
 from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
+from lastgood.config.manual import ManualTrigger
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
 from lastgood.config.strict import Strict as Strict
@@ -117,6 +118,16 @@ class Component(Strict):
     kind: str
     depends_on: list[str] = Field(default_factory=list)
     description: str | None = None
+    redeploy_after: list[str] = Field(
+        default_factory=list,
+        description="Components whose rollback this one must pick up: when the plan changes any of them, a "
+        "redeploy step of this component runs after them (the kind's own redeploy, or `redeploy_command`).",
+    )
+    redeploy_command: str | None = Field(
+        default=None,
+        description="Shell command that redeploys this component, instead of its kind's own redeploy action "
+        "($LASTGOOD_ENV, $LASTGOOD_APP, $LASTGOOD_STEP are set; at most 10 minutes).",
+    )
 
 
 # CloudWatch accepts 1, 5, 10, 30 or any multiple of 60 seconds.
@@ -186,6 +197,9 @@ class Trigger(Strict):
     `prometheus:`, `probe:`, see config/plugins.py), validated against that source's settings, as is `per`."""
 
     name: str = Field(description="The trigger's name, unique in the file.")
+    description: str | None = Field(
+        default=None, max_length=2000, description="What it stands for, e.g. the runbook's own words."
+    )
     when: ConditionField = Field(
         description="`>`, `>=`, `<`, `<=` and a number, optionally `%`; `> 5x baseline`; `> 5 per 5m`; `present`."
     )
@@ -518,6 +532,11 @@ class Runbook(Strict):
     guard: GuardSettings = Field(
         default_factory=GuardSettings, description="The server's guard after each release: its watch window."
     )
+    manual_triggers: list[ManualTrigger] = Field(
+        default_factory=list,
+        description="The reasons a person may name with `rollback --trigger` (user reports, data corruption, ...), "
+        "each with its default severity [default: any name, at policy.default_severity].",
+    )
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -526,6 +545,15 @@ class Runbook(Strict):
     def warnings(self) -> list[str]:
         """What loading found questionable but valid (e.g. a data restore the code does not wait for)."""
         return list(self._warnings)
+
+    @field_validator("manual_triggers")
+    @classmethod
+    def _manual_names(cls, value: list[ManualTrigger]) -> list[ManualTrigger]:
+        names = [t.name for t in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"manual trigger names must be unique: {', '.join(twice)}")
+        return value
 
     @field_validator("state")
     @classmethod

@@ -103,8 +103,20 @@ def validate_plugged(
     rest = {k: v for k, v in data.items() if k not in plugins}
     if len(given) != 1:
         return given, None, rest, []
-    value, errors = validate_value(settings(plugins[given[0]]), data[given[0]], (given[0],))
+    value, errors = validate_value(_narrowed(settings(plugins[given[0]]), data[given[0]]), data[given[0]], (given[0],))
     return given, value, rest, errors
+
+
+def _narrowed(annotation: Any, value: Any) -> Any:
+    """Of a union of models, the one model whose keys the value uses (`expression:` picks metric math), so that
+    a mistake is reported once, against the shape meant; else the union."""
+    models = plugged_models(annotation)
+    if len(models) < 2 or not isinstance(value, dict):
+        return annotation
+    fits = [
+        m for m in models if set(value) <= {f.alias or name for name, f in m.model_fields.items()} | set(m.model_fields)
+    ]
+    return fits[0] if len(fits) == 1 else annotation
 
 
 def validate_value(annotation: Any, value: Any, loc: tuple[str | int, ...]) -> tuple[Any, list[InitErrorDetails]]:

@@ -138,6 +138,30 @@ components:
     rollback: ./scripts/restore-index {env} {value}
     timeout: 600
 """,
+    "amplify-env": """
+components:
+  - name: frontend-env
+    kind: amplify-env
+    app_id: d1abc2def3
+    branch: main
+    variables: [API_URL, STRIPE_PUBLIC_KEY]
+    vault: /lastgood/{env}
+""",
+    "lambda-env": """
+components:
+  - name: api-env
+    kind: lambda-env
+    function: shop-api-{env}
+    variables: [TABLE_NAME]
+    alias: live
+""",
+    "security-group": """
+components:
+  - name: api-sg
+    kind: security-group
+    group_id: sg-0123456789abcdef0
+    directions: [ingress, egress]
+""",
 }
 
 SOURCES = {
@@ -166,6 +190,32 @@ triggers:
     when: "> 10%"
     period: 30s
     for: 1m
+""",
+    "logs_insights": """
+triggers:
+  - name: db-connection-errors
+    logs_insights:
+      log_groups: [/aws/lambda/shop-api-{env}]
+      query: "filter @message like /connection refused/ | stats count(*) as failures"
+      field: failures
+    when: "> 10"
+    for: 5m
+    action: rollback
+""",
+    "log_events": """
+triggers:
+  - name: errors-in-logs
+    log_events: {log_group: /aws/lambda/shop-api-{env}, pattern: ERROR}
+    when: "> 20 per 5m"
+    action: rollback
+""",
+    "codedeploy_hooks": """
+triggers:
+  - name: hook-failures
+    codedeploy_hooks: {application: shop, deployment_group: shop-api-{env}}
+    when: "> 0"
+    severity: critical
+    action: rollback
 """,
 }
 

@@ -24,6 +24,7 @@ from lastgood.domain.states import DONE_STEP, ROLLBACK_TRANSITIONS, RollbackStat
 from lastgood.engine.journal import Journal, StepOutcome
 from lastgood.engine.planner import Plan
 from lastgood.errors import BadInput, LastgoodError, Refused
+from lastgood.kinds import redeploy
 from lastgood.kinds.base import Kind, KindContext, State
 from lastgood.ledger import store
 from lastgood.ledger.store import rollback_approvals
@@ -251,7 +252,8 @@ class Executor:
                     self._start(journal, [item.component for item in ready])
                 for item in ready:
                     del pending[item.component]
-                    future = pool.submit(self._execute, specs.get(item.component), item)
+                    spec = specs.get(redeploy.component_of(item.component))
+                    future = pool.submit(self._execute, spec, item)
                     future.add_done_callback(lambda _: wake.set())
                     running[future] = item.component
                 if not running:
@@ -355,6 +357,10 @@ class Executor:
         kind = self.ctx.kind_of(spec)
         if kind.name != work.kind:
             return StepOutcome(StepStatus.FAILED, "", 0, f"{work.component} is now a {kind.name}, was {work.kind}")
+        if redeploy.is_redeploy(work.component):
+            if not redeploy.can_redeploy(spec, kind):
+                return StepOutcome(StepStatus.FAILED, "", 0, f"{spec.name} no longer says how to redeploy")
+            kind = redeploy.RedeployStep(kind)
         attempt = 0
         while True:
             attempt += 1

@@ -10,6 +10,7 @@ from lastgood.domain.ordering import waits_for
 from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
+from lastgood.kinds import redeploy
 from lastgood.kinds.base import Change, State, without_prefetched
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
@@ -123,6 +124,19 @@ def choose_target(ctx: EnvContext, to: str | None) -> tuple[ReleaseRow | None, R
         return live, target
 
 
+def _reaches(wait: dict[str, list[str]], start: str, goal: str) -> bool:
+    """Whether `start` waits, directly or through others, for `goal`."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == goal:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(wait.get(name, ()))
+    return False
+
+
 def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
     live, target = choose_target(ctx, to)
     specs = ctx.components(only)
@@ -148,9 +162,12 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     order = waits_for(graph, {s.component for s in steps})
     schema = {s.name for s in specs if ctx.kind_of(s).runs_after_code}
     code = sorted(step.component for step in steps if step.component not in schema)
+    for name in sorted(schema & set(order)):
+        # Application first, then schema; but not code the schema must go first for (its database, its stack).
+        order[name] = sorted(set(order[name]) | {c for c in code if not _reaches(order, c, name)})
     for step in steps:
-        extra = code if step.component in schema else []  # application first, then schema
-        step.waits_for = sorted(set(order[step.component]) | set(extra))
+        step.waits_for = order[step.component]
+    steps += _redeploy_steps(ctx, {s.component for s in steps})
     plan = Plan(
         app=ctx.app,
         env=ctx.env,
@@ -168,6 +185,13 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)
     return plan
+
+
+def _redeploy_steps(ctx: EnvContext, changed: set[str]) -> list[PlannedStep]:
+    """The redeploys the changed components call for (`redeploy_after`), even of components left out by
+    --only: what they pick up is rolled back either way."""
+    planned = redeploy.plan_redeploys(ctx.runbook.components_for(ctx.env), ctx.kind_of, changed)
+    return [PlannedStep(r.step, r.kind, r.change, r.target, waits_for=r.waits_for) for r in planned]
 
 
 def _schema_safety(ctx: EnvContext, plan: Plan, target: ReleaseRow, planned_schema: set[str]) -> None:

@@ -1,11 +1,13 @@
 """amplify-branch: the commit an Amplify Hosting branch last deployed, and which branch a domain prefix serves.
 
 Rolling back redeploys the recorded job's artifact (StartJob RETRY) and, for a blue/green setup, points the
-domain prefix back at the branch it served at the release.
+domain prefix back at the branch it served at the release. Its redeploy action (`redeploy_after`, e.g. after an
+amplify-env component) rebuilds the branch's last successful job, so the build reads the restored variables.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +18,7 @@ from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import StepFailed
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, State
+from lastgood.kinds.redeploy import Redeployable
 
 IN_PROGRESS = {"CREATED", "PENDING", "PROVISIONING", "RUNNING", "CANCELLING"}
 _MAX_PAGES = 10
@@ -30,13 +33,60 @@ class AmplifyBranchSpec(Component):
     prefix: str = Field(default="", description="Subdomain prefix within `domain` ('' is the apex, e.g. 'www').")
 
 
-class AmplifyBranch(Kind[AmplifyBranchSpec]):
+class AmplifyBranch(Kind[AmplifyBranchSpec], Redeployable[AmplifyBranchSpec]):
     name = "amplify-branch"
     spec_model = AmplifyBranchSpec
     estimate_seconds = 300.0
     verify_timeout_seconds = 1800.0
     verify_interval_seconds = 15.0
     slow = True
+    redeploy_estimate_seconds = 300.0
+    redeploy_description = "StartJob RETRY of the branch's last successful job (a build that reads the variables)"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rebuilds: dict[str, str] = {}  # step token -> the job its redeploy started (in this process)
+
+    def redeploy(self, spec: AmplifyBranchSpec, ctx: KindContext) -> ApplyResult:
+        jobs = self._jobs(spec, ctx)
+        with self._lock:
+            started = self._rebuilds.get(ctx.token)
+        if started and any(job["jobId"] == started and job["status"] in IN_PROGRESS for job in jobs):
+            return ApplyResult(f"job {started} is already rebuilding")
+        last = _last_succeeded(jobs)
+        if last is None:
+            raise StepFailed(f"{spec.app_id}/{spec.branch}: no successful job to rebuild")
+        with map_aws_errors(f"amplify:StartJob {spec.app_id}/{spec.branch}"):
+            answer = ctx.aws.client("amplify").start_job(
+                appId=spec.app_id,
+                branchName=spec.branch,
+                jobId=last["jobId"],
+                jobType="RETRY",
+                jobReason=f"lastgood redeploy {ctx.token}",
+            )
+        job_id = str(answer["jobSummary"]["jobId"])
+        with self._lock:
+            self._rebuilds[ctx.token] = job_id
+        return ApplyResult(f"job {job_id} rebuilds commit {_short(last.get('commitId'))} (job {last['jobId']})")
+
+    def redeploy_pending(self, spec: AmplifyBranchSpec, ctx: KindContext) -> list[str]:
+        with self._lock:
+            started = self._rebuilds.get(ctx.token)
+        if started is None:  # the executor always applies first; a new process applies again
+            raise StepFailed(f"{spec.app_id}/{spec.branch}: no rebuild was started by this step")
+        job = next((job for job in self._newest_jobs(spec, ctx) if job["jobId"] == started), None)
+        if job is None:
+            return [f"job {started} is not listed yet"]
+        if job["status"] in IN_PROGRESS:
+            return [f"job {started} is {job['status']}"]
+        if job["status"] != "SUCCEED":
+            raise StepFailed(f"{spec.app_id}/{spec.branch}: the rebuild, job {started}, ended {job['status']}")
+        return []
+
+    def _newest_jobs(self, spec: AmplifyBranchSpec, ctx: KindContext) -> list[dict[str, Any]]:
+        with map_aws_errors(f"amplify:ListJobs {spec.app_id}/{spec.branch}"):
+            page = ctx.aws.client("amplify").list_jobs(appId=spec.app_id, branchName=spec.branch, maxResults=50)
+        return list(page.get("jobSummaries") or [])
 
     def read(self, spec: AmplifyBranchSpec, ctx: KindContext) -> State:
         return self._state(spec, ctx, self._jobs(spec, ctx))

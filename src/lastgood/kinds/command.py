@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, ClassVar, Literal
+from typing import IO, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -82,7 +82,18 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def run_shell(command: str, spec: CommandSpec, env: dict[str, str], what: str, keep_stdout: bool = False) -> Ran:
+class ShellSettings(Protocol):
+    """Where and how long a command runs (a command component, or a redeploy's command)."""
+
+    @property
+    def cwd(self) -> str | None: ...
+    @property
+    def env(self) -> dict[str, str]: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+def run_shell(command: str, spec: ShellSettings, env: dict[str, str], what: str, keep_stdout: bool = False) -> Ran:
     """Run one command under /bin/sh in its own session, output to temporary files (no pipe to fill up)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -4,7 +4,8 @@ Data kinds never overwrite the data an application uses; they restore into a new
 pointer to it. A pointer is exactly one of:
 
 - `ssm_parameter`: an SSM parameter whose value is the name / endpoint;
-- `lambda_env`: one environment variable of a Lambda function (the other variables are kept);
+- `lambda_env`: one environment variable of a Lambda function (the other variables are kept); with `alias`,
+  a version is published from the updated $LATEST and the alias moved to it (kinds/lambda_env.py);
 - `secret_key`: one key of a JSON Secrets Manager secret. Only that key is read back; the secret's other
   values are held in memory just long enough to write the new version and are never stored or logged.
 
@@ -22,6 +23,7 @@ from pydantic import Field, model_validator
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Strict
 from lastgood.errors import ResourceNotFound
+from lastgood.kinds import lambda_env
 from lastgood.kinds.base import IamScope, IamStatement, KindContext
 
 _TOKEN_NAMESPACE = uuid.UUID("6f1d3c1e-7a52-4c8e-9d0b-2f3a5b6c7d8e")
@@ -30,6 +32,11 @@ _TOKEN_NAMESPACE = uuid.UUID("6f1d3c1e-7a52-4c8e-9d0b-2f3a5b6c7d8e")
 class LambdaEnv(Strict):
     function: str = Field(description="Function name or ARN.")
     variable: str = Field(description="Environment variable holding the name / endpoint.")
+    alias: str | None = Field(
+        default=None,
+        description="Publish a version after the switch and move this alias to it (functions invoked through "
+        "the alias read the new value); omitted: only $LATEST is updated.",
+    )
 
 
 class SecretKey(Strict):
@@ -69,7 +76,9 @@ def read_pointer(pointer: Pointer, ctx: KindContext) -> str:
     if pointer.ssm_parameter is not None:
         return _read_ssm(pointer.ssm_parameter, ctx)
     if pointer.lambda_env is not None:
-        variables, _ = _lambda_variables(pointer.lambda_env, ctx)
+        target = pointer.lambda_env
+        qualifier = lambda_env.alias_version(target.function, target.alias, ctx) if target.alias else None
+        variables = lambda_env.variables_of(lambda_env.configuration(target.function, ctx, qualifier))
         if pointer.lambda_env.variable not in variables:
             raise ResourceNotFound(f"{describe_pointer(pointer)}: the variable is not set")
         return variables[pointer.lambda_env.variable]
@@ -103,25 +112,25 @@ def _set_ssm(name: str, ctx: KindContext, value: str) -> bool:
     return True
 
 
-def _lambda_variables(target: LambdaEnv, ctx: KindContext) -> tuple[dict[str, str], str | None]:
-    with map_aws_errors(f"lambda:GetFunctionConfiguration {target.function}"):
-        config = ctx.aws.client("lambda").get_function_configuration(FunctionName=target.function)
-    variables = dict((config.get("Environment") or {}).get("Variables") or {})
-    return variables, config.get("RevisionId")
-
-
 def _set_lambda(target: LambdaEnv, ctx: KindContext, value: str) -> bool:
-    variables, revision = _lambda_variables(target, ctx)
-    if variables.get(target.variable) == value:
+    latest = lambda_env.configuration(target.function, ctx)
+    variables = lambda_env.variables_of(latest)
+    if variables.get(target.variable) != value:
+        # With RevisionId: refuse to overwrite a configuration someone changed since we read it.
+        latest = lambda_env.update_variables(
+            target.function, ctx, {**variables, target.variable: value}, latest.get("RevisionId")
+        )
+    elif target.alias is None or _alias_reads(target, ctx) == value:
         return False
-    variables[target.variable] = value
-    kwargs: dict[str, Any] = {"FunctionName": target.function, "Environment": {"Variables": variables}}
-    if revision:
-        # Refuse to overwrite a configuration someone changed since we read it (PreconditionFailed).
-        kwargs["RevisionId"] = revision
-    with map_aws_errors(f"lambda:UpdateFunctionConfiguration {target.function} ({target.variable})"):
-        ctx.aws.client("lambda").update_function_configuration(**kwargs)
+    if target.alias is not None:
+        lambda_env.publish_to_alias(target.function, target.alias, ctx, latest.get("RevisionId"))
     return True
+
+
+def _alias_reads(target: LambdaEnv, ctx: KindContext) -> str | None:
+    assert target.alias is not None
+    version = lambda_env.alias_version(target.function, target.alias, ctx)
+    return lambda_env.variables_of(lambda_env.configuration(target.function, ctx, version)).get(target.variable)
 
 
 def _secret_document(target: SecretKey, ctx: KindContext) -> tuple[dict[str, Any], str]:
@@ -181,15 +190,7 @@ def pointer_iam_statements(pointer: Pointer, scope: IamScope) -> list[IamStateme
             )
         ]
     if pointer.lambda_env is not None:
-        function = pointer.lambda_env.function
-        arn = _arn(function, f"{prefix}:lambda:{scope.region}:{scope.account}:function:{function}")
-        return [
-            IamStatement(
-                actions=("lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"),
-                resources=(arn,),
-                purpose=f"read and switch environment variable {pointer.lambda_env.variable}",
-            )
-        ]
+        return lambda_env.lambda_env_iam(pointer.lambda_env.function, pointer.lambda_env.alias, scope)
     assert pointer.secret_key is not None
     secret = pointer.secret_key.secret
     arn = _arn(secret, f"{prefix}:secretsmanager:{scope.region}:{scope.account}:secret:{secret}-*")

@@ -1,7 +1,7 @@
 """Kind name -> implementation. Adding a kind is one module and one line in `_MODULES`.
 
 A kind's module is imported the first time the kind is looked up: `lastgood validate` of a file with Lambda
-aliases and parameters builds those two kinds' models, not the eighteen (issue 13, goal 1).
+aliases and parameters builds those two kinds' models, not every kind's (issue 13, goal 1).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput
 from lastgood.kinds.base import Kind, WeightedKind
+from lastgood.kinds.redeploy import Redeployable
 
 _MODULES = {
     "lambda-alias": "lastgood.kinds.lambda_alias:LambdaAlias",
@@ -33,6 +34,9 @@ _MODULES = {
     "sql-migrations": "lastgood.kinds.sql_migrations:SqlMigrations",
     "feature-flag": "lastgood.kinds.feature_flag:FeatureFlag",
     "command": "lastgood.kinds.command:Command",
+    "amplify-env": "lastgood.kinds.amplify_env:AmplifyEnv",
+    "lambda-env": "lastgood.kinds.lambda_env:LambdaEnv",
+    "security-group": "lastgood.kinds.security_group:SecurityGroup",
 }
 """Each kind's name and where its class is, in the order the kinds are listed (and offered) everywhere."""
 
@@ -82,6 +86,11 @@ def get_kind(name: str) -> Kind[Any]:
     if name not in KINDS:
         raise BadInput(f"unknown kind {name!r}{did_you_mean(name, KINDS)}")
     return KINDS[name]
+
+
+def redeploys(name: str) -> bool:
+    """Whether the kind has a redeploy action of its own (`redeploy_after` without `redeploy_command`)."""
+    return isinstance(KINDS[name], Redeployable)
 
 
 def weighted_kinds() -> tuple[str, ...]:

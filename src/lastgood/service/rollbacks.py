@@ -25,6 +25,7 @@ from lastgood.errors import BadInput, EnvironmentHeld, Refused
 from lastgood.ledger import holds, store
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import Lease, hold
+from lastgood.service.manual import manual_trigger, record_manual_trigger
 from lastgood.service.plans import SavedPlan, check_against
 
 __all__ = [  # Decision and Plan are the engine's types the callers' hooks receive
@@ -61,6 +62,7 @@ class RollbackRequest(BaseModel):
     automated: bool = False  # requested by the guard, not a person
     detected_at: datetime | None = None
     trigger: dict[str, Any] | None = None
+    manual_trigger: str | None = None  # `--trigger NAME`: a manual trigger of the file (service/manual.py)
     id: str | None = None  # chosen by the caller (the guard records its event under it first)
     expect_from: str | None = None  # the release the caller judged: if it is no longer live, do nothing
     saved_plan: SavedPlan | None = None  # `rollback --plan FILE`: refused unless planning now gives the same
@@ -75,6 +77,7 @@ class RollbackOutcome(BaseModel):
     decision: dict[str, Any] | None = None
     result: RollbackResult | None = None
     approvers: list[str] = []
+    trigger: dict[str, Any] | None = None  # what fired: a guard's verdict, or a person's manual trigger
 
     @property
     def exit_code(self) -> int:
@@ -118,6 +121,7 @@ def preview_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None 
 def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | None = None) -> RollbackOutcome:
     """Hold the environment, plan, decide, confirm, create, apply the approvals matrix and run."""
     hooks = hooks or Hooks()
+    request = _with_manual_trigger(ctx, request)
     rollback_id = request.id or store.new_rollback_id()
     with hold(ctx, "rollback", rollback_id, request.wait) as lease:
         plan = build_plan(ctx, request.to, request.only)
@@ -147,9 +151,16 @@ def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | N
         supersede_unfinished(ctx, rollback_id)
         Executor(ctx).create(plan, request.reason, requested_by=ctx.actor.name, rollback_id=rollback_id)
         _record_overrides(ctx, rollback_id, request, plan)
+        if request.manual_trigger is not None and request.trigger is not None:
+            record_manual_trigger(ctx, rollback_id, request.trigger)
         status = apply_decision(ctx, rollback_id, decision, roles, request.detected_at, request.trigger)
         outcome = RollbackOutcome(
-            env=ctx.env, status=status, id=rollback_id, plan=plan.to_dict(), decision=decision.to_dict()
+            env=ctx.env,
+            status=status,
+            id=rollback_id,
+            plan=plan.to_dict(),
+            decision=decision.to_dict(),
+            trigger=request.trigger,
         )
         if status != RollbackStatus.PLANNED or decision.method == "planned-rollback":
             return _not_run(outcome, decision, status)
@@ -288,6 +299,17 @@ def _not_run(outcome: RollbackOutcome, decision: Decision, status: str) -> Rollb
             f"rollback {rollback_id} is planned, not run: run it in its window with lastgood resume {rollback_id}"
         )
     return outcome
+
+
+def _with_manual_trigger(ctx: EnvContext, request: RollbackRequest) -> RollbackRequest:
+    """A named manual trigger sets the request's severity (the decision matrix reads it as a fired trigger's),
+    its trigger record and, unless given, its reason; an unknown name or severity stops here (exit 2)."""
+    if request.manual_trigger is None:
+        return request
+    trigger = manual_trigger(ctx.runbook, request.manual_trigger, request.severity, ctx.actor.name)
+    reason = request.reason or f"manual trigger {trigger['trigger']} ({trigger['severity']})"
+    update = {"severity": trigger["severity"], "trigger": trigger, "reason": reason}
+    return request.model_copy(update=update | {"detected_at": request.detected_at or ctx.clock.now()})
 
 
 def _check_destructive(plan: Plan, request: RollbackRequest) -> None:

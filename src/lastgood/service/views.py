@@ -11,9 +11,21 @@ from lastgood.config.models import Runbook
 from lastgood.domain.states import UNFINISHED_ROLLBACK
 from lastgood.ledger import holds, store
 from lastgood.ledger.holds import describe
+from lastgood.report.model import trigger_summary
 from lastgood.runtime.context import EnvContext
 from lastgood.service.models import Holder
 from lastgood.service.session import ledger_for
+
+__all__ = [
+    "EventView",
+    "RollbackDetail",
+    "StepView",
+    "rollback_detail",
+    "rollback_env",
+    "rollback_where",
+    "trigger_summary",
+    "unfinished_rollbacks",
+]
 
 
 class StepView(BaseModel):
@@ -42,6 +54,8 @@ class RollbackDetail(BaseModel):
     requested_by: str
     reason: str
     error: str | None
+    severity: str | None = None
+    trigger: dict[str, Any] | None = None  # what fired: a guard's verdict, or a manual trigger (`manual: true`)
     owner: Holder | None  # the process running it now, with its lease
     steps: list[StepView]
     timeline: list[EventView]
@@ -72,6 +86,8 @@ def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
             requested_by=row.requested_by,
             reason=row.reason,
             error=row.error,
+            severity=row.severity,
+            trigger=row.trigger,
             owner=owner,
             steps=[
                 StepView(

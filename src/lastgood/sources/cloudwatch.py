@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 
 from lastgood.aws.clients import AwsClients
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import Condition
-from lastgood.config.models import MetricQuery, Strict, cloudwatch_period
+from lastgood.config.models import MetricQuery, cloudwatch_period
 from lastgood.errors import AwsError
 from lastgood.sources.base import Series, SeriesRequest
+from lastgood.sources.metric_math import MetricMath, rename
+
+__all__ = ["CloudWatchSource", "MetricMath"]
 
 MAX_QUERIES_PER_CALL = 500
-
-
-class MetricMath(Strict):
-    """CloudWatch metric math: `expression` over the `metrics`, named by id (e.g. `m1 / m2 * 100`)."""
-
-    expression: str
-    metrics: dict[str, MetricQuery] = Field(description="The metrics the expression names, by id (m1, m2, ...).")
-
-    @field_validator("metrics")
-    @classmethod
-    def _ids(cls, value: dict[str, MetricQuery]) -> dict[str, MetricQuery]:
-        if not value:
-            raise ValueError("metric math needs at least one metric")
-        bad = [key for key in value if not re.fullmatch(r"[a-z][a-zA-Z0-9_]*", key)]
-        if bad:
-            raise ValueError(f"metric ids must start with a lowercase letter, then letters, digits or _: {bad}")
-        return value
 
 
 class CloudWatchSource:
@@ -126,8 +111,7 @@ def _queries(query_id: str, request: SeriesRequest) -> list[dict[str, Any]]:
         raise TypeError(f"CloudWatch cannot fetch {type(query).__name__}")
     # Ids must be unique across the whole call: m1 of each trigger becomes q<i>_m1, in the expression too.
     names = {key: f"{query_id}_{key}" for key in query.metrics}
-    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")\b")
-    expression = pattern.sub(lambda match: names[match.group(1)], query.expression)
+    expression = rename(query.expression, names)
     out = [{"Id": query_id, "Expression": expression, "ReturnData": True}]
     return out + [_metric_stat(names[key], metric, request.period, False) for key, metric in query.metrics.items()]
 

@@ -19,7 +19,10 @@ from lastgood.config.durations import Condition
 from lastgood.config.models import Trigger
 from lastgood.sources.base import MetricSource
 from lastgood.sources.cloudwatch import CloudWatchSource
+from lastgood.sources.codedeploy_hooks import CodeDeployHooksSource
 from lastgood.sources.http_probe import ProbeSource
+from lastgood.sources.log_events import LogEventsSource
+from lastgood.sources.logs_insights import LogsInsightsSource
 from lastgood.sources.prometheus import PrometheusSource
 
 
@@ -74,6 +77,11 @@ def sources_for(
     return out
 
 
+def iam_actions(source_type: str) -> tuple[str, ...]:
+    """The AWS actions a source calls (`iam_actions` on its class; none for a source outside AWS)."""
+    return tuple(getattr(SOURCES.get(source_type), "iam_actions", ()))
+
+
 def close_sources(sources: Mapping[str, MetricSource]) -> None:
     for source in sources.values():
         close = getattr(source, "close", None)
@@ -81,5 +89,12 @@ def close_sources(sources: Mapping[str, MetricSource]) -> None:
             close()
 
 
-for _source in (CloudWatchSource, PrometheusSource, ProbeSource):
+for _source in (
+    CloudWatchSource,
+    PrometheusSource,
+    ProbeSource,
+    LogsInsightsSource,
+    LogEventsSource,
+    CodeDeployHooksSource,
+):
     register(_source)

@@ -17,6 +17,7 @@ from lastgood.kinds.cloudformation_stack import verify as verifying
 from lastgood.kinds.cloudformation_stack.apply import CAPABILITIES, request_token
 from lastgood.kinds.cloudformation_stack.compare import describe, differences
 from lastgood.kinds.cloudformation_stack.read import SETTLED, busy, describe_stack, state_of, template_of
+from lastgood.kinds.cloudformation_stack.redeploy import DESCRIPTION, Redeploys
 from lastgood.kinds.cloudformation_stack.runs import Runs
 from lastgood.kinds.cloudformation_stack.spec import CloudFormationStackSpec, StackSettledElsewhere
 from lastgood.kinds.cloudformation_stack.template import (
@@ -27,6 +28,7 @@ from lastgood.kinds.cloudformation_stack.template import (
     template_hash,
     template_problem,
 )
+from lastgood.kinds.redeploy import Redeployable
 
 __all__ = [
     "CAPABILITIES",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 
-class CloudFormationStack(Kind[CloudFormationStackSpec]):
+class CloudFormationStack(Kind[CloudFormationStackSpec], Redeployable[CloudFormationStackSpec]):
     name = "cloudformation-stack"
     spec_model = CloudFormationStackSpec
     estimate_seconds = 300.0
@@ -47,9 +49,12 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
     verify_interval_seconds = 5.0
     destructive = False  # plan() marks an update that deletes or replaces resources
     slow = True
+    redeploy_estimate_seconds = 300.0
+    redeploy_description = DESCRIPTION
 
     def __init__(self) -> None:
         self._runs = Runs()
+        self._redeploys = Redeploys()
 
     def read(self, spec: CloudFormationStackSpec, ctx: KindContext) -> State:
         return state_of(describe_stack(spec, ctx), template_of(spec, ctx))
@@ -124,6 +129,12 @@ class CloudFormationStack(Kind[CloudFormationStackSpec]):
 
     def verify(self, spec: CloudFormationStackSpec, ctx: KindContext, target: State) -> list[str]:
         return verifying.verify(spec, ctx, target, self._runs)
+
+    def redeploy(self, spec: CloudFormationStackSpec, ctx: KindContext) -> ApplyResult:
+        return self._redeploys.start(spec, ctx)
+
+    def redeploy_pending(self, spec: CloudFormationStackSpec, ctx: KindContext) -> list[str]:
+        return self._redeploys.pending(spec, ctx)
 
     def iam_statements(self, spec: CloudFormationStackSpec, scope: IamScope) -> list[IamStatement]:
         stack = f"arn:{scope.partition}:cloudformation:{scope.region}:{scope.account}:stack/{spec.stack}/*"

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from lastgood.server.auth import Approver, Operator, Viewer
 from lastgood.server.background import start_resume, start_rollback
 from lastgood.server.deps import State
+from lastgood.service.manual import manual_trigger
 from lastgood.service.rollbacks import (
     RollbackOutcome,
     RollbackRequest,
@@ -29,6 +30,12 @@ class RollbackBody(BaseModel):
     to: str | None = Field(default=None, max_length=256, description="The release to go back to (default: last good).")
     only: list[str] | None = Field(default=None, max_length=1000, description="Roll back only these components.")
     severity: str | None = Field(default=None, max_length=64, description="For the decision matrix.")
+    trigger: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A manual trigger of the file (user-reports, ...): recorded as the rollback's trigger; its "
+        "severity unless `severity` is given.",
+    )
     confirm: str | None = Field(default=None, max_length=256, description="A protected environment's typed phrase.")
     allow_destructive: bool = Field(default=False, description="Run the steps the plan marks destructive.")
 
@@ -62,9 +69,16 @@ def post_rollback(app: str, env: str, body: RollbackBody, state: State, caller: 
     """Request a rollback as the caller: answered once it runs (202), or with its outcome when it did not
     start (awaiting approval, declined, nothing to do: 200); 409 while another operation holds the
     environment, naming the holder."""
-    state.apps.env_context(app, env, caller.user)  # 404 for an unknown app or environment, before any job
+    ctx = state.apps.env_context(app, env, caller.user)  # 404 for an unknown app or environment, before any job
+    if body.trigger is not None:  # 400 naming the allowed ones, before any job
+        manual_trigger(ctx.runbook, body.trigger, body.severity, caller.name)
     request = RollbackRequest(
-        to=body.to, only=body.only, reason=body.reason, severity=body.severity, allow_destructive=body.allow_destructive
+        to=body.to,
+        only=body.only,
+        reason=body.reason,
+        severity=body.severity,
+        manual_trigger=body.trigger,
+        allow_destructive=body.allow_destructive,
     )
     outcome = start_rollback(state, app, env, caller.name, request, body.confirm)
     code = 202 if outcome.status in ("running", "planning") else 200

@@ -18,6 +18,7 @@ from lastgood.server.web.render import PageRoute, page
 from lastgood.service import dashboard
 from lastgood.service import stop as emergency
 from lastgood.service.deploy import act
+from lastgood.service.manual import manual_trigger
 from lastgood.service.rollbacks import RollbackRequest, approve_rollback, deny_rollback, runs_when_approved
 
 ACT_WAIT = 30.0  # seconds a running `deploy` process has to act on a promote or abort
@@ -46,9 +47,12 @@ def roll_back(
     confirm: Optional = None,
     to: Optional = None,
     severity: Optional = None,
+    trigger: Optional = None,
 ) -> Response:
-    state.apps.env_context(app, env, caller.user)  # an unknown app or environment: 404 before any job
-    wanted = RollbackRequest(to=to or None, reason=reason, severity=severity or None)
+    ctx = state.apps.env_context(app, env, caller.user)  # an unknown app or environment: 404 before any job
+    if trigger:  # a manual trigger the file does not allow: 400 on the page, before any job
+        manual_trigger(ctx.runbook, trigger, severity or None, caller.name)
+    wanted = RollbackRequest(to=to or None, reason=reason, severity=severity or None, manual_trigger=trigger or None)
     outcome = start_rollback(state, app, env, caller.name, wanted, confirm)
     if outcome.id is None:
         return _notice(

@@ -54,6 +54,7 @@ def environment(request: Request, app: str, env: str, state: State, caller: View
         protected=settings.protected,
         phrase=settings.phrase(env),
         stoppable=stoppable(ctx),
+        manual_triggers=ctx.runbook.manual_triggers,
     )
 
 
