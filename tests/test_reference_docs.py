@@ -48,7 +48,7 @@ def test_a_kind_page_lists_every_key_with_its_type_and_default(kind: str) -> Non
     for name, info in KINDS[kind].spec_model.model_fields.items():
         if name not in COMMON:  # the keys every component has: named once above the table
             assert re.search(rf"^\| `{info.alias or name}` \| .+ \| .+ \|", page, re.M), (kind, name)
-    assert "| `pointer` | [Pointer](#pointer) | required |" in pages()["kinds/dynamodb-table.md"]
+    assert "| `pointer` | [Pointer](#pointer) | required |" in pages()["kinds/rds-instance.md"]
     assert '| `alias` | string | `"live"` |' in pages()["kinds/lambda-alias.md"]
     assert "| `for` | duration (`30s`, `5m`, `1h`) | `1m` |" in pages()["runbook.md"]
 

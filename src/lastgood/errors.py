@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     BLIND = 4  # the guard could not see: a rollback trigger had no data or its source failed
     INCONCLUSIVE = 5  # the guard's watch ended before a rollback trigger's window could complete
     CHANGES_PENDING = 10  # `plan --detailed-exitcode`: the rollback would change something (service/plans.py)
+    DRILLS_DUE = 10  # `drill --due`: a scheduled drill is due (the same code: "there is something to do")
     AWS_UNAVAILABLE = 75  # transient AWS trouble (unreachable, throttled, 5xx) after retries: try again (EX_TEMPFAIL)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM
 

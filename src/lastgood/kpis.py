@@ -75,6 +75,7 @@ class RollbackRecord:
     finished_at: datetime | None = None
     unnecessary: bool | None = None
     data_loss: bool = False
+    severity: str | None = None
 
     @property
     def detected(self) -> datetime:
@@ -114,6 +115,7 @@ def record_of(row: RollbackRow, deployed_at: datetime | None) -> RollbackRecord:
         finished_at=row.finished_at,
         unnecessary=row.unnecessary,
         data_loss=any(s.status == "succeeded" and (s.data_loss_window_seconds or 0) > 0 for s in row.steps),
+        severity=row.severity,
     )
 
 
@@ -161,6 +163,7 @@ def load_records(
                 finished_at=row.finished_at,
                 unnecessary=row.unnecessary,
                 data_loss=any(status == "succeeded" and (window or 0) > 0 for _, status, window in own),
+                severity=row.severity,
             )
         )
     return records
@@ -178,6 +181,7 @@ _COLUMNS = (
     "started_at",
     "finished_at",
     "unnecessary",
+    "severity",
 )
 
 
@@ -291,7 +295,8 @@ def check(value: float | None, target: float | None, higher_is_better: bool = Fa
 
 def targets_dict(targets: Targets) -> dict[str, float | None]:
     """The targets in seconds and fractions (the file's own spelling, "15m" or "95%", is for people)."""
-    return {
+    per_severity = {f"rollback_time_{severity}": value for severity, value in targets.rollback_time.items()}
+    return per_severity | {
         "mean_time_to_detect": targets.mean_time_to_detect,
         "mean_time_to_restore": targets.mean_time_to_restore,
         "success_rate": targets.success_rate,
@@ -312,6 +317,48 @@ def checks_of(kpis: GroupKpis, targets: Targets) -> dict[str, Check]:
     return {name: check(value, goals[name], name in HIGHER_IS_BETTER) for name, value in values.items()}
 
 
+# --- maximum rollback time per severity (policy.targets.rollback_time) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackAgainstTarget:
+    """One rollback's time to restore against its severity's maximum: met, missed (over it, or failed: not
+    restored at all), or no data (still undecided: planned, awaiting approval, running)."""
+
+    id: str
+    seconds: float | None
+    status: CheckStatus
+
+
+@dataclass(frozen=True)
+class SeverityTarget:
+    target: float | None
+    met: int
+    missed: int
+    no_data: int
+    rollbacks: list[RollbackAgainstTarget]
+
+
+def against_target(record: RollbackRecord, target: float | None) -> RollbackAgainstTarget:
+    seconds = record.time_to_restore()
+    if target is None:
+        return RollbackAgainstTarget(record.id, seconds, "no target")
+    if record.status == "failed":
+        return RollbackAgainstTarget(record.id, None, "missed")
+    return RollbackAgainstTarget(record.id, seconds, check(seconds, target).status)
+
+
+def by_severity(records: Sequence[RollbackRecord], targets: Targets) -> dict[str, SeverityTarget]:
+    """Per severity that has rollbacks (unassessed ones under "unassessed"), each rollback met or missed."""
+    out: dict[str, SeverityTarget] = {}
+    for severity in sorted({r.severity or "unassessed" for r in records}):
+        target = targets.rollback_time_for(severity)
+        rows = [against_target(r, target) for r in records if (r.severity or "unassessed") == severity]
+        counts = {status: sum(1 for r in rows if r.status == status) for status in ("met", "missed", "no data")}
+        out[severity] = SeverityTarget(target, counts["met"], counts["missed"], counts["no data"], rows)
+    return out
+
+
 # --- the report -------------------------------------------------------------------------------------------------
 
 
@@ -322,6 +369,7 @@ class Section:
     overall: GroupKpis
     by_env: dict[str, GroupKpis]
     by_kind: dict[str, GroupKpis]
+    by_severity: dict[str, SeverityTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -349,6 +397,7 @@ def section_of(records: Sequence[RollbackRecord], targets: Targets) -> Section:
         overall=group_kpis(records, targets),
         by_env={e: group_kpis([r for r in records if r.env == e], targets) for e in envs},
         by_kind={k: group_kpis([r for r in records if k in r.kinds], targets) for k in kinds},
+        by_severity=by_severity(records, targets),
     )
 
 

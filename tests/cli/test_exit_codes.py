@@ -226,6 +226,9 @@ def test_approvals_reports_and_reviews(stand: Stand) -> None:
     assert stand.code("rollback-review", done) == ExitCode.BAD_INPUT  # say which
     assert stand.code("kpis") == ExitCode.OK
     assert stand.code("kpis", "--since", "soon") == ExitCode.BAD_INPUT
+    assert stand.code("check", done, "test-api-endpoints", "--note", "curl ok") == ExitCode.OK
+    assert stand.code("check", done, "no-such-item") == ExitCode.BAD_INPUT
+    assert stand.code("check", "rb-0000000000", "test-api-endpoints") == ExitCode.BAD_INPUT
     assert stand.code("audit", "log") == ExitCode.OK
     assert stand.code("audit", "verify") == ExitCode.OK
     with sqlite3.connect(stand.dir / "state.db") as db:
@@ -276,6 +279,10 @@ def test_drill_asks_and_takes_yes(stand: Stand) -> None:
     assert stand.json("release", "list", "prod")[1]["releases"] == []  # nothing was changed
     code, _out, err = stand.run("drill", "vault", "--yes")
     assert code == ExitCode.REFUSED and "protected" in err
+    assert stand.code("drill", "--due") == ExitCode.OK  # no schedules in the file: nothing is due
+    stand.append("drills: {prod: monthly}\n")
+    assert stand.code("drill", "--due") == ExitCode.DRILLS_DUE  # never drilled
+    assert stand.code("drill") == ExitCode.BAD_INPUT  # neither ENV nor --due
 
 
 def test_deploy_promote_abort_refusals(stand: Stand) -> None:
@@ -492,4 +499,5 @@ WALKS = {  # each command, and the test above that walks its outcomes
     "init": test_watch_and_init_bad_input,
     "server": test_server_tokens,
     "guard": test_guard_healthy_and_judged_bad,
+    "check": test_approvals_reports_and_reviews,
 }

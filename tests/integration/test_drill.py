@@ -19,7 +19,10 @@ from lastgood.testing.traffic import FunctionTraffic, TrafficSimulator
 
 POLICY = """
 policy:
-  targets: {mean_time_to_restore: 15m, mean_time_to_detect: 1m}
+  targets:
+    mean_time_to_restore: 15m
+    mean_time_to_detect: 1m
+    rollback_time: {critical: 15m, high: 15m, medium: 15m, low: 15m}
   drills: {guard_for: 30s}
 """
 
@@ -54,6 +57,13 @@ def test_drill_catches_the_bad_release_and_records_times(tmp_path, aws_env, aws,
     assert result["status"] == "passed" and "re-deployed release v2" in result["notes"]
     assert 0 < result["detect_seconds"] < 30 and result["restore_seconds"] >= 0
     assert result["targets"]["restore_seconds"] == 900 and result["targets"]["detect_seconds"] == 60
+    assert result["targets"]["rollback_time_seconds"] == 900 and result["targets"]["severity"] is not None
+    assert result["targets"]["results"] == {
+        "detect": "met",
+        "restore": "met",
+        "rollback_time": "met",
+        "rto": "no target",
+    }
     assert aws.client("lambda").get_alias(FunctionName="shop-api-staging", Name="live")["FunctionVersion"] == "1"
     ledger = open_ledger(resolve_url("sqlite:///state.db", tmp_path))
     with ledger.session() as session:

@@ -194,6 +194,10 @@ def test_rds_instance_progress_while_the_copy_is_being_made(aws: AwsClients) -> 
         stubber.add_response(
             "describe_db_instances", {"DBInstances": [_db(copy, status, lineage)]}, {"DBInstanceIdentifier": copy}
         )
+    # The available copy's encryption is compared with the source's before the switch.
+    stubber.add_response(
+        "describe_db_instances", {"DBInstances": [_db("shop-db", "available")]}, {"DBInstanceIdentifier": "shop-db"}
+    )
     stubber.add_response(
         "describe_db_instances", {"DBInstances": [_db(copy, "available", lineage)]}, {"DBInstanceIdentifier": copy}
     )

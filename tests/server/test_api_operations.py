@@ -195,6 +195,19 @@ def test_kpis_reviews_and_reports_of_a_rollback(client: TestClient, users: Users
     assert overall["false_rollback_rate"] == 1.0, overall
     assert any(e["type"] == "rollback-reviewed" and e["actor"] == "olive" for e in audit_entries(client, viewer))
 
+    checklist = f"/api/v1/rollbacks/{rollback_id}/checklist"
+    assert client.post(f"{checklist}/test-api-endpoints", json={}, headers=viewer).status_code == 403
+    assert client.post(f"{checklist}/no-such-item", json={}, headers=operator).status_code == 400
+    assert (
+        client.post("/api/v1/rollbacks/rb-nope/checklist/test-api-endpoints", json={}, headers=operator).status_code
+        == 404
+    )
+    ticked = client.post(f"{checklist}/test-api-endpoints", json={"note": "curl ok"}, headers=operator)
+    assert ticked.status_code == 200 and ticked.json()["by"] == "olive", ticked.text
+    items = {i["key"]: i for i in client.get(checklist, headers=viewer).json()}
+    assert items["test-api-endpoints"]["tick"] == "done" and items["test-api-endpoints"]["evidence"].endswith("curl ok")
+    assert any(e["type"] == "checklist-ticked" and e["actor"] == "olive" for e in audit_entries(client, viewer))
+
     markdown = client.get(f"/api/v1/rollbacks/{rollback_id}/report.md", headers=viewer)
     assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
     assert rollback_id in markdown.text and "bad v2" in markdown.text

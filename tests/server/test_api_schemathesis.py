@@ -36,6 +36,7 @@ def existing(rollback_id: str) -> dict[str, list[str]]:
         "rollback_id": [rollback_id],
         "deployment_id": ["dp-0000000000"],
         "drill_id": ["drill-00000000"],
+        "item": ["test-api-endpoints", "no-such-item"],  # a checklist item: the built-in list's, and none
     }
 
 

@@ -130,15 +130,17 @@ class AwsClients:
                 self._session = boto3.Session(profile_name=self.settings.profile, region_name=self.settings.region)
         return self._session
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The environment's client for `service`; `region` for another region's (an S3 replica's)."""
+        key = service if region is None else f"{service}@{region}"
         with self._lock:
-            if service not in self._clients:
-                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._client_config()}
+            if key not in self._clients:
+                kwargs: dict[str, Any] = {"region_name": region or self.region, "config": self._client_config()}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._get_session().client(service, **kwargs)  # type: ignore[call-overload]
-                self._clients[service] = self.pacer.attach(guard_writes(client), service)
-            return self._clients[service]
+                self._clients[key] = self.pacer.attach(guard_writes(client), service)
+            return self._clients[key]
 
     def account_id(self) -> str:
         with map_aws_errors("sts:GetCallerIdentity"):

@@ -125,6 +125,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "server": LazyCommand(
         "lastgood.cli.server_cmd", "The team service: REST API, live dashboard, sign-in and roles, the guard always on."
     ),
+    "check": LazyCommand(
+        "lastgood.cli.check_cmd",
+        "Tick a rollback's checklist item by hand (the file's checklists, else the built-in list), with a note.",
+    ),
 }
 
 

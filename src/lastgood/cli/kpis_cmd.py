@@ -83,6 +83,21 @@ def render_section(title: str, section: Section, defaults: set[str] | None = Non
     for label, target, cell in ROWS:
         table.add_row(label, target(section.overall.checks, defaults or set()), *(cell(g) for g in groups.values()))
     print_table(stdout, table)
+    render_severities(section)
+
+
+def render_severities(section: Section) -> None:
+    """Each severity's maximum rollback time (policy.targets.rollback_time), and how many rollbacks kept to it."""
+    if not any(s.target is not None for s in section.by_severity.values()):
+        return
+    table = Table(title="maximum rollback time per severity", title_justify="left")
+    for column in ("severity", "target", "met", "missed", "no data", "missed rollbacks"):
+        table.add_column(column, overflow="fold")
+    for severity, row in section.by_severity.items():
+        missed = ", ".join(r.id for r in row.rollbacks if r.status == "missed") or "-"
+        target = "-" if row.target is None else format_duration(row.target)
+        table.add_row(severity, target, str(row.met), str(row.missed), str(row.no_data), missed)
+    print_table(stdout, table)
 
 
 def _duration(value: float | None) -> str:

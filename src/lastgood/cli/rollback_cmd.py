@@ -29,6 +29,7 @@ from lastgood.cli.common import (
 from lastgood.cli.interrupts import WaitOption, exit_now, interruptible, parse_wait
 from lastgood.cli.tables import print_table
 from lastgood.config.durations import format_duration
+from lastgood.config.policy import SEVERITIES
 from lastgood.domain.states import RollbackStatus
 from lastgood.errors import BadInput, Refused
 from lastgood.runtime.context import EnvContext
@@ -69,11 +70,6 @@ def render_plan(plan: Plan) -> None:
             for note in step.change.notes:
                 stdout.print(f"  note: {step.component}: {note}")
         stdout.print(f"{len(plan.steps)} to change, estimated {format_duration(plan.estimate_seconds)}")
-        if plan.exceeds_rto and plan.rto_seconds is not None:
-            stdout.print(
-                f"[bold red]the estimate exceeds {plan.env}'s recovery-time objective "
-                f"({format_duration(plan.rto_seconds)})[/]"
-            )
         if plan.destructive_steps:
             stdout.print(f"[bold red]destructive steps[/]: {', '.join(plan.destructive_steps)}")
     for note in plan.notes:
@@ -122,20 +118,34 @@ def plan(
             "3 when the plan is blocked",
         ),
     ] = False,
+    severity: Annotated[
+        str | None,
+        typer.Option(
+            "--severity", help="critical|high|medium|low: the target the estimate is held to [default: the policy's]"
+        ),
+    ] = None,
     file: FileOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Show what a rollback would change. Changes nothing (but --out FILE)."""
     ctx = open_env(file, env)
     names = split_names(only)
-    result = preview_plan(ctx, to, names)
+    result = preview_plan(ctx, to, names, severity=check_severity(severity))
     if out is not None:
         write_plan(saved_plan(result, names, ctx.actor.name), out)
     emit(output, result.to_dict(), lambda: render_plan(result))
+    for warning in result.target_warnings():
+        stderr.print(f"[bold red]warning[/]: {escape(warning)}")
     if out is not None and output == OutputFormat.text:
         stderr.print(f"plan saved to {out}; run it with: lastgood rollback {env} --plan {out}")
     if detailed_exitcode:
         raise typer.Exit(3 if result.blocked else CHANGES_PENDING if result.steps else 0)
+
+
+def check_severity(severity: str | None) -> str | None:
+    if severity is not None and severity not in SEVERITIES:
+        raise BadInput(f"--severity: unknown severity {severity!r} (one of: {', '.join(SEVERITIES)})")
+    return severity
 
 
 def confirmer(ctx: EnvContext, yes: bool) -> Confirm:

@@ -12,6 +12,7 @@ from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, op
 from lastgood.cli.rollback_cmd import lease_owner, render_timeline
 from lastgood.cli.tables import print_table
 from lastgood.config.models import Runbook
+from lastgood.service.checklists import ChecklistView
 from lastgood.service.follow import WorkRef, find_work, release_detail, work_state
 from lastgood.service.views import rollback_detail, trigger_summary
 
@@ -60,8 +61,19 @@ def show_rollback(runbook: Runbook, rollback_id: str, output: OutputFormat) -> N
             table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
         print_table(stdout, table)
         render_timeline([e.model_dump(mode="json") for e in detail.timeline])
+        render_checklist(detail.checklist)
 
     emit(output, detail.model_dump(mode="json", by_alias=True), render)
+
+
+def render_checklist(items: list[ChecklistView]) -> None:
+    table = Table(title="checklist (lastgood check ID ITEM ticks one by hand)", title_justify="left")
+    for column in ("phase", "item", "key", "tick", "evidence"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        style = {"done": "green", "not done": "yellow"}.get(i.tick, "dim")
+        table.add_row(i.phase, escape(i.item), i.key, f"[{style}]{i.tick}[/]", escape(i.evidence))
+    print_table(stdout, table)
 
 
 def show_deployment(runbook: Runbook, ref: WorkRef, output: OutputFormat) -> None:

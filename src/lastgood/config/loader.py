@@ -164,6 +164,11 @@ def _cross_check(
             if env_name not in runbook.environments:
                 hint = did_you_mean(env_name, runbook.environments)
                 problems.append(f"triggers[{index}].environments[{env_index}]: no environment {env_name!r}{hint}")
+    for env_name in runbook.drills:
+        if env_name not in runbook.environments:
+            problems.append(
+                f"drills.{env_name}: no environment {env_name!r}{did_you_mean(env_name, runbook.environments)}"
+            )
     for name, env in runbook.environments.items():
         if env.confirm_phrase is not None and not env.protected:
             problems.append(f"environments.{name}.confirm_phrase: only protected environments ask for a phrase")

@@ -23,11 +23,13 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from lastgood.config import plugins
+from lastgood.config.comms import Checklists, PostAction
 from lastgood.config.durations import ConditionField, Duration, parse_condition, parse_duration
 from lastgood.config.interpolate import substitute_env
 from lastgood.config.manual import ManualTrigger
 from lastgood.config.notifications import Notifications
 from lastgood.config.policy import Policy
+from lastgood.config.schedules import Schedule
 from lastgood.config.strict import Strict as Strict
 from lastgood.config.urls import check_endpoint_url, check_region, check_state_url
 
@@ -118,6 +120,9 @@ class Component(Strict):
     kind: str
     depends_on: list[str] = Field(default_factory=list)
     description: str | None = None
+    rto: Duration | None = Field(
+        default=None, description="Recovery-time objective of this component [default: policy.targets.rto[kind]]."
+    )
     redeploy_after: list[str] = Field(
         default_factory=list,
         description="Components whose rollback this one must pick up: when the plan changes any of them, a "
@@ -532,6 +537,17 @@ class Runbook(Strict):
     guard: GuardSettings = Field(
         default_factory=GuardSettings, description="The server's guard after each release: its watch window."
     )
+    checklists: Checklists | None = Field(
+        default=None, description="Pre / during / post checklists [default: lastgood's built-in list]."
+    )
+    post_rollback: list[PostAction] = Field(
+        default_factory=list, description="Post-rollback actions the report lists under their horizon."
+    )
+    drills: dict[str, Schedule] = Field(
+        default_factory=dict,
+        description="Drill schedule per environment: daily, weekly, monthly or a cron expression; "
+        "`lastgood drill --due` lists the due ones, the server runs them.",
+    )
     manual_triggers: list[ManualTrigger] = Field(
         default_factory=list,
         description="The reasons a person may name with `rollback --trigger` (user reports, data corruption, ...), "
@@ -605,6 +621,10 @@ class Runbook(Strict):
         if self.canary is None:
             return None
         return Canary.model_validate(substitute_env(self.canary.model_dump(by_alias=True), env, self.app))
+
+    def rto_of(self, spec: Component) -> float | None:
+        """The component's recovery-time objective: its own, else its kind's in policy.targets.rto."""
+        return spec.rto if spec.rto is not None else self.policy.targets.rto.get(spec.kind)
 
     @property
     def base_dir(self) -> Path:

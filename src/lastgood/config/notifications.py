@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from lastgood.config import plugins
+from lastgood.config.comms import MessageKind, Template
 from lastgood.config.durations import Duration
 from lastgood.config.strict import Strict
 
@@ -73,3 +74,8 @@ class Notifications(Strict):
     )
     update_every: Duration = Field(default=600.0, description="Status updates while a rollback runs long.")
     retries: int = Field(default=3, ge=0, le=10, description="Attempts after the first, per message and channel.")
+    templates: dict[MessageKind, Template] = Field(
+        default_factory=dict,
+        description="Message text per kind (rollback-started, approval-needed, rollback-succeeded, ...): Jinja2 "
+        "with the rollback's facts (README: Message templates) [default: the 004 template].",
+    )

@@ -72,6 +72,20 @@ class Targets(Strict):
     )
     data_loss_incidents: int = Field(default=0, ge=0, description="Restores that ran with a data-loss window.")
     mean_time_to_detect: Duration | None = Field(default=None, description="From the deployment to the detection.")
+    rollback_time: dict[Severity, Duration] = Field(
+        default_factory=dict,
+        description="Maximum rollback time per severity (003: critical: 15m, high: 1h, medium: 4h); a plan whose "
+        "estimate exceeds its severity's says so, KPIs and drills count each rollback met or missed.",
+    )
+    rto: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="Recovery-time objective per component kind (000: amplify-branch: 10m, lambda-alias: 5m); a "
+        "component's own `rto:` wins.",
+    )
+
+    def rollback_time_for(self, severity: str | None) -> float | None:
+        """The severity's maximum rollback time, when the file sets one."""
+        return self.rollback_time.get(severity) if severity else None  # type: ignore[call-overload]
 
 
 class Drills(Strict):

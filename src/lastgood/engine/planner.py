@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lastgood.config.durations import format_duration
+from lastgood.config.models import Component
 from lastgood.domain.ordering import waits_for
 from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
@@ -45,6 +46,11 @@ class Plan:
     """Why this plan must not run as it is (e.g. code without its schema); the rollback refuses it."""
     live_hashes: dict[str, str] = field(default_factory=dict)
     """Each planned component's live state as it was read (`state_hash`): a saved plan is checked against it."""
+    severity: str | None = None
+    severity_target_seconds: float | None = None
+    """The severity's maximum rollback time (policy.targets.rollback_time)."""
+    component_rtos: dict[str, float] = field(default_factory=dict)
+    """Each planned component's recovery-time objective (its own `rto:` or its kind's)."""
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -57,6 +63,10 @@ class Plan:
     @property
     def estimate_seconds(self) -> float:
         """The critical path: each step's estimate plus the longest chain of steps it waits for."""
+        return max(self.finish_estimates().values(), default=0.0)
+
+    def finish_estimates(self) -> dict[str, float]:
+        """When each step is expected to be done, from the start of the rollback."""
         by_name = {s.component: s for s in self.steps}
         finish: dict[str, float] = {}
 
@@ -66,7 +76,30 @@ class Plan:
                 finish[name] = step.change.estimate_seconds + max((finish_time(w) for w in step.waits_for), default=0.0)
             return finish[name]
 
-        return max((finish_time(n) for n in by_name), default=0.0)
+        return {name: finish_time(name) for name in by_name}
+
+    def target_warnings(self) -> list[str]:
+        """Every target the estimate exceeds: the environment's RTO, the severity's maximum, a component's RTO."""
+        estimate, out = self.estimate_seconds, []
+        if self.exceeds_rto and self.rto_seconds is not None:
+            out.append(
+                f"the estimate ({format_duration(estimate)}) exceeds {self.env}'s recovery-time objective "
+                f"({format_duration(self.rto_seconds)})"
+            )
+        target = self.severity_target_seconds
+        if target is not None and estimate > target:
+            out.append(
+                f"the estimate ({format_duration(estimate)}) exceeds the maximum rollback time of a "
+                f"{self.severity} incident ({format_duration(target)})"
+            )
+        for name, finish in self.finish_estimates().items():
+            rto = self.component_rtos.get(name)
+            if rto is not None and finish > rto:
+                out.append(
+                    f"{name} is expected back after {format_duration(finish)}, over its recovery-time "
+                    f"objective ({format_duration(rto)})"
+                )
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +111,10 @@ class Plan:
             "estimate_seconds": round(self.estimate_seconds, 1),
             "rto_seconds": self.rto_seconds,
             "exceeds_rto": self.exceeds_rto,
+            "severity": self.severity,
+            "severity_target_seconds": self.severity_target_seconds,
+            "component_rtos": self.component_rtos,
+            "target_warnings": self.target_warnings(),
             "destructive_steps": self.destructive_steps,
             "notes": self.notes,
             "blocked": self.blocked,
@@ -137,7 +174,9 @@ def _reaches(wait: dict[str, list[str]], start: str, goal: str) -> bool:
     return False
 
 
-def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
+def build_plan(
+    ctx: EnvContext, to: str | None = None, only: list[str] | None = None, severity: str | None = None
+) -> Plan:
     live, target = choose_target(ctx, to)
     specs = ctx.components(only)
     recorded = {c.component: c for c in target.components}
@@ -182,9 +221,20 @@ def build_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = 
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
         live_hashes={name: state_hash(without_prefetched(state)) for name, (_kind, state) in current.items()},
     )
+    _targets(ctx, plan, plannable, severity)
     plan.notes += _stop_notes(ctx, plan)
     _schema_safety(ctx, plan, target, schema)
     return plan
+
+
+def _targets(ctx: EnvContext, plan: Plan, specs: list[Component], severity: str | None) -> None:
+    """The targets the plan is measured against (the severity defaults to the policy's)."""
+    targets = ctx.runbook.policy.targets
+    plan.severity = severity or ctx.runbook.policy.default_severity
+    plan.severity_target_seconds = targets.rollback_time_for(plan.severity)
+    planned = {s.component for s in plan.steps}
+    rtos = {spec.name: ctx.runbook.rto_of(spec) for spec in specs if spec.name in planned}
+    plan.component_rtos = {name: rto for name, rto in rtos.items() if rto is not None}
 
 
 def _redeploy_steps(ctx: EnvContext, changed: set[str]) -> list[PlannedStep]:

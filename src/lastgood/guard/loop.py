@@ -115,6 +115,18 @@ GUARD_EXIT_CODES = {
 _NOT_THE_CAUSE = "\0not-the-cause"  # in `_alerting`: the not-the-cause alert of the current firing episode
 
 
+@dataclass(frozen=True)
+class PlannedFetch:
+    source_type: str
+    requests: tuple[SeriesRequest, ...]
+    start: datetime
+    end: datetime
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...], datetime, datetime]:
+        return (self.source_type, tuple(r.id for r in self.requests), self.start, self.end)
+
+
 def window_end(now: datetime, period: float) -> datetime:
     """The end of the last complete period: the current, partial one is not judged."""
     stamp = int(now.timestamp() // period * period)
@@ -149,26 +161,49 @@ class Guard:
         self._fired_since: float | None = None  # when the firing rollback trigger began to fire
         self._baselines: dict[tuple[str, float, datetime], dict[str, Series]] = {}
         self.coverage = Coverage(self.triggers, ctx.clock.now())  # restarted by open()
+        self.prefetched: dict[tuple[str, tuple[str, ...], datetime, datetime], dict[str, Series]] = {}
+        # With `act_later`, `step` leaves a rollback it would start in `pending` (see `act_pending`), so that a
+        # caller judging many environments records the others' periods before one rollback takes its time.
+        self.act_later = False
+        self.pending: TriggerVerdict | None = None
 
     @property
     def interval(self) -> float:
         periods = [t.period for t in self.triggers] + [w.canary.period for w in self.canaries]
         return min(periods, default=60.0)
 
-    def evaluate(self) -> list[TriggerVerdict]:
-        now = self.ctx.clock.now()
+    def _groups(self) -> dict[tuple[str, float], list[Trigger]]:
         groups: dict[tuple[str, float], list[Trigger]] = {}
         for trigger in self.triggers:
             groups.setdefault((trigger.source_type, trigger.period), []).append(trigger)
+        return groups
+
+    def planned_fetches(self, now: datetime) -> list[PlannedFetch]:
+        """The live fetches `evaluate` at `now` makes, one per trigger group: a caller guarding many environments
+        may fetch them together and hand each guard its series (`prefetched`)."""
+        out = []
+        for (source_type, period), triggers in self._groups().items():
+            end = window_end(now, period)
+            longest = max(t.within or t.for_ for t in triggers)
+            live = [r for t in triggers for r in self.judge.requests(t) if r.window == "live"]
+            start = datetime.fromtimestamp(end.timestamp() - longest, UTC)
+            out.append(PlannedFetch(source_type, tuple(live), start, end))
+        return out
+
+    def evaluate(self) -> list[TriggerVerdict]:
+        now = self.ctx.clock.now()
         recorded = self._live_recorded_at() if any(t.when.kind == "baseline" for t in self.triggers) else None
         verdicts = []
-        for (source_type, period), triggers in groups.items():
+        prefetched, self.prefetched = self.prefetched, {}
+        for (source_type, period), triggers in self._groups().items():
             end = window_end(now, period)
             longest = max(t.within or t.for_ for t in triggers)
             requests = [r for t in triggers for r in self.judge.requests(t)]
             live = [r for r in requests if r.window == "live"]
-            source = self.sources[source_type]
-            series = source.fetch(live, datetime.fromtimestamp(end.timestamp() - longest, UTC), end)
+            start = datetime.fromtimestamp(end.timestamp() - longest, UTC)
+            series = prefetched.get(PlannedFetch(source_type, tuple(live), start, end).key)
+            if series is None:
+                series = self.sources[source_type].fetch(live, start, end)
             baseline_end = window_end(recorded, period) if recorded is not None else None
             baseline = [r for r in requests if r.window == "baseline"]
             if baseline and baseline_end is not None:
@@ -300,14 +335,27 @@ class Guard:
         outcome.canary = [watch.to_dict() for watch in self.canaries]
         judged_bad = next((w for w in self.canaries if w.state == "rollback"), None)
         if judged_bad is not None:
-            self._roll_back(self._canary_verdict(judged_bad), outcome)
-            return True
+            return self._act(self._canary_verdict(judged_bad), outcome)
         if fired is None:
             self._fired_since = None
             self._alerting.discard(_NOT_THE_CAUSE)
             return False
         self._fired_since = now if self._fired_since is None else self._fired_since
         if self._hold_for_the_canary(fired, now - self._fired_since, outcome):
+            return False
+        return self._act(fired, outcome)
+
+    def _act(self, fired: TriggerVerdict, outcome: GuardOutcome) -> bool:
+        if self.act_later:
+            self.pending = fired
+            return False
+        self._roll_back(fired, outcome)
+        return True
+
+    def act_pending(self, outcome: GuardOutcome) -> bool:
+        """Roll back for the verdict that `step` left pending (with `act_later`); False when none is."""
+        fired, self.pending = self.pending, None
+        if fired is None:
             return False
         self._roll_back(fired, outcome)
         return True

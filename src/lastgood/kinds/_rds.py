@@ -4,7 +4,10 @@ A rollback restores the recorded database into a NEW instance / cluster named fr
 step finds and reuses it), waits until it is `available`, then points the application's pointer at the new
 endpoint. The original is never modified or deleted. `apply` starts the restore; `verify`, polled by the engine,
 drives it on (a point that is not yet restorable, a snapshot still being made, Aurora's writer instance) and
-switches the pointer last. See lastgood.kinds._restore for why lineage, not names, decides "already there".
+switches the pointer last. Before the switch the copy's encryption is checked: the file's `encryption`
+(`kms_key`, Aurora only, is passed to the restore as KmsKeyId; `storage_encrypted` is required of the copy), else
+the source's (an encrypted source's copy must be encrypted with the same key). See lastgood.kinds._restore for
+why lineage, not names, decides "already there".
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import format_duration
-from lastgood.config.models import Component
+from lastgood.config.models import Component, Strict
 from lastgood.errors import ResourceNotFound, StepFailed
 from lastgood.kinds import _restore
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
@@ -29,6 +32,21 @@ SNAPSHOT_UNDER_WAY = frozenset({"creating", "copying", "pending"})
 RDS_ID_LENGTH = 63
 
 
+class DbEncryption(Strict):
+    kms_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "KMS key (id, ARN or alias/...) of the restored copy; unset: the source's. aurora-cluster passes it as "
+            "KmsKeyId; rds-instance (restore_from: snapshot only) restores a copy of the snapshot made with this key."
+        ),
+    )
+    storage_encrypted: bool | None = Field(
+        default=None,
+        description="The restored copy must be encrypted (true) or not (false), checked before the switch.",
+    )
+
+
 class RdsRestoreSpec(Component):
     pointer: Pointer = Field(description="Where the application reads the database endpoint (the host name).")
     snapshot_on_record: bool = Field(default=False, description="Take a manual snapshot when a release is recorded.")
@@ -37,6 +55,9 @@ class RdsRestoreSpec(Component):
     )
     instance_class: str | None = Field(
         default=None, description="Instance class of the restored copy (default: the source's)."
+    )
+    encryption: DbEncryption = Field(
+        default_factory=DbEncryption, description="Encryption of the restored copy (default: as the source)."
     )
 
     @model_validator(mode="after")
@@ -122,6 +143,10 @@ class RdsRestoreKind(Kind[SpecT]):
     @abstractmethod
     def resource_iam(self, spec: SpecT, scope: IamScope) -> list[IamStatement]: ...
 
+    def prepare_snapshot(self, spec: SpecT, ctx: KindContext, snapshot: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The snapshot to restore from, or a message saying what is still being made ("": none)."""
+        return snapshot, ""
+
     def copy_id(self, spec: SpecT, token: str) -> str:
         return _restore.copy_name(self.base_id(spec), token, self.id_length, rds=True)
 
@@ -194,6 +219,7 @@ class RdsRestoreKind(Kind[SpecT]):
             f"{self.copy_pattern(spec).replace('*', '<id>')}; {target[self.key]} itself is not touched",
             f"when it is available, {describe_pointer(spec.pointer)} is switched to its endpoint",
             f"the new {self.noun} costs as much as the original until you delete whichever you no longer need",
+            _encryption_note(spec.encryption),
         ]
         notes += self.warnings(spec, target)
         return _restore.restore_change(self.describe, self.estimate_seconds, current, target, notes)
@@ -238,6 +264,12 @@ class RdsRestoreKind(Kind[SpecT]):
         self._status.report(ctx, f"{self.noun} {copy}", status)
         if status != AVAILABLE:
             return [f"{self.noun} {copy} is {status}"]
+        wrong = self._encryption_failures(spec, ctx, target, described)
+        if wrong:
+            raise StepFailed(
+                f"restored {self.noun} {copy} is not encrypted as asked, so {describe_pointer(spec.pointer)} was NOT "
+                "switched (the copy is left for inspection): " + "; ".join(wrong)
+            )
         pending = self.still_to_do(spec, ctx, target, described)
         if pending:
             return pending
@@ -249,6 +281,26 @@ class RdsRestoreKind(Kind[SpecT]):
         if _restore.restored_for_target(self.read(spec, ctx), target, self.key):
             return []
         return [f"{describe_pointer(spec.pointer)} does not name {endpoint} yet"]
+
+    def _encryption_failures(self, spec: SpecT, ctx: KindContext, target: State, copy: dict[str, Any]) -> list[str]:
+        wanted, encrypted = spec.encryption, bool(copy.get("StorageEncrypted"))
+        origin = self._encryption_origin(spec, ctx, target)
+        must_encrypt = wanted.storage_encrypted
+        if must_encrypt is None and (wanted.kms_key or _encrypted(origin)):
+            must_encrypt = True
+        if must_encrypt is not None and encrypted != must_encrypt:
+            return [f"StorageEncrypted is {encrypted}, expected {must_encrypt}"]
+        key = wanted.kms_key or (origin.get("KmsKeyId") if _encrypted(origin) else None)
+        if encrypted and key and not _restore.same_key(ctx, copy.get("KmsKeyId"), str(key)):
+            return [f"encrypted with KMS key {copy.get('KmsKeyId')}, expected {key}"]
+        return []
+
+    def _encryption_origin(self, spec: SpecT, ctx: KindContext, target: State) -> dict[str, Any]:
+        """What the copy's encryption comes from: the recorded snapshot, or the source."""
+        if spec.restore_from == "snapshot" and target.get("snapshot"):
+            return self.snapshot_status(ctx, target["snapshot"]) or {}
+        source = self.describe_resource(ctx, target[self.key]) if target.get(self.key) else None
+        return source or {}
 
     def _start(self, spec: SpecT, ctx: KindContext, target: State, copy: str) -> str:
         if self.describe_resource(ctx, copy) is not None:
@@ -304,6 +356,9 @@ class RdsRestoreKind(Kind[SpecT]):
             raise StepFailed(f"snapshot {name} no longer exists")
         if snapshot.get("Status") != AVAILABLE:
             return f"waiting for snapshot {name} ({snapshot.get('Status')})"
+        snapshot, waiting = self.prepare_snapshot(spec, ctx, snapshot)
+        if waiting:
+            return waiting
         with _restore.creating_copy():
             self.restore_snapshot(spec, ctx, snapshot, source, copy, tags)
         ctx.progress(f"restoring snapshot {name} into {copy}")
@@ -379,6 +434,16 @@ class RdsRestoreKind(Kind[SpecT]):
             ),
             *pointer_iam_statements(spec.pointer, scope),
         ]
+
+
+def _encryption_note(wanted: DbEncryption) -> str:
+    key = f"KMS key {wanted.kms_key} (the file's)" if wanted.kms_key else "the source's encryption and key"
+    required = "" if wanted.storage_encrypted is None else f", StorageEncrypted {wanted.storage_encrypted} required"
+    return f"the copy has {key}{required}; checked before the switch"
+
+
+def _encrypted(described: dict[str, Any]) -> bool:
+    return bool(described.get("StorageEncrypted") or described.get("Encrypted"))
 
 
 def describe_or_none(what: str, call: Any, **kwargs: Any) -> Any:

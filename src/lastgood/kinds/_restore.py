@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import format_duration
 from lastgood.errors import AwsError
 from lastgood.kinds.base import Change, KindContext, State
@@ -155,3 +156,23 @@ class StatusReporter:
                 return
             self._seen[key] = status
         ctx.progress(f"{resource} is {status}")
+
+
+def kms_arn(ctx: KindContext, key: str) -> str:
+    """A KMS key's ARN from its id, ARN or alias (`alias/...`), so that keys named two ways compare equal."""
+    with map_aws_errors(f"kms:DescribeKey {key}"):
+        return str(ctx.aws.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"])
+
+
+def same_key(ctx: KindContext, reported: str | None, expected: str) -> bool:
+    """Whether the key a restored copy reports is the expected one (compared by ARN)."""
+    if reported is None:
+        return False
+    if reported == expected:
+        return True
+    try:
+        return kms_arn(ctx, reported) == kms_arn(ctx, expected)
+    except AwsError as error:
+        if error.retryable:
+            raise
+        return False

@@ -58,6 +58,11 @@ def cluster_settings(source: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _kms(spec: AuroraClusterSpec) -> dict[str, Any]:
+    """The file's key for the restored cluster; without one the restore keeps the source's (or snapshot's)."""
+    return {"KmsKeyId": spec.encryption.kms_key} if spec.encryption.kms_key else {}
+
+
 class AuroraCluster(RdsRestoreKind[AuroraClusterSpec]):
     name = "aurora-cluster"
     spec_model = AuroraClusterSpec
@@ -133,6 +138,7 @@ class AuroraCluster(RdsRestoreKind[AuroraClusterSpec]):
                 RestoreType="full-copy",  # copy-on-write cannot take a restore time
                 Tags=tags,
                 **cluster_settings(source),
+                **_kms(spec),
             )
 
     def restore_snapshot(
@@ -153,6 +159,7 @@ class AuroraCluster(RdsRestoreKind[AuroraClusterSpec]):
                 EngineVersion=snapshot["EngineVersion"],
                 Tags=tags,
                 **(cluster_settings(source) if source is not None else {}),
+                **_kms(spec),
             )
 
     def still_to_do(self, spec: AuroraClusterSpec, ctx: KindContext, target: State, copy: dict[str, Any]) -> list[str]:

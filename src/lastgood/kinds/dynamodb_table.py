@@ -15,12 +15,22 @@ empty although the pointer names `<table>-restored-<id>`, not the recorded table
 still names the recorded table is NOT at the target: that table holds the writes made since the release. A data
 component in a runbook therefore always restores when rolled back, and the plan shows the data-loss window.
 
+Encryption: a restore does not keep the source's key by itself (without SSESpecificationOverride DynamoDB uses
+its own key), so the restore passes the source's KMS key when the source has one, or the file's
+`encryption: {kms_key: ...}` (`aws-owned` for DynamoDB's own key); the checks compare the copy's SSEDescription
+with what was asked before the pointer switches.
+
+In place (`in_place: true`, iRacing's ir_auth): no pointer; the recorded backup is restored under the table's own
+name after an on-demand backup of the current table and a DeleteTable. Destructive: the plan says so and the
+rollback needs --allow-destructive. See lastgood.kinds._dynamodb_in_place.
+
 Differences, apply and verify never scan the whole table except to count items (Scan Select=COUNT, paginated)
 when the state is read for a record or a plan, and when a check compares counts.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -31,6 +41,7 @@ from lastgood.aws.errors import map_aws_errors
 from lastgood.config.durations import format_duration
 from lastgood.config.models import Component, Strict
 from lastgood.errors import AwsError, ResourceNotFound, StepFailed
+from lastgood.kinds import _dynamodb_in_place as _in_place
 from lastgood.kinds import _restore
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
 from lastgood.kinds.pointers import Pointer, describe_pointer, pointer_iam_statements, read_pointer, set_pointer
@@ -66,21 +77,61 @@ class TableChecks(Strict):
     queries: list[ItemQuery] = Field(default_factory=list, description="Queries/scans with an expected count.")
 
 
+AWS_OWNED = "aws-owned"
+
+
+class TableEncryption(Strict):
+    kms_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "KMS key (id, ARN or alias/...) the restored copy is encrypted with, or `aws-owned` (DynamoDB's own "
+            "key); unset: the source table's encryption."
+        ),
+    )
+
+
 class DynamoDbTableSpec(Component):
     kind: Literal["dynamodb-table"] = "dynamodb-table"
     table: str = Field(description="The table's base name; restored copies are named <table>-restored-<id>.")
-    pointer: Pointer = Field(description="Where the application reads which table to use.")
+    pointer: Pointer | None = Field(
+        default=None, description="Where the application reads which table to use (not with in_place)."
+    )
+    in_place: bool = Field(
+        default=False,
+        description=(
+            "DESTRUCTIVE: restore the recorded backup under the table's own name (backup of the current table, "
+            "delete, restore); needs restore_from: backup and --allow-destructive."
+        ),
+    )
     backup: bool = Field(default=False, description="Take an on-demand backup when a release is recorded.")
     restore_from: Literal["point-in-time", "backup"] = Field(
         default="point-in-time", description="Restore from point-in-time recovery or from the recorded backup."
     )
     checks: TableChecks = Field(default_factory=TableChecks, description="What the restored copy must pass.")
+    encryption: TableEncryption = Field(
+        default_factory=TableEncryption, description="Server-side encryption of the restored copy."
+    )
 
     @model_validator(mode="after")
     def _backup_for_restore(self) -> DynamoDbTableSpec:
         if self.restore_from == "backup" and not self.backup:
             raise ValueError("restore_from: backup needs backup: true (a backup taken when a release is recorded)")
+        if self.in_place and self.restore_from != "backup":
+            raise ValueError(
+                "in_place: true needs restore_from: backup (the recorded backup is restored under the table's name)"
+            )
+        if self.in_place and self.pointer is not None:
+            raise ValueError("in_place: true restores under the table's own name: remove pointer")
+        if not self.in_place and self.pointer is None:
+            raise ValueError("a pointer is needed (where the app reads the table's name), or in_place: true")
         return self
+
+    @property
+    def switch(self) -> Pointer:
+        """The pointer of a restore into a copy (the validator ensures there is one)."""
+        assert self.pointer is not None
+        return self.pointer
 
 
 PITR_DAYS = 35  # the recovery period when the table sets none
@@ -124,7 +175,7 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         return state
 
     def _read(self, spec: DynamoDbTableSpec, ctx: KindContext, count: bool) -> State:
-        table = read_pointer(spec.pointer, ctx)
+        table = spec.table if spec.in_place else read_pointer(spec.switch, ctx)
         state: State = {
             "table": table,
             "exists": False,
@@ -163,16 +214,34 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
     def plan(self, spec: DynamoDbTableSpec, current: State, target: State) -> Change | None:
         if not self.differences(spec, current, target):
             return None
+        if spec.in_place:
+            return self._plan_in_place(spec, current, target)
         notes = [
             f"restores {target['table']} as of {target['recorded_at']} "
             f"({'from backup' if spec.restore_from == 'backup' else 'point-in-time'}) "
             f"into a new table {_restore.copy_stem(spec.table)}-restored-<id>; {target['table']} itself is not touched",
-            f"after the checks pass, {describe_pointer(spec.pointer)} is switched to the new table",
+            f"after the checks pass, {describe_pointer(spec.switch)} is switched to the new table",
             "the copy has no stream, auto scaling, alarms or resource policy of the original "
             "(its tags, point-in-time recovery and TTL are copied); re-create what the app relies on",
+            _sse_note(spec.encryption),
         ]
         notes += self.warnings(spec, target)
         return _restore.restore_change(self.describe, self.estimate_seconds, current, target, notes)
+
+    def _plan_in_place(self, spec: DynamoDbTableSpec, current: State, target: State) -> Change:
+        name = _in_place.safety_backup_name(spec.table, "<step>").replace(_restore.short_token("<step>"), "<id>")
+        notes = [
+            f"DESTRUCTIVE: deletes table {spec.table} and restores the recorded backup {target.get('backup_arn')} "
+            "under the same name; needs --allow-destructive",
+            f"first takes an on-demand backup {name} of {spec.table} as it is now (its ARN is the step's output); "
+            "the table is deleted once that backup is AVAILABLE",
+            f"{spec.table} is unavailable from the delete until the restore is ACTIVE; a backup keeps no tags, TTL, "
+            "streams, auto scaling or alarms (point-in-time recovery is turned on as recorded)",
+            _sse_note(spec.encryption),
+            *self.warnings(spec, target),
+        ]
+        change = _restore.restore_change(self.describe, self.estimate_seconds, current, target, notes)
+        return replace(change, action="restore-in-place", destructive=True)
 
     def describe(self, state: State) -> str:
         if not state.get("exists"):
@@ -224,6 +293,8 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         current = self._read(spec, ctx, count=False)
         if _restore.restored_for_target(current, target, "table"):
             return ApplyResult("already at target", changed=False, observed=current)
+        if spec.in_place:
+            return self._apply_in_place(spec, ctx, target)
         copy = _restore.copy_name(spec.table, ctx.token)
         started = self._start(spec, ctx, target, copy)
         return ApplyResult(started, extra={"table": copy})
@@ -232,6 +303,8 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         """Drives the restore to its end: wait for ACTIVE, finish the copy, run the checks, switch the pointer."""
         if self._at_target(spec, ctx, target):
             return []
+        if spec.in_place:
+            return self._verify_in_place(spec, ctx, target)
         copy = _restore.copy_name(spec.table, ctx.token)
         described = _describe(ctx, copy)
         if described is None:
@@ -244,12 +317,49 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
         failures = self._check(spec, ctx, target, copy)
         if failures:
             raise StepFailed(
-                f"restored table {copy} failed its checks, so {describe_pointer(spec.pointer)} was NOT switched "
+                f"restored table {copy} failed its checks, so {describe_pointer(spec.switch)} was NOT switched "
                 f"(the copy is left for inspection): " + "; ".join(failures)
             )
-        if set_pointer(spec.pointer, ctx, copy):
-            ctx.progress(f"{describe_pointer(spec.pointer)} now names {copy}")
-        return [] if self._at_target(spec, ctx, target) else [f"{describe_pointer(spec.pointer)} does not name {copy}"]
+        if set_pointer(spec.switch, ctx, copy):
+            ctx.progress(f"{describe_pointer(spec.switch)} now names {copy}")
+        return [] if self._at_target(spec, ctx, target) else [f"{describe_pointer(spec.switch)} does not name {copy}"]
+
+    # In place (destructive): backup, delete, restore under the same name
+
+    def _apply_in_place(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> ApplyResult:
+        if not target.get("exists") or not target.get("backup_arn"):
+            raise StepFailed(f"no backup of {spec.table} was recorded with this release: it cannot be restored")
+        described = _describe(ctx, spec.table)
+        if described is not None and _in_place.is_the_restore(described, target):
+            return ApplyResult(f"table {spec.table} is being restored from an earlier attempt")
+        arn = _in_place.take_safety_backup(ctx, spec.table)
+        kept = f"backed up {spec.table} as {arn}" if arn else f"table {spec.table} is gone already"
+        return ApplyResult(
+            f"{kept}; it is deleted and restored from the recorded backup",
+            extra={"table": spec.table, "backup_before_restore": arn},
+        )
+
+    def _verify_in_place(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> list[str]:
+        table = spec.table
+        described = _describe(ctx, table)
+        if described is None:
+            return [_in_place.start_restore(ctx, table, target, self._sse_override(spec, ctx, target))]
+        if not _in_place.is_the_restore(described, target):
+            return [_in_place.replace_table(ctx, table, described)]
+        status = str(described["TableStatus"])
+        self._status.report(ctx, f"table {table}", status)
+        if status != "ACTIVE":
+            return [f"table {table} is {status}"]
+        self._finish_copy(ctx, target, table, described["TableArn"])
+        failures = self._check(spec, ctx, target, table)
+        if failures:
+            before = _in_place.find_backup(ctx, table, _in_place.safety_backup_name(table, ctx.token))
+            kept = before["BackupArn"] if before else "none"
+            raise StepFailed(
+                f"table {table}, restored in place, failed its checks (the table as it was before is in backup "
+                f"{kept}): " + "; ".join(failures)
+            )
+        return [] if self._at_target(spec, ctx, target) else [f"table {table} has no lineage tags yet"]
 
     def _at_target(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> bool:
         return _restore.restored_for_target(self._read(spec, ctx, count=False), target, "table")
@@ -274,14 +384,21 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 _restore.creating_copy(),
                 map_aws_errors(f"dynamodb:RestoreTableFromBackup {target['backup_arn']} -> {copy}"),
             ):
-                client.restore_table_from_backup(TargetTableName=copy, BackupArn=target["backup_arn"])
+                client.restore_table_from_backup(
+                    TargetTableName=copy, BackupArn=target["backup_arn"], **self._sse_override(spec, ctx, target)
+                )
             ctx.progress(f"restoring backup of {source} into {copy}")
             return f"restoring the backup of {source} into table {copy}"
         waiting = self._not_restorable(ctx, source, target)
         if waiting:
             return waiting
         with _restore.creating_copy(), map_aws_errors(f"dynamodb:RestoreTableToPointInTime {source} -> {copy}"):
-            client.restore_table_to_point_in_time(SourceTableName=source, TargetTableName=copy, RestoreDateTime=at)
+            client.restore_table_to_point_in_time(
+                SourceTableName=source,
+                TargetTableName=copy,
+                RestoreDateTime=at,
+                **self._sse_override(spec, ctx, target),
+            )
         ctx.progress(f"restoring {source} as of {target['recorded_at']} into {copy}")
         return f"restoring {source} as of {target['recorded_at']} into table {copy}"
 
@@ -344,8 +461,42 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 TableName=copy, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
             )
 
+    # Encryption of the copy
+
+    def _source_key(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> str | None:
+        """The KMS key of the data's source: the recorded table, or (in place, the table being replaced) the
+        recorded backup's source table."""
+        if spec.in_place:
+            return _in_place.backup_source_key(ctx, target["backup_arn"])
+        return _kms_key_of(_describe(ctx, target["table"]))
+
+    def _wanted_sse(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> str | None:
+        """The KMS key ARN the copy must be encrypted with; None: DynamoDB's own key."""
+        if spec.encryption.kms_key == AWS_OWNED:
+            return None
+        if spec.encryption.kms_key is not None:
+            return _restore.kms_arn(ctx, spec.encryption.kms_key)
+        return self._source_key(spec, ctx, target)
+
+    def _sse_override(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State) -> dict[str, Any]:
+        key = self._wanted_sse(spec, ctx, target)
+        if key is not None:
+            return {"SSESpecificationOverride": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key}}
+        if spec.encryption.kms_key == AWS_OWNED:
+            return {"SSESpecificationOverride": {"Enabled": False}}
+        return {}  # the source uses DynamoDB's own key, which is what a restore uses by default
+
+    def _sse_failures(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> list[str]:
+        wanted = self._wanted_sse(spec, ctx, target)
+        found = _kms_key_of(_describe(ctx, copy))
+        if wanted is None:
+            return [] if found is None else [f"encrypted with KMS key {found}, expected DynamoDB's own key"]
+        if found is None:
+            return [f"encrypted with DynamoDB's own key, expected KMS key {wanted}"]
+        return [] if _restore.same_key(ctx, found, wanted) else [f"encrypted with KMS key {found}, expected {wanted}"]
+
     def _check(self, spec: DynamoDbTableSpec, ctx: KindContext, target: State, copy: str) -> list[str]:
-        checks, failures = spec.checks, []
+        checks, failures = spec.checks, self._sse_failures(spec, ctx, target, copy)
         if checks.min_items is not None or checks.count_tolerance is not None:
             count = _count(ctx, copy, {})
             ctx.progress(f"table {copy} has {count} items")
@@ -409,8 +560,55 @@ class DynamoDbTable(Kind[DynamoDbTableSpec]):
                 resources=copies,
                 purpose="create and finish the restored copy (a restore needs write access to its target only)",
             ),
-            *pointer_iam_statements(spec.pointer, scope),
+            IamStatement(
+                actions=("kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKey"),
+                resources=(f"arn:{scope.partition}:kms:{scope.region}:{scope.account}:key/*",),
+                purpose="tables encrypted with a KMS key only: restore with the key; narrow to that key",
+            ),
+            *(pointer_iam_statements(spec.pointer, scope) if spec.pointer else []),
+            *(_in_place_iam(base, spec.table) if spec.in_place else []),
         ]
+
+
+def _in_place_iam(base: str, table: str) -> list[IamStatement]:
+    return [
+        IamStatement(
+            actions=(
+                "dynamodb:ListBackups",
+                "dynamodb:CreateBackup",
+                "dynamodb:DescribeBackup",
+                "dynamodb:DeleteTable",
+                "dynamodb:RestoreTableFromBackup",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:TagResource",
+                "dynamodb:UpdateContinuousBackups",
+                "dynamodb:UpdateTimeToLive",
+            ),
+            resources=(f"{base}/{table}", f"{base}/{table}/backup/*"),
+            purpose="in place (destructive): back the table up, delete it, restore the recorded backup under its name",
+        )
+    ]
+
+
+def _sse_note(encryption: TableEncryption) -> str:
+    if encryption.kms_key == AWS_OWNED:
+        wanted = "DynamoDB's own key (the file's encryption.kms_key)"
+    elif encryption.kms_key is not None:
+        wanted = f"KMS key {encryption.kms_key} (the file's encryption.kms_key)"
+    else:
+        wanted = "the source table's key (passed to the restore)"
+    return f"the restored table is encrypted with {wanted}; the checks compare its encryption before it is used"
+
+
+def _kms_key_of(described: dict[str, Any] | None) -> str | None:
+    """The KMS key ARN a table is encrypted with; None for DynamoDB's own key (or a missing table)."""
+    sse = (described or {}).get("SSEDescription") or {}
+    if sse.get("Status") in {"ENABLED", "UPDATING"} and sse.get("SSEType") == "KMS" and sse.get("KMSMasterKeyArn"):
+        return str(sse["KMSMasterKeyArn"])
+    return None
 
 
 def _describe(ctx: KindContext, table: str) -> dict[str, Any] | None:

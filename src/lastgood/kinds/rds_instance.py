@@ -17,16 +17,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lastgood.aws.errors import map_aws_errors
-from lastgood.kinds._rds import RdsRestoreKind, RdsRestoreSpec, describe_or_none
+from lastgood.kinds import _restore
+from lastgood.kinds._rds import AVAILABLE, RdsRestoreKind, RdsRestoreSpec, describe_or_none
 from lastgood.kinds.base import IamScope, IamStatement, KindContext, State
 
 
 class RdsInstanceSpec(RdsRestoreSpec):
     kind: Literal["rds-instance"] = "rds-instance"
     instance: str = Field(description="DB instance identifier; restored copies are named <instance>-restored-<id>.")
+
+    @model_validator(mode="after")
+    def _key_needs_a_snapshot(self) -> RdsInstanceSpec:
+        if self.encryption.kms_key is not None and self.restore_from != "snapshot":
+            raise ValueError(
+                "encryption.kms_key needs restore_from: snapshot: RestoreDBInstanceToPointInTime takes no KMS key "
+                "(the copy keeps the source's); a snapshot is copied with the new key and restored from"
+            )
+        return self
 
 
 def instance_settings(spec: RdsRestoreSpec, source: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +157,28 @@ class RdsInstance(RdsRestoreKind[RdsInstanceSpec]):
                 DBInstanceIdentifier=copy, DBSnapshotIdentifier=name, Tags=tags, **settings
             )
 
+    def prepare_snapshot(
+        self, spec: RdsInstanceSpec, ctx: KindContext, snapshot: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        """With encryption.kms_key: a copy of the recorded snapshot made with that key (CopyDBSnapshot, named from
+        the snapshot and the key, so a retry finds it), restored from once available."""
+        key = spec.encryption.kms_key
+        if not key:
+            return snapshot, ""
+        source = snapshot["DBSnapshotIdentifier"]
+        name = f"{source[: 255 - 20]}-rekeyed-{_restore.short_token(key)}"
+        copy = self.snapshot_status(ctx, name)
+        if copy is None:
+            with map_aws_errors(f"rds:CopyDBSnapshot {source} -> {name} (KmsKeyId {key})"):
+                ctx.aws.client("rds").copy_db_snapshot(
+                    SourceDBSnapshotIdentifier=source, TargetDBSnapshotIdentifier=name, KmsKeyId=key, CopyTags=True
+                )
+            ctx.progress(f"copying snapshot {source} with KMS key {key} into {name}")
+            return snapshot, f"copying snapshot {source} with KMS key {key}"
+        if copy.get("Status") != AVAILABLE:
+            return snapshot, f"waiting for snapshot {name} ({copy.get('Status')})"
+        return copy, ""
+
     def still_to_do(self, spec: RdsInstanceSpec, ctx: KindContext, target: State, copy: dict[str, Any]) -> list[str]:
         return []
 
@@ -169,6 +201,11 @@ class RdsInstance(RdsRestoreKind[RdsInstanceSpec]):
                 actions=("rds:RestoreDBInstanceToPointInTime",),
                 resources=(original, copies),
                 purpose="restore the recorded instance (only read) into a new copy",
+            ),
+            IamStatement(
+                actions=("rds:CopyDBSnapshot", "rds:AddTagsToResource"),
+                resources=(snapshots,),
+                purpose="encryption.kms_key: copy the recorded snapshot with the new key",
             ),
             IamStatement(
                 actions=("rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource"),

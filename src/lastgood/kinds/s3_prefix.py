@@ -12,6 +12,13 @@ cannot be reproduced (multipart uploads, "…-N", and SSE-KMS / SSE-C objects); 
 `lastgood-restored-version: <VersionId>`, by which verify and a repeated apply recognise them. (A later plan,
 which sees listings only, lists such keys again; applying it changes nothing.) Objects over 5 GB are refused:
 CopyObject cannot copy them in one request.
+
+With `replica: {bucket, region}` (a cross-region replication target) the recorded versions are copied back from
+the replica instead: the primary's own history may be what was corrupted or purged. Replication keeps version
+ids, so each key's recorded VersionId is looked up in the replica first; a replica filled another way (a batch
+copy) is searched for a version of the key with the recorded ETag. The copies land in the original bucket and
+prefix as new versions (CopyObject sent to the primary's region, the source in the replica's); nothing is
+deleted in either bucket, and readiness checks the replica's versions.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lastgood.aws.errors import map_aws_errors
-from lastgood.config.models import Component
+from lastgood.config.models import Component, Strict
+from lastgood.config.urls import check_region
 from lastgood.errors import AwsError, BadInput, ResourceNotFound, StepFailed
 from lastgood.kinds import _restore
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
@@ -42,6 +50,16 @@ _CARRIED_HEADERS = (
 )
 
 
+class Replica(Strict):
+    bucket: str = Field(description="The replica bucket (a cross-region replication destination, versioned).")
+    region: str = Field(description="The replica bucket's region, e.g. us-west-2.")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return check_region(value)
+
+
 class S3PrefixSpec(Component):
     kind: Literal["s3-prefix"] = "s3-prefix"
     bucket: str = Field(description="A bucket with versioning enabled.")
@@ -49,6 +67,10 @@ class S3PrefixSpec(Component):
     delete_new_objects: bool = Field(
         default=False,
         description="Put a delete marker on keys created after the release (their versions are kept).",
+    )
+    replica: Replica | None = Field(
+        default=None,
+        description="Copy the recorded versions back from this cross-region replica instead of the bucket itself.",
     )
 
 
@@ -136,8 +158,8 @@ class S3Prefix(Kind[S3PrefixSpec]):
         notes = []
         if stale:
             notes.append(
-                f"copies the recorded version over {len(stale)} keys ({_some(stale)}): each copy is a new "
-                "version, no version is deleted"
+                f"copies the recorded version over {len(stale)} keys ({_some(stale)}){_from_replica(spec)}: "
+                "each copy is a new version, no version is deleted"
             )
         if new and spec.delete_new_objects:
             notes.append(f"puts a delete marker on {len(new)} keys created since ({_some(new)}); their versions stay")
@@ -167,6 +189,8 @@ class S3Prefix(Kind[S3PrefixSpec]):
         objects, where = state["objects"], f"s3://{spec.bucket}/{spec.prefix}"
         keys = list(objects)
         sample = keys[:: max(1, math.ceil(len(keys) / READINESS_SAMPLE))]
+        if spec.replica is not None:
+            return [_replica_readiness(spec.replica, ctx, where, sample, objects)]
         unversioned = [k for k in sample if objects[k]["version_id"] == "null"]
         gone = [k for k in sample if k not in unversioned and _version_gone(spec, ctx, k, objects[k]["version_id"])]
         if gone:
@@ -221,7 +245,8 @@ class S3Prefix(Kind[S3PrefixSpec]):
 
     @staticmethod
     def _refuse_uncopyable(spec: S3PrefixSpec, target: State, keys: list[str]) -> None:
-        unversioned = [k for k in keys if target["objects"][k]["version_id"] == "null"]
+        # A replica is searched by ETag when the id does not match, so a key without a version id is no bar.
+        unversioned = [] if spec.replica else [k for k in keys if target["objects"][k]["version_id"] == "null"]
         if unversioned:
             raise StepFailed(
                 f"s3://{spec.bucket}: {_some(unversioned)} had no version id at the release (versioning was off), "
@@ -234,17 +259,21 @@ class S3Prefix(Kind[S3PrefixSpec]):
     def _copy_back(self, spec: S3PrefixSpec, ctx: KindContext, key: str, recorded: dict[str, Any]) -> None:
         client = ctx.aws.client("s3")
         version = recorded["version_id"]
-        try:
-            with map_aws_errors(f"s3:HeadObject s3://{spec.bucket}/{key}?versionId={version}"):
-                head = client.head_object(Bucket=spec.bucket, Key=key, VersionId=version)
-        except AwsError as error:
-            if error.retryable:
-                raise
-            raise StepFailed(f"s3://{spec.bucket}/{key}: recorded version {version} is gone ({error})") from error
+        if spec.replica is not None:
+            source_bucket, source_version, head = _replica_version(spec.replica, ctx, key, recorded)
+        else:
+            source_bucket, source_version = spec.bucket, version
+            try:
+                with map_aws_errors(f"s3:HeadObject s3://{spec.bucket}/{key}?versionId={version}"):
+                    head = client.head_object(Bucket=spec.bucket, Key=key, VersionId=version)
+            except AwsError as error:
+                if error.retryable:
+                    raise
+                raise StepFailed(f"s3://{spec.bucket}/{key}: recorded version {version} is gone ({error})") from error
         kwargs: dict[str, Any] = {
             "Bucket": spec.bucket,
             "Key": key,
-            "CopySource": {"Bucket": spec.bucket, "Key": key, "VersionId": version},
+            "CopySource": {"Bucket": source_bucket, "Key": key, "VersionId": source_version},
         }
         kwargs.update(_encryption_and_class(head))
         if "-" in recorded["etag"] or head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm"):
@@ -252,7 +281,7 @@ class S3Prefix(Kind[S3PrefixSpec]):
             kwargs["MetadataDirective"] = "REPLACE"
             kwargs["Metadata"] = {**(head.get("Metadata") or {}), STAMP: version}
             kwargs.update({h: head[h] for h in _CARRIED_HEADERS if head.get(h) is not None})
-        with map_aws_errors(f"s3:CopyObject s3://{spec.bucket}/{key}?versionId={version}"):
+        with map_aws_errors(f"s3:CopyObject s3://{source_bucket}/{key}?versionId={source_version} -> {spec.bucket}"):
             client.copy_object(**kwargs)
 
     def iam_statements(self, spec: S3PrefixSpec, scope: IamScope) -> list[IamStatement]:
@@ -283,7 +312,80 @@ class S3Prefix(Kind[S3PrefixSpec]):
                 resources=(f"arn:{scope.partition}:kms:{scope.region}:{scope.account}:key/*",),
                 purpose="SSE-KMS objects only; narrow to the bucket's key",
             ),
+            *(_replica_iam(spec, spec.replica, scope) if spec.replica else []),
         ]
+
+
+def _replica_iam(spec: S3PrefixSpec, replica: Replica, scope: IamScope) -> list[IamStatement]:
+    bucket = f"arn:{scope.partition}:s3:::{replica.bucket}"
+    return [
+        IamStatement(
+            actions=("s3:ListBucketVersions", "s3:GetBucketVersioning"),
+            resources=(bucket,),
+            purpose=f"find the recorded versions in the replica ({replica.region})",
+        ),
+        IamStatement(
+            actions=("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"),
+            resources=(f"{bucket}/{spec.prefix}*",),
+            purpose="read the replica's versions (the copy source); the replica is never written",
+        ),
+        IamStatement(
+            actions=("kms:Decrypt",),
+            resources=(f"arn:{scope.partition}:kms:{replica.region}:{scope.account}:key/*",),
+            purpose="SSE-KMS replicas only; narrow to the replica's key",
+        ),
+    ]
+
+
+def _from_replica(spec: S3PrefixSpec) -> str:
+    return f" from the replica s3://{spec.replica.bucket} ({spec.replica.region})" if spec.replica else ""
+
+
+def _replica_version(replica: Replica, ctx: KindContext, key: str, recorded: dict[str, Any]) -> tuple[str, str, Any]:
+    """(bucket, version id, head) of the replica's copy of a recorded version: by id, else by ETag."""
+    client = ctx.aws.client("s3", region=replica.region)
+    version, where = recorded["version_id"], f"s3://{replica.bucket}/{key}"
+    if version != "null":
+        try:
+            with map_aws_errors(f"s3:HeadObject {where}?versionId={version} (replica)"):
+                return replica.bucket, version, client.head_object(Bucket=replica.bucket, Key=key, VersionId=version)
+        except AwsError as error:
+            if error.retryable:
+                raise
+    found = _replica_by_etag(client, replica, key, recorded["etag"])
+    if found is None:
+        raise StepFailed(
+            f"{where}: the replica has no version of {key} with the recorded content (ETag {recorded['etag']})"
+        )
+    with map_aws_errors(f"s3:HeadObject {where}?versionId={found} (replica)"):
+        return replica.bucket, found, client.head_object(Bucket=replica.bucket, Key=key, VersionId=found)
+
+
+def _replica_by_etag(client: Any, replica: Replica, key: str, etag: str) -> str | None:
+    """The newest version of `key` in the replica whose ETag is the recorded one."""
+    with map_aws_errors(f"s3:ListObjectVersions s3://{replica.bucket}/{key} (replica)"):
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=replica.bucket, Prefix=key)
+        matches = [
+            v for page in pages for v in page.get("Versions") or [] if v["Key"] == key and _etag(v["ETag"]) == etag
+        ]
+    if not matches:
+        return None
+    return str(max(matches, key=lambda v: v["LastModified"])["VersionId"])
+
+
+def _replica_readiness(
+    replica: Replica, ctx: KindContext, where: str, sample: list[str], objects: dict[str, Any]
+) -> ReadinessCheck:
+    missing = []
+    for key in sample:
+        try:
+            _replica_version(replica, ctx, key, objects[key])
+        except StepFailed:
+            missing.append(key)
+    source = f"replica s3://{replica.bucket} ({replica.region})"
+    if missing:
+        return ReadinessCheck("impossible", f"{where}: the {source} lacks the recorded versions of {_some(missing)}")
+    return ReadinessCheck("ok", f"{where}: {len(sample)} of {len(objects)} recorded versions found in the {source}")
 
 
 def _version_gone(spec: S3PrefixSpec, ctx: KindContext, key: str, version_id: str) -> bool:

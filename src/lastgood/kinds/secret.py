@@ -1,17 +1,28 @@
-"""secret: which Secrets Manager version holds AWSCURRENT. The value is never read."""
+"""secret: which Secrets Manager version holds AWSCURRENT. The value is never read.
+
+Automatic rotation is paused while AWSCURRENT moves back (a rotation in between would move it on again) and
+resumed after, even when the move fails: CancelRotateSecret, the move, then RotateSecret with the rotation
+function and rules the secret had (the ones DescribeSecret still reports, else those recorded with the
+release) and RotateImmediately=false, so the restored version stays current until the next scheduled rotation.
+A tag (`lastgood:rotation-paused`, the step's short token) marks the pause on the secret itself, so a retry or a
+resume after a crash between the pause and the resume still resumes it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
 
 from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
-from lastgood.errors import StepFailed
+from lastgood.errors import LastgoodError, StepFailed
+from lastgood.kinds import _restore
 from lastgood.kinds.base import (
     PREFETCHED,
     ApplyResult,
+    Change,
     IamScope,
     IamStatement,
     Kind,
@@ -26,6 +37,14 @@ from lastgood.kinds.base import (
 class SecretSpec(Component):
     kind: Literal["secret"] = "secret"
     secret: str = Field(description="Secret name or ARN; {env} is substituted.")
+    pause_rotation: bool = Field(
+        default=True,
+        description="Pause automatic rotation (CancelRotateSecret) while AWSCURRENT moves back; resume it after.",
+    )
+
+
+PAUSE_TAG = "lastgood:rotation-paused"
+_RULE_KEYS = ("AutomaticallyAfterDays", "Duration", "ScheduleExpression")
 
 
 class Secret(Kind[SecretSpec]):
@@ -33,18 +52,20 @@ class Secret(Kind[SecretSpec]):
     spec_model = SecretSpec
     estimate_seconds = 1.0
 
-    def _stages(self, spec: SecretSpec, ctx: KindContext) -> dict[str, list[str]]:
+    @staticmethod
+    def _describe(spec: SecretSpec, ctx: KindContext) -> dict[str, Any]:
         with map_aws_errors(f"secretsmanager:DescribeSecret {spec.secret}"):
-            described = ctx.aws.client("secretsmanager").describe_secret(SecretId=spec.secret)
-        return dict(described.get("VersionIdsToStages") or {})
+            return dict(ctx.aws.client("secretsmanager").describe_secret(SecretId=spec.secret))
 
     def read(self, spec: SecretSpec, ctx: KindContext) -> State:
-        return {"version_id": _current(self._stages(spec, ctx))}
+        described = self._describe(spec, ctx)
+        return {"version_id": _current(described), "rotation": _rotation(described, enabled_only=True)}
 
     def read_for_rollback(self, spec: SecretSpec, ctx: KindContext, target: State) -> State:
-        """The same DescribeSecret, keeping the versions it lists (with their labels) for apply."""
-        stages = self._stages(spec, ctx)
-        return {"version_id": _current(stages), PREFETCHED: Prefetched({"stages": stages})}
+        """The same DescribeSecret, kept (versions, labels, rotation, tags) for apply's first attempt."""
+        described = self._describe(spec, ctx)
+        state = {"version_id": _current(described), "rotation": _rotation(described, enabled_only=True)}
+        return {**state, PREFETCHED: Prefetched({"described": described})}
 
     def differences(self, spec: SecretSpec, current: State, target: State) -> list[str]:
         if current["version_id"] == target["version_id"]:
@@ -52,24 +73,79 @@ class Secret(Kind[SecretSpec]):
         return [f"AWSCURRENT {_short(current['version_id'])} -> {_short(target['version_id'])}"]
 
     def apply(self, spec: SecretSpec, ctx: KindContext, target: State) -> ApplyResult:
-        """Moves AWSCURRENT; UpdateSecretVersionStage answers with no state, so the engine verifies by reading."""
-        known = ctx.known_state
-        stages = prefetched(known).get("stages") if known is not None else None
-        if stages is None:
-            stages = self._stages(spec, ctx)
-        current = _current(stages)
-        wanted = target["version_id"]
+        described = prefetched(ctx.known_state).get("described") or self._describe(spec, ctx)
+        current, wanted = _current(described), target["version_id"]
+        paused_earlier = PAUSE_TAG in _restore.tag_dict(described.get("Tags"))
+        if current == wanted and not paused_earlier:
+            return ApplyResult("already at target", changed=False)
+        pause = spec.pause_rotation and (bool(described.get("RotationEnabled")) or paused_earlier)
+        rotation = _rotation(described, enabled_only=False) or target.get("rotation")
+        if pause and not paused_earlier:
+            self._pause(spec, ctx)
+        try:
+            detail = self._move(spec, ctx, current, wanted, set(described.get("VersionIdsToStages") or {}))
+        except LastgoodError as error:
+            if pause:
+                self._resume_after_failure(spec, ctx, rotation, error)
+            raise
+        if pause:
+            detail += "; " + self._resume(spec, ctx, rotation)
+        return ApplyResult(detail)
+
+    def _move(self, spec: SecretSpec, ctx: KindContext, current: str | None, wanted: str, labelled: set[str]) -> str:
         if current == wanted:
-            return ApplyResult("already at target", changed=False, observed={"version_id": current})
+            return f"AWSCURRENT already on {_short(wanted)}"
         # DescribeSecret lists the versions that have a label; only a deprecated one needs the full list.
-        if wanted not in stages and wanted not in self._versions(spec, ctx):
+        if wanted not in labelled and wanted not in self._versions(spec, ctx):
             raise StepFailed(f"{spec.secret}: version {wanted} no longer exists, so AWSCURRENT cannot move back")
         kwargs = {"SecretId": spec.secret, "VersionStage": "AWSCURRENT", "MoveToVersionId": wanted}
         if current:
             kwargs["RemoveFromVersionId"] = current
         with map_aws_errors(f"secretsmanager:UpdateSecretVersionStage {spec.secret}"):
             ctx.aws.client("secretsmanager").update_secret_version_stage(**kwargs)
-        return ApplyResult(f"AWSCURRENT moved to {_short(wanted)}")
+        return f"AWSCURRENT moved to {_short(wanted)}"
+
+    # Rotation: paused before the move, resumed after it
+
+    @staticmethod
+    def _pause(spec: SecretSpec, ctx: KindContext) -> None:
+        client = ctx.aws.client("secretsmanager")
+        # The tag first: a crash right after the cancel must still leave the mark that says "resume me".
+        with map_aws_errors(f"secretsmanager:TagResource {spec.secret}"):
+            client.tag_resource(
+                SecretId=spec.secret, Tags=[{"Key": PAUSE_TAG, "Value": _restore.short_token(ctx.token)}]
+            )
+        with map_aws_errors(f"secretsmanager:CancelRotateSecret {spec.secret}"):
+            client.cancel_rotate_secret(SecretId=spec.secret)
+        ctx.progress(f"automatic rotation of {spec.secret} paused")
+
+    @staticmethod
+    def _resume(spec: SecretSpec, ctx: KindContext, rotation: dict[str, Any] | None) -> str:
+        client = ctx.aws.client("secretsmanager")
+        if rotation is None:
+            done = "rotation was paused, but no rotation function is known: turn it back on by hand"
+        else:
+            kwargs: dict[str, Any] = {"SecretId": spec.secret, "RotateImmediately": False}
+            if rotation.get("lambda_arn"):
+                kwargs["RotationLambdaARN"] = rotation["lambda_arn"]
+            if rotation.get("rules"):
+                kwargs["RotationRules"] = rotation["rules"]
+            with map_aws_errors(f"secretsmanager:RotateSecret {spec.secret} (resume, not immediately)"):
+                client.rotate_secret(**kwargs)
+            done = f"automatic rotation resumed ({_describe_rules(rotation)})"
+        with map_aws_errors(f"secretsmanager:UntagResource {spec.secret}"):
+            client.untag_resource(SecretId=spec.secret, TagKeys=[PAUSE_TAG])
+        ctx.progress(f"{spec.secret}: {done}")
+        return done
+
+    def _resume_after_failure(
+        self, spec: SecretSpec, ctx: KindContext, rotation: dict[str, Any] | None, cause: LastgoodError
+    ) -> None:
+        """The move failed after the pause: resume anyway; the move's error is the one reported."""
+        try:
+            self._resume(spec, ctx, rotation)
+        except LastgoodError as error:
+            ctx.progress(f"{spec.secret}: rotation stays paused ({error}); the move failed first: {cause}")
 
     @staticmethod
     def _versions(spec: SecretSpec, ctx: KindContext) -> set[str]:
@@ -106,6 +182,17 @@ class Secret(Kind[SecretSpec]):
     def action_name(self, current: State, target: State) -> str:
         return "move-stage"
 
+    def plan(self, spec: SecretSpec, current: State, target: State) -> Change | None:
+        change = super().plan(spec, current, target)
+        rotation = current.get("rotation")
+        if change is None or not spec.pause_rotation or rotation is None:
+            return change
+        note = (
+            f"automatic rotation ({_describe_rules(rotation)}) is paused (CancelRotateSecret) during the move and "
+            "resumed after it (RotateSecret, not immediately), also when the move fails"
+        )
+        return replace(change, notes=(*change.notes, note))
+
     def describe(self, state: State) -> str:
         return f"AWSCURRENT {_short(state['version_id'])}"
 
@@ -124,13 +211,55 @@ class Secret(Kind[SecretSpec]):
                 ),
                 resources=(resource,),
                 purpose="read version stages and move AWSCURRENT (never the value)",
-            )
+            ),
+            *(self._rotation_iam(resource) if spec.pause_rotation else []),
+        ]
+
+    @staticmethod
+    def _rotation_iam(resource: str) -> list[IamStatement]:
+        return [
+            IamStatement(
+                actions=(
+                    "secretsmanager:CancelRotateSecret",
+                    "secretsmanager:RotateSecret",
+                    "secretsmanager:TagResource",
+                    "secretsmanager:UntagResource",
+                ),
+                resources=(resource,),
+                purpose="pause automatic rotation during the move and resume it after",
+            ),
+            IamStatement(
+                actions=("lambda:InvokeFunction",),
+                resources=("*",),
+                purpose="RotateSecret needs it on the rotation function; narrow to that function",
+            ),
         ]
 
 
-def _current(stages: dict[str, list[str]]) -> str | None:
+def _current(described: dict[str, Any]) -> str | None:
+    stages = described.get("VersionIdsToStages") or {}
     current = [v for v, labels in stages.items() if "AWSCURRENT" in labels]
     return current[0] if current else None
+
+
+def _rotation(described: dict[str, Any], enabled_only: bool) -> dict[str, Any] | None:
+    """The rotation function and rules DescribeSecret reports (enabled_only: None when rotation is off)."""
+    if enabled_only and not described.get("RotationEnabled"):
+        return None
+    lambda_arn = described.get("RotationLambdaARN")
+    rules = {k: v for k, v in (described.get("RotationRules") or {}).items() if k in _RULE_KEYS and v}
+    if not lambda_arn and not rules:
+        return None
+    return {"lambda_arn": lambda_arn or None, "rules": rules}
+
+
+def _describe_rules(rotation: dict[str, Any]) -> str:
+    rules = rotation.get("rules") or {}
+    if rules.get("ScheduleExpression"):
+        return f"schedule {rules['ScheduleExpression']}"
+    if rules.get("AutomaticallyAfterDays"):
+        return f"every {rules['AutomaticallyAfterDays']} days"
+    return "no schedule recorded"
 
 
 def _short(version_id: str | None) -> str:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lastgood.ledger.tables import GuardPeriodRow, GuardWatchRow
@@ -23,6 +24,42 @@ def claim(session: Session, app: str, env: str, release_id: int, period_end: dat
         GuardPeriodRow(app=app, env=env, release_id=release_id, period_end=period_end, claimed_by=by, claimed_at=now)
     )
     session.flush()
+
+
+@dataclass(frozen=True)
+class Claim:
+    app: str
+    env: str
+    release_id: int
+    period_end: datetime
+
+
+def claim_many(session: Session, claims: list[Claim], by: str, now: datetime) -> set[Claim]:
+    """Claim many periods in one statement (INSERT ... ON CONFLICT DO NOTHING RETURNING): the ones this caller
+    claimed; a period another process claimed first is left out."""
+    if not claims:
+        return set()
+    rows = [
+        {"app": c.app, "env": c.env, "release_id": c.release_id, "period_end": c.period_end}
+        | {"claimed_by": by, "claimed_at": now}
+        for c in claims
+    ]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    row = GuardPeriodRow
+    statement = insert(row).values(rows).on_conflict_do_nothing().returning(row.app, row.env, row.release_id)
+    won = {(app, env, release) for app, env, release in session.execute(statement)}
+    return {c for c in claims if (c.app, c.env, c.release_id) in won}
+
+
+def finish_many(session: Session, finished: list[tuple[Claim, str]], now: datetime) -> None:
+    """Each claimed period's outcome, in one executemany."""
+    if finished:
+        values = [
+            {"app": c.app, "env": c.env, "release_id": c.release_id, "period_end": c.period_end}
+            | {"finished_at": now, "outcome": outcome}
+            for c, outcome in finished
+        ]
+        session.execute(update(GuardPeriodRow), values)
 
 
 def finish(
@@ -81,6 +118,42 @@ def save_watch(
     elif row.release_id < release_id or (row.release_id == release_id and row.status == "watching"):
         # an older release's last word never overwrites a newer one's, nor a late period the watch's end
         row.release_id, row.status, row.health, row.updated_at = release_id, status, health, now
+
+
+def save_watches(session: Session, saved: list[tuple[str, str, int, str, dict[str, Any]]], now: datetime) -> None:
+    """`save_watch` for many environments (app, env, release, status, health) in one locking read and one flush."""
+    if not saved:
+        return
+    keys = sorted((app, env) for app, env, *_ in saved)  # locked in one order: two batches never deadlock
+    rows = {
+        (row.app, row.env): row
+        for row in session.scalars(
+            select(GuardWatchRow)
+            .where(tuple_(GuardWatchRow.app, GuardWatchRow.env).in_(keys))
+            .order_by(GuardWatchRow.app, GuardWatchRow.env)
+            .with_for_update()
+        )
+    }
+    for app, env, release_id, status, health in saved:
+        row = rows.get((app, env))
+        if row is None:
+            session.add(
+                GuardWatchRow(app=app, env=env, release_id=release_id, status=status, health=health, updated_at=now)
+            )
+        elif row.release_id < release_id or (row.release_id == release_id and row.status == "watching"):
+            row.release_id, row.status, row.health, row.updated_at = release_id, status, health, now
+
+
+def watches_of(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredWatch]:
+    """The stored watches of many environments, in one query."""
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(GuardWatchRow)
+        .where(tuple_(GuardWatchRow.app, GuardWatchRow.env).in_(keys))
+        .execution_options(populate_existing=True)
+    )
+    return {(row.app, row.env): _stored(row) for row in rows}
 
 
 def watch_of(session: Session, app: str, env: str) -> StoredWatch | None:

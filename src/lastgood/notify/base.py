@@ -51,6 +51,7 @@ class Message:
     eta: str
     status: str
     details: list[str] = field(default_factory=list)
+    body: str | None = None  # the file's template rendered (notifications.templates); None: the 004 template
 
     def subject(self) -> str:
         tag = _TAGS.get(self.event, "UPDATE")
@@ -67,7 +68,10 @@ class Message:
         ]
 
     def text(self) -> str:
-        """The template: Issue / Impact / Action / ETA / Status, then one line per detail."""
+        """The file's template when it has one for this kind, else Issue / Impact / Action / ETA / Status, then
+        one line per detail."""
+        if self.body is not None:
+            return self.body
         lines = [f"{label}: {value}" for label, value in self.fields()]
         if self.details:
             lines += ["", *(f"- {detail}" for detail in self.details)]

@@ -89,7 +89,9 @@ def payload(message: Message, server_url: str | None = None) -> dict[str, Any]:
             ],
         },
     ]
-    if message.details:
+    if message.body is not None:  # the file's template says it all
+        blocks[1] = {"type": "section", "text": {"type": "mrkdwn", "text": _cut(escape(message.body), _SECTION_LIMIT)}}
+    elif message.details:
         details = "\n".join(f"• {escape(detail)}" for detail in message.details)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(details, _SECTION_LIMIT)}})
     if server_url and message.event == APPROVAL_NEEDED and message.rollback_id:

@@ -8,11 +8,13 @@ page = render_html(report)          # one self-contained file: inline CSS, the t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from lastgood.report.actions import actions
+from lastgood.config.comms import Checklists, PostAction
+from lastgood.report.actions import actions, file_actions
 from lastgood.report.checklist import checklist
 from lastgood.report.html import render_html
 from lastgood.report.markdown import render_markdown
@@ -34,16 +36,19 @@ def build_report(
     *,
     restore_target_seconds: float | None = None,
     generated_at: datetime | None = None,
+    checklists: Checklists | None = None,
+    post_rollback: Sequence[PostAction] = (),
 ) -> IncidentReport:
-    """Read one rollback from the ledger and tick the runbooks' checklist by what it shows."""
+    """Read one rollback from the ledger and tick the checklist (the file's, else the runbooks') by what it shows;
+    the file's post-rollback actions follow lastgood's own under their horizon."""
     incident = load_incident(session, rollback_id)
-    items = checklist(incident)
+    items = checklist(incident, checklists)
     spans = durations(incident)
     return IncidentReport(
         incident=incident,
         timeline=timeline(incident),
         checklist=items,
-        actions=actions(incident, items, spans, restore_target_seconds),
+        actions=actions(incident, items, spans, restore_target_seconds) + file_actions(post_rollback),
         durations=spans,
         generated_at=generated_at or datetime.now(UTC),
         restore_target_seconds=restore_target_seconds,

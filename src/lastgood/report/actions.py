@@ -3,6 +3,9 @@ fix and redeploy, review), made concrete with this incident's facts, as tracker-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from lastgood.config.comms import PostAction
 from lastgood.report.model import (
     ActionItem,
     ChecklistItem,
@@ -20,6 +23,11 @@ def actions(
     inc: Incident, items: list[ChecklistItem], durations: dict[str, float], target: float | None
 ) -> list[ActionItem]:
     return [*immediate(inc, items), *short_term(inc, durations, target), *long_term(inc, items)]
+
+
+def file_actions(post_rollback: Sequence[PostAction]) -> list[ActionItem]:
+    """The file's post-rollback actions, as written, with their owner."""
+    return [ActionItem(a.when, a.action + (f" (owner: {a.owner})" if a.owner else "")) for a in post_rollback]
 
 
 def _left(inc: Incident) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lastgood.config.comms import ChecklistEntry, Checklists, slug
 from lastgood.report.model import (
     DATA_KINDS,
     RESTORE_KINDS,
     ChecklistItem,
+    EventFact,
     Incident,
     Phase,
     StepFact,
@@ -25,6 +27,7 @@ from lastgood.report.model import (
 )
 
 Verdict = tuple[Tick, str]
+TICKED = "checklist-ticked"  # the ledger event of `lastgood check`
 NOT_RECORDED = "not recorded in the ledger: check by hand and note the result in the tracker"
 
 
@@ -34,6 +37,12 @@ class ItemSpec:
     text: str
     source: str
     check: Callable[[Incident], Verdict]
+    id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name `lastgood check ID ITEM` takes."""
+        return self.id or slug(self.text)
 
 
 # --- pre-rollback -----------------------------------------------------------------------------------------------
@@ -278,8 +287,91 @@ SPECS: tuple[ItemSpec, ...] = (
 )
 
 
-def checklist(incident: Incident) -> list[ChecklistItem]:
-    return [ChecklistItem(s.phase, s.text, s.source, *_tick(s, incident)) for s in SPECS]
+def notified(phase: Phase) -> Callable[[Incident], Verdict]:
+    """A notification in the item's phase: before the start (pre), while it ran (during), after the end (post)."""
+    if phase == "pre":
+        return notified_before
+    if phase == "post":
+        return notified_after
+
+    def while_running(inc: Incident) -> Verdict:
+        start, end = inc.started_at, inc.finished_at
+        sent = [n for n in inc.notifications if n.ok and start and n.at >= start and (end is None or n.at <= end)]
+        if sent:
+            return "done", f"notified: {', '.join(dict.fromkeys(n.channel for n in sent))} while it ran"
+        return "not done", "no notification recorded while the rollback ran"
+
+    return while_running
+
+
+def rollback_succeeded(inc: Incident) -> Verdict:
+    return ("done", f"succeeded at {when(inc.finished_at)}") if inc.succeeded else ("not done", f"{inc.status}")
+
+
+# The facts `auto:` may name (config/comms.py AUTO_FACTS holds the names), each read from the ledger. A part that
+# records a new fact adds its check here and its name there (register_fact).
+FACT_CHECKS: dict[str, Callable[[Phase], Callable[[Incident], Verdict]]] = {
+    "issue-confirmed": lambda _p: issue_confirmed,
+    "severity-assessed": lambda _p: severity_assessed,
+    "method-decided": lambda _p: method_decided,
+    "approval-granted": lambda _p: authorized,
+    "release-recorded": lambda _p: state_documented,
+    "target-identified": lambda _p: target_identified,
+    "backup-available": lambda _p: backup_available,
+    "order-kept": lambda _p: order_kept,
+    "progress-recorded": lambda _p: progress_recorded,
+    "no-errors": lambda _p: errors_checked,
+    "components-verified": lambda _p: all_verified,
+    "rollback-succeeded": lambda _p: rollback_succeeded,
+    "data-verified": lambda _p: data_verified,
+    "notified": notified,
+    "reviewed": lambda _p: documented,
+}
+
+
+def register_check(fact: str, check: Callable[[Incident], Verdict]) -> None:
+    """How the ledger proves `fact` (its name registered in config.comms.register_fact)."""
+    FACT_CHECKS[fact] = lambda _p: check
+
+
+def builtin_specs() -> tuple[ItemSpec, ...]:
+    return SPECS
+
+
+def file_specs(lists: Checklists) -> tuple[ItemSpec, ...]:
+    """The file's items: those with `auto:` checked by their fact, the others open until ticked by hand."""
+    return tuple(
+        ItemSpec(phase, entry.item, f"lastgood.yaml checklists.{phase}", _file_check(phase, entry), entry.key)
+        for phase, entry in lists.entries()
+    )
+
+
+def _file_check(phase: Phase, entry: ChecklistEntry) -> Callable[[Incident], Verdict]:
+    if entry.auto is None:
+        return lambda inc: ("not done", f"not ticked yet: lastgood check {inc.id} {entry.key}")
+    return FACT_CHECKS[entry.auto](phase)
+
+
+def checklist(incident: Incident, lists: Checklists | None = None) -> list[ChecklistItem]:
+    """The file's checklists when it has them, else the built-in list; a tick by hand (`lastgood check`) marks
+    an item done whatever the ledger proves."""
+    specs = builtin_specs() if lists is None else file_specs(lists)
+    ticks = manual_ticks(incident)
+    return [ChecklistItem(s.phase, s.text, s.source, *_ticked(s, incident, ticks), key=s.key) for s in specs]
+
+
+def manual_ticks(inc: Incident) -> dict[str, EventFact]:
+    """The latest `checklist-ticked` event per item key."""
+    return {str(e.data.get("item")): e for e in inc.events if e.type == TICKED}
+
+
+def _ticked(spec: ItemSpec, inc: Incident, ticks: dict[str, EventFact]) -> Verdict:
+    tick, evidence = _tick(spec, inc)
+    by_hand = ticks.get(spec.key)
+    if by_hand is None or tick != "not done":
+        return tick, evidence
+    note = by_hand.data.get("note")
+    return "done", f"ticked by {by_hand.actor} at {clock(by_hand.at)} UTC" + (f": {note}" if note else "")
 
 
 def _tick(spec: ItemSpec, inc: Incident) -> Verdict:

@@ -114,6 +114,7 @@ class ChecklistItem:
     source: str
     tick: Tick
     evidence: str
+    key: str = ""  # the name `lastgood check ID ITEM` takes
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,14 @@ class IncidentReport:
                 for e in self.timeline
             ],
             "checklist": [
-                {"phase": i.phase, "item": i.text, "source": i.source, "tick": i.tick, "evidence": i.evidence}
+                {
+                    "phase": i.phase,
+                    "item": i.text,
+                    "key": i.key,
+                    "source": i.source,
+                    "tick": i.tick,
+                    "evidence": i.evidence,
+                }
                 for i in self.checklist
             ],
             "actions": [{"horizon": a.horizon, "text": a.text, "done": a.done} for a in self.actions],

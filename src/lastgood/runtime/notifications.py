@@ -13,6 +13,7 @@ from lastgood.config.durations import format_duration
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.notify import Dispatch, Dispatcher, Message, NopDispatcher, build_notifiers, message_from_rollback
+from lastgood.notify.templates import with_template
 from lastgood.runtime.context import EnvContext
 
 
@@ -77,8 +78,14 @@ def facts(ctx: EnvContext, rollback_id: str) -> dict[str, Any]:
 def notify(ctx: EnvContext, event: str, rollback_id: str, details: list[str] | None = None, **extra: Any) -> None:
     if isinstance(ctx.dispatch, NopDispatcher):
         return
-    message = message_from_rollback(event, {**facts(ctx, rollback_id), **extra}, details=details or ())
+    known = {**facts(ctx, rollback_id), **extra}
+    message = templated(ctx, message_from_rollback(event, known, details=details or ()), known)
     _send(ctx, message, rollback_id)
+
+
+def templated(ctx: EnvContext, message: Message, known: dict[str, Any]) -> Message:
+    """The file's template for the message's kind, rendered with the facts (notifications.templates)."""
+    return with_template(message, ctx.runbook.notifications.templates, known)
 
 
 def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action: str, details: list[str]) -> None:
@@ -87,6 +94,7 @@ def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action
         return
     status = "alert only: no rollback"
     message = Message(event, ctx.app, ctx.env, reference, issue, "see the details", action, "n/a", status, details)
+    message = templated(ctx, message, {"app": ctx.app, "env": ctx.env})
     _send(ctx, message, None, reference=reference)
 
 
@@ -120,6 +128,11 @@ def start_updates(ctx: EnvContext, rollback_id: str) -> None:
         return
     ctx.dispatch.start_updates(
         rollback_id,
-        lambda: message_from_rollback("status-update", facts(ctx, rollback_id)),
+        lambda: _status_update(ctx, rollback_id),
         ctx.runbook.notifications.update_every,
     )
+
+
+def _status_update(ctx: EnvContext, rollback_id: str) -> Message:
+    known = facts(ctx, rollback_id)
+    return templated(ctx, message_from_rollback("status-update", known), known)

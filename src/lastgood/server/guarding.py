@@ -2,10 +2,12 @@
 
 Every tick (2 s) it reads every environment's live release and the newest judged period of each watched release
 from the ledger (three queries per ledger), so a release recorded by the CLI, the API or another process is
-noticed within a tick; a live release newer than those seen, inside its watch window, gets a `ReleaseWatch`. A
-watch whose newest complete period nobody judged yet is submitted as one "guard-period" job (`key` = the
-environment, so a slow period is never run twice at once). The job claims the period in the ledger before judging
-it, so with several workers each period is judged once, by whichever worker's job claims it first. Every
+noticed within a tick; a live release newer than those seen, inside its watch window, gets a `ReleaseWatch`. The
+watches whose newest complete period nobody judged yet are submitted as "guard-periods" jobs, one per boundary per
+BATCH environments (`key` = the boundary and the batch's first environment, so a batch is queued once however many
+workers' scans find it). A job claims its periods in the ledger in one statement before judging them, so with
+several workers each period is judged once, by whichever worker's job claims it first; the batch's CloudWatch
+series come in one GetMetricData call (service/watching.py, `evaluate_periods`). Every
 `recover_every` seconds, and at start, the "recover" job resumes rollbacks whose process died (as
 `lastgood-server`) and pauses deployments whose process died. `state.stopping` stops it within a tick.
 """
@@ -13,6 +15,7 @@ it, so with several workers each period is judged once, by whichever worker's jo
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +29,21 @@ from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
 from lastgood.service.recovery import orphans, pause_orphaned_deployment
 from lastgood.service.session import Ledger
-from lastgood.service.watching import LiveRelease, ReleaseWatch, last_judged, live_releases, watch_window_open
+from lastgood.service.watching import (
+    LiveRelease,
+    ReleaseWatch,
+    evaluate_periods,
+    last_judged,
+    live_releases,
+    watch_window_open,
+)
 
 log = logging.getLogger("lastgood.server.guard")
 
 Key = tuple[str, str]
 SUBMITTERS = 8
+BOUNDARY_GRACE = 0.05  # seconds after a boundary: the period just ended is complete
+BATCH = 200  # environments per guard-periods job: one claim statement, one GetMetricData call (500 queries max)
 
 
 class GuardScheduler:
@@ -47,6 +59,8 @@ class GuardScheduler:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._next_recovery = 0.0
+        self._next_drills = 0.0
+        self.drills_every = 60.0
         self._submitter = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="lastgood-submit")
         self.ticks = 0
 
@@ -64,41 +78,53 @@ class GuardScheduler:
                 self.tick()
             except Exception:  # a ledger that does not answer this tick may answer the next
                 log.exception("scheduler tick failed")
-            self.state.stopping.wait(self.tick_seconds)
+            self.state.stopping.wait(self._pause())
         with self._lock:
             for watch in self.watches.values():
                 watch.close()  # another worker, or this one restarted, goes on from the ledger
         self._submitter.shutdown(wait=False)
 
+    def _pause(self) -> float:
+        """Until the next tick, or until just after the next period boundary when that comes first: every
+        period falls due at its boundary, and its lag counts from there."""
+        with self._lock:
+            intervals = {w.interval for w in self.watches.values() if not w.done}
+        now = self.clock.now().timestamp()
+        boundary = min((now // i + 1) * i - now + BOUNDARY_GRACE for i in intervals) if intervals else math.inf
+        return max(BOUNDARY_GRACE, min(self.tick_seconds, boundary))
+
     def tick(self) -> None:
         now = self.clock.now()
         if time.monotonic() >= self._next_recovery and self._submit("recover", "recover"):
             self._next_recovery = time.monotonic() + self.recover_every
+        if time.monotonic() >= self._next_drills and self._submit("drill-schedule", "drill-schedule"):
+            self._next_drills = time.monotonic() + self.drills_every  # server/drilling.py: due scheduled drills
         judged: dict[tuple[str, str, int], datetime] = {}
         for ledger, apps in self.state.apps.by_ledger():
             self._notice_all(ledger, apps, now)
             judged |= last_judged(ledger, apps)
         with self._lock:
             watches = list(self.watches.items())
-        due: list[dict[str, Any]] = []
+        due: dict[tuple[int, str], list[list[Any]]] = {}
         for (app, env), watch in watches:
             if watch.done:
                 self._retire((app, env), watch)
                 continue
             period = watch.due_period(now, judged.get((app, env, watch.release.release_id)))
             if period is not None:
-                due.append({"app": app, "env": env, "release": watch.release.label, "due": period.isoformat()})
-        # A job queue's submission is a database round trip: every environment's period falls due at the same
-        # boundary, so they are submitted in parallel rather than one after another.
-        list(self._submitter.map(self._submit_period, due))
+                store = id(self.state.apps.ledger_of(app))
+                due.setdefault((store, period.isoformat()), []).append([app, env, watch.release.label])
+        # A job queue's submission is a database round trip: the batches are submitted in parallel.
+        list(self._submitter.map(self._submit_periods, batches(due)))
         self.ticks += 1
 
     def _notice_all(self, ledger: Ledger, apps: list[str], now: datetime) -> None:
         for release in live_releases(ledger, apps):
             self._notice(release, now)
 
-    def _submit_period(self, args: dict[str, Any]) -> bool:
-        return self._submit("guard-period", f"guard:{args['app']}:{args['env']}", **args)
+    def _submit_periods(self, args: dict[str, Any]) -> bool:
+        app, env, _ = args["watches"][0]
+        return self._submit("guard-periods", f"guard:{args['due']}:{app}:{env}", **args)
 
     def _submit(self, name: str, key: str, **args: Any) -> bool:
         jobs = self.state.jobs
@@ -142,9 +168,31 @@ class GuardScheduler:
                 watch = self.watches.get((app, env))
         return watch if watch is not None and watch.release.label == release else None
 
+    def watches_of(self, wanted: list[tuple[str, str, str]]) -> list[ReleaseWatch]:
+        """`watch_of` for many (app, env, release), looking at the ledger once for those not noticed yet."""
+        with self._lock:
+            found = {(a, e): self.watches.get((a, e)) for a, e, _ in wanted}
+        missing = sorted({a for a, e, _ in wanted if found[(a, e)] is None})
+        if missing:
+            for ledger, apps in self.state.apps.by_ledger():
+                if chosen := [app for app in apps if app in missing]:
+                    self._notice_all(ledger, chosen, self.clock.now())
+            with self._lock:
+                found = {(a, e): self.watches.get((a, e)) for a, e, _ in wanted}
+        return [w for a, e, r in wanted if (w := found[(a, e)]) is not None and w.release.label == r]
+
     def watched(self) -> int:
         with self._lock:
             return sum(1 for w in self.watches.values() if not w.done)
+
+
+def batches(due: dict[tuple[int, str], list[list[Any]]]) -> list[dict[str, Any]]:
+    """The guard-periods jobs' arguments: the watches due at one boundary of one ledger, BATCH per job."""
+    out: list[dict[str, Any]] = []
+    for (_, period), members in due.items():
+        members.sort()  # in one order, so every worker's scan cuts the same batches and the queue keeps one of each
+        out += [{"due": period, "watches": members[i : i + BATCH]} for i in range(0, len(members), BATCH)]
+    return out
 
 
 def scheduler_of(state: ServerState) -> GuardScheduler:
@@ -157,7 +205,8 @@ def scheduler_of(state: ServerState) -> GuardScheduler:
 @job("guard-period")
 def guard_period(state: ServerState, app: str, env: str, release: str, due: str) -> dict[str, Any]:
     """Judge one period of one environment's watched release; nothing when that period was judged already or
-    the release is no longer watched."""
+    the release is no longer watched. (The scheduler submits batches, `guard-periods`; this one still runs the
+    jobs a replica of the previous version queued.)"""
     watch = scheduler_of(state).watch_of(app, env, release)
     if watch is None:
         return {"skipped": f"{app}/{env} release {release} is not watched"}
@@ -169,6 +218,24 @@ def guard_period(state: ServerState, app: str, env: str, release: str, due: str)
         "lag": evaluation.lag,
         "error": evaluation.error,
         "acted": evaluation.outcome,
+    }
+
+
+@job("guard-periods")
+def guard_periods(state: ServerState, due: str, watches: list[list[str]]) -> dict[str, Any]:
+    """Judge one period of many environments' watched releases of one ledger (`watches`: [app, env, release]),
+    each once across every worker: claimed together, fetched together, recorded together."""
+    found = scheduler_of(state).watches_of([(app, env, release) for app, env, release in watches])
+    evaluations = evaluate_periods(found, datetime.fromisoformat(due))
+    judged = [(w, e) for w, e in zip(found, evaluations, strict=True) if not e.skipped]
+    if state.metrics is not None:
+        for watch, evaluation in judged:
+            state.metrics.guard_evaluated(watch.ctx.app, watch.ctx.env, evaluation)
+    return {
+        "judged": len(judged),
+        "skipped": len(watches) - len(judged),
+        "errors": sum(1 for _, e in judged if e.error),
+        "acted": {f"{w.ctx.app}/{w.ctx.env}": e.outcome for w, e in judged if e.outcome},
     }
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from lastgood.domain.states import DRILL_TRANSITIONS, DrillStatus, transition
 from lastgood.engine.executor import Executor
@@ -20,6 +22,7 @@ from lastgood.engine.planner import build_plan
 from lastgood.engine.record import record_release
 from lastgood.errors import BadInput, LastgoodError, Refused, StepFailed, UnknownDrill
 from lastgood.guard.loop import GuardOutcome
+from lastgood.kpis import check
 from lastgood.ledger import store
 from lastgood.ledger.tables import DrillRow, ReleaseRow, RollbackRow
 from lastgood.runtime.context import EnvContext
@@ -41,6 +44,10 @@ class DrillResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+class DrillClaimed(Refused):
+    """A scheduled drill whose id another process claimed first."""
 
 
 def check_allowed(ctx: EnvContext) -> None:
@@ -65,19 +72,29 @@ class DrillView(BaseModel):
     rollback_id: str | None
 
 
-def run_drill(ctx: EnvContext, source: MetricSource, on_start: Callable[[str], None] | None = None) -> DrillResult:
+def run_drill(
+    ctx: EnvContext,
+    source: MetricSource,
+    on_start: Callable[[str], None] | None = None,
+    drill_id: str | None = None,
+) -> DrillResult:
     """Hold the environment, record its good release, make the bad change, let the guard catch it; whatever
-    fails, the environment ends on the good release. `on_start(drill_id)` once it holds the environment."""
+    fails, the environment ends on the good release. `on_start(drill_id)` once it holds the environment.
+    `drill_id`: a scheduled drill's claim (service/drill_schedule.py); a second run of it is `DrillClaimed`."""
     check_allowed(ctx)
-    drill_id = "drill-" + uuid.uuid4().hex[:8]
+    drill_id = drill_id or "drill-" + uuid.uuid4().hex[:8]
     with hold(ctx, "drill", drill_id) as lease:
         ctx = replace(ctx, holding=lease)
         started = ctx.clock.now()
-        with ctx.session() as session:
-            row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status=DrillStatus.RUNNING)
-            row.targets = _targets(ctx)
-            session.add(row)
-            store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        try:
+            with ctx.session() as session:
+                row = DrillRow(id=drill_id, app=ctx.app, env=ctx.env, started_at=started, status=DrillStatus.RUNNING)
+                row.targets = _targets(ctx)
+                session.add(row)
+                session.flush()
+                store.add_event(session, ctx.app, ctx.env, "drill-started", f"{drill_id} started", started)
+        except IntegrityError:
+            raise DrillClaimed(f"drill {drill_id} ran already (claimed by another process)") from None
         if on_start is not None:
             on_start(drill_id)
         good = record_release(ctx, f"{drill_id}-good").label
@@ -139,6 +156,23 @@ def _targets(ctx: EnvContext) -> dict[str, Any]:
     }
 
 
+def _against_targets(
+    ctx: EnvContext, session: Session, rollback_id: str | None, detect: float | None, restore: float | None
+) -> dict[str, Any]:
+    """The drill's times against the file's targets: met, missed or no data (kpis.check), the rollback time
+    against its severity's maximum (policy.targets.rollback_time)."""
+    targets = ctx.runbook.policy.targets
+    severity = session.get(RollbackRow, rollback_id).severity if rollback_id else None  # type: ignore[union-attr]
+    maximum = targets.rollback_time_for(severity)
+    results = {
+        "detect": check(detect, targets.mean_time_to_detect).status,
+        "restore": check(restore, targets.mean_time_to_restore).status,
+        "rollback_time": check(restore, maximum).status,
+        "rto": check(restore, ctx.runbook.environment(ctx.env).rto).status,
+    }
+    return {"severity": severity, "rollback_time_seconds": maximum, "results": results}
+
+
 def _make_bad_change(ctx: EnvContext, drill_id: str) -> str:
     drills = ctx.runbook.policy.drills
     if drills.command:
@@ -194,6 +228,7 @@ def _finish(ctx: EnvContext, drill_id: str, bad_change: str, changed_at: Any, ou
         row.finished_at, row.notes = now, notes
         row.detect_seconds, row.restore_seconds = detect, restore
         row.rollback_id = rollback.id if rollback else None
+        row.targets = {**row.targets, **_against_targets(ctx, session, row.rollback_id, detect, restore)}
         store.add_event(
             session,
             ctx.app,

@@ -15,6 +15,7 @@ Format = Literal["md", "html"]
 class ChecklistEntry(BaseModel):
     phase: str
     item: str
+    key: str  # the name `lastgood check ID ITEM` takes
     source: str
     tick: str
     evidence: str
@@ -35,7 +36,13 @@ def incident_report(
     """Read one rollback from the ledger and render it; the restore time is judged against the file's target."""
     target = ctx.runbook.policy.targets.mean_time_to_restore
     with ctx.session() as session:
-        built = build_report(session, rollback_id, restore_target_seconds=target)
+        built = build_report(
+            session,
+            rollback_id,
+            restore_target_seconds=target,
+            checklists=ctx.runbook.checklists,
+            post_rollback=ctx.runbook.post_rollback,
+        )
     renderers = {"md": render_markdown, "html": render_html}
     checklist = [ChecklistEntry.model_validate(item) for item in built.to_dict()["checklist"]]
     return IncidentReportContent(

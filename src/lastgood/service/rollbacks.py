@@ -113,9 +113,11 @@ def new_rollback_id() -> str:
     return store.new_rollback_id()
 
 
-def preview_plan(ctx: EnvContext, to: str | None = None, only: list[str] | None = None) -> Plan:
-    """What a rollback would change; changes nothing."""
-    return build_plan(ctx, to, only)
+def preview_plan(
+    ctx: EnvContext, to: str | None = None, only: list[str] | None = None, severity: str | None = None
+) -> Plan:
+    """What a rollback would change; changes nothing. The estimate is held to `severity`'s target."""
+    return build_plan(ctx, to, only, severity=severity)
 
 
 def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | None = None) -> RollbackOutcome:
@@ -124,7 +126,7 @@ def request_rollback(ctx: EnvContext, request: RollbackRequest, hooks: Hooks | N
     request = _with_manual_trigger(ctx, request)
     rollback_id = request.id or store.new_rollback_id()
     with hold(ctx, "rollback", rollback_id, request.wait) as lease:
-        plan = build_plan(ctx, request.to, request.only)
+        plan = build_plan(ctx, request.to, request.only, severity=request.severity)
         if request.saved_plan is not None:
             check_against(request.saved_plan, plan)
         if request.expect_from is not None and plan.from_release != request.expect_from:

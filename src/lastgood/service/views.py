@@ -13,6 +13,7 @@ from lastgood.ledger import holds, store
 from lastgood.ledger.holds import describe
 from lastgood.report.model import trigger_summary
 from lastgood.runtime.context import EnvContext
+from lastgood.service.checklists import ChecklistView, checklist_views
 from lastgood.service.models import Holder
 from lastgood.service.session import ledger_for
 
@@ -59,6 +60,7 @@ class RollbackDetail(BaseModel):
     owner: Holder | None  # the process running it now, with its lease
     steps: list[StepView]
     timeline: list[EventView]
+    checklist: list[ChecklistView] = Field(default_factory=list)  # the file's checklists, else the built-in list
 
 
 def rollback_where(runbook: Runbook, rollback_id: str) -> tuple[str, str]:
@@ -107,6 +109,7 @@ def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
                 EventView(at=e.at, type=e.type, message=e.message, actor=e.actor)
                 for e in store.events_of(session, rollback_id)
             ],
+            checklist=checklist_views(session, rollback_id, runbook.checklists),
         )
 
 

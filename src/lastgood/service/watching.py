@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lastgood.domain.actor import GUARD
-from lastgood.guard.loop import GuardOutcome, window_end
+from lastgood.guard.loop import GuardOutcome, PlannedFetch, window_end
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import guard_periods
 from lastgood.ledger.db import Ledger
@@ -31,6 +31,7 @@ from lastgood.redact import redact
 from lastgood.runtime.context import EnvContext
 from lastgood.service.guard import guard_for
 from lastgood.service.models import IsoTime
+from lastgood.sources.cloudwatch import CloudWatchSource
 
 KEEP_ERRORS = 5
 # Responses after which the watch goes on: another operation (a deployment) holds the environment, so the guard
@@ -162,77 +163,74 @@ class ReleaseWatch:
         return period
 
     def evaluate(self, due: datetime) -> Evaluation:
-        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over.
-        Two transactions per period: load what others saw and claim it; then record the period and the health."""
-        with self._lock:
-            now = self.ctx.clock.now()
-            if self.done:
-                return Evaluation(0.0, 0.0, skipped=True)
-            try:
-                claimed = self._load_and_claim(due, now)
-            except IntegrityError:  # another process judges (or judged) this period
-                return Evaluation(0.0, 0.0, skipped=True)
-            if not claimed:
-                return Evaluation(0.0, 0.0, skipped=True)
-            evaluation = self._step(now, (now - due).total_seconds())
-            self._finish(due, evaluation)
-            return evaluation
+        """Judge the period ending at `due`; nothing when any process claimed it already, or the window is over."""
+        return evaluate_periods([self], due)[0]
 
-    def _load_and_claim(self, due: datetime, now: datetime) -> bool:
-        """Take over what other processes saw of this release (evaluations, triggers, errors, its end), then
-        claim the period: False when the watch is over (ended here or elsewhere)."""
-        with self.ctx.session() as session:
-            stored = guard_periods.watch_of(session, self.ctx.app, self.ctx.env)
-            if stored is not None and stored.release_id == self.release.release_id:
-                self.health = GuardHealth.model_validate(stored.health)
-                self.outcome.evaluations = self.health.evaluations
-                if stored.status != "watching":
-                    self.done = True
-            if not self.done and now < self.until:
-                guard_periods.claim(session, self.ctx.app, self.ctx.env, self.release.release_id, due, self.worker, now)
-                return True
+    def _take_over(self, stored: guard_periods.StoredWatch | None) -> None:
+        """What other processes saw of this release (evaluations, triggers, errors, its end)."""
+        if stored is not None and stored.release_id == self.release.release_id:
+            self.health = GuardHealth.model_validate(stored.health)
+            self.outcome.evaluations = self.health.evaluations
+            if stored.status != "watching":
+                self.done = True
+
+    def _claim(self, due: datetime) -> guard_periods.Claim:
+        return guard_periods.Claim(self.ctx.app, self.ctx.env, self.release.release_id, due)
+
+    def _close_unclaimed(self) -> None:
+        """The watch is over (ended elsewhere, or its window closed): close it, saying why when it ends here."""
         if self.done:
             self.guard.close()
-        else:
-            ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
-            self.guard.conclude(self.outcome, ended)
-            self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
-            self._end("ended", self.outcome.message)
-        return False
+            return
+        ended = f"no rollback trigger fired in the watch window ({self.health.evaluations} periods)"
+        self.guard.conclude(self.outcome, ended)
+        self.health.verdict, self.health.coverage = self.outcome.status, self.outcome.triggers
+        self._end("ended", self.outcome.message)
 
-    def _finish(self, due: datetime, evaluation: Evaluation) -> None:
-        outcome = "error" if evaluation.error else (evaluation.outcome or "watching")
-        with self.ctx.session() as session:
-            now = self.ctx.clock.now()
-            guard_periods.finish(session, self.ctx.app, self.ctx.env, self.release.release_id, due, outcome, now)
-            self._save_health_in(session, now)
+    def _saved(self) -> tuple[str, str, int, str, dict[str, Any]]:
+        health = self.health.model_dump(mode="json")
+        return (self.ctx.app, self.ctx.env, self.release.release_id, self.health.status, health)
 
     def _save_health(self) -> None:
         with self.ctx.session() as session:
             self._save_health_in(session, self.ctx.clock.now())
 
     def _save_health_in(self, session: Session, now: datetime) -> None:
-        health = self.health.model_dump(mode="json")
-        release = self.release.release_id
-        guard_periods.save_watch(session, self.ctx.app, self.ctx.env, release, self.health.status, health, now)
+        app, env, release, status, health = self._saved()
+        guard_periods.save_watch(session, app, env, release, status, health, now)
 
     def _step(self, now: datetime, lag: float) -> Evaluation:
+        """Judge one period; a rollback it calls for is left pending (`_act_pending`)."""
         started = self.ctx.clock.now()
         evaluation = Evaluation(0.0, lag)
+        self.guard.act_later = True
         try:
             if self._opened:
                 self.guard.refresh_canaries()
             else:
                 self.guard.open()
                 self._opened = True
-            acted = self.guard.step(self.outcome)
+            self.guard.step(self.outcome)
         except Exception as error:  # a period that cannot be judged is reported, and the next one is tried
-            evaluation.error = redact(f"{type(error).__name__}: {error}")
-            self.health.errors = [*self.health.errors, evaluation.error][-KEEP_ERRORS:]
-            acted = False
+            self._error(evaluation, error)
         evaluation.verdicts = self._listener.verdicts
         evaluation.canary_states = [w.state for w in self.guard.canaries]
         self._record(now, lag, evaluation)
+        evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
+        return evaluation
+
+    @property
+    def pending(self) -> bool:
+        return self.guard.pending is not None
+
+    def _act_pending(self, evaluation: Evaluation) -> None:
+        """The rollback the period called for, through the service, as `lastgood-guard`."""
+        started = self.ctx.clock.now()
+        try:
+            acted = self.guard.act_pending(self.outcome)
+        except Exception as error:
+            self._error(evaluation, error)
+            acted = False
         if acted:
             evaluation.outcome = self.outcome.status
             if self.outcome.status in RETRY:
@@ -240,8 +238,11 @@ class ReleaseWatch:
                 self.outcome.status = "healthy"
             else:
                 self._end("acted", self.outcome.message, self.outcome.status, save=False)
-        evaluation.seconds = (self.ctx.clock.now() - started).total_seconds()
-        return evaluation
+        evaluation.seconds += (self.ctx.clock.now() - started).total_seconds()
+
+    def _error(self, evaluation: Evaluation, error: Exception) -> None:
+        evaluation.error = redact(f"{type(error).__name__}: {error}")
+        self.health.errors = [*self.health.errors, evaluation.error][-KEEP_ERRORS:]
 
     def _record(self, now: datetime, lag: float, evaluation: Evaluation) -> None:
         health = self.health
@@ -272,6 +273,103 @@ class ReleaseWatch:
         self.guard.close()
         if save:
             self._save_health()
+
+
+def evaluate_periods(watches: list[ReleaseWatch], due: datetime) -> list[Evaluation]:
+    """Judge the period ending at `due` of many watches of one ledger, each once across every process. One
+    transaction loads what other processes saw and claims the periods in one statement (a period claimed
+    elsewhere is skipped); the claimed ones are judged, their CloudWatch series fetched together (up to 500 per
+    GetMetricData call); one transaction records the periods and the health. Calls on a watch are serialised."""
+    if not watches:
+        return []
+    ordered = sorted(watches, key=lambda w: (w.ctx.app, w.ctx.env))
+    for watch in ordered:  # always in one order: two batches sharing watches never deadlock
+        watch._lock.acquire()
+    held = list(ordered)
+    try:
+        claimed = _load_and_claim(ordered, due)
+        judged = [w for w in ordered if id(w) in claimed]
+        now = ordered[0].ctx.clock.now()
+        prefetch(judged, now)
+        evaluations = {id(w): w._step(now, (now - due).total_seconds()) for w in judged}
+        # The periods that call for no rollback are recorded at once; each rollback then runs, and its period
+        # is recorded when it returns.
+        _finish(ordered[0].ctx, [(w, evaluations[id(w)]) for w in judged if not w.pending], due)
+        for watch in [w for w in ordered if not (id(w) in claimed and w.pending)]:
+            held.remove(watch)
+            watch._lock.release()
+        for watch in [w for w in judged if w.pending]:
+            watch._act_pending(evaluations[id(watch)])
+            _finish(watch.ctx, [(watch, evaluations[id(watch)])], due)
+    finally:
+        for watch in held:
+            watch._lock.release()
+    return [evaluations.get(id(w), Evaluation(0.0, 0.0, skipped=True)) for w in watches]
+
+
+def _load_and_claim(watches: list[ReleaseWatch], due: datetime) -> set[int]:
+    """The ids of the watches whose period this process claimed; the others that are over are closed."""
+    ctx = watches[0].ctx
+    now = ctx.clock.now()
+    were_done = {id(w) for w in watches if w.done}
+    with ctx.session() as session:
+        stored = guard_periods.watches_of(session, [(w.ctx.app, w.ctx.env) for w in watches if not w.done])
+        for watch in watches:
+            if not watch.done:
+                watch._take_over(stored.get((watch.ctx.app, watch.ctx.env)))
+        open_ = [w for w in watches if not w.done and now < w.until]
+        won = guard_periods.claim_many(session, [w._claim(due) for w in open_], watches[0].worker, now)
+    over = [w for w in watches if w not in open_ and id(w) not in were_done]
+    for watch in over:
+        watch._close_unclaimed()
+    return {id(w) for w in open_ if w._claim(due) in won}
+
+
+def _finish(ctx: EnvContext, judged: list[tuple[ReleaseWatch, Evaluation]], due: datetime) -> None:
+    if not judged:
+        return
+    finished = [(w._claim(due), "error" if e.error else (e.outcome or "watching")) for w, e in judged]
+    saved = [w._saved() for w, _ in judged]
+    try:
+        with ctx.session() as session:
+            now = ctx.clock.now()
+            guard_periods.finish_many(session, finished, now)
+            guard_periods.save_watches(session, saved, now)
+    except IntegrityError:  # another process saved a first health meanwhile: one environment at a time
+        for (claim, outcome), watch in zip(finished, (w for w, _ in judged), strict=True):
+            with ctx.session() as session:
+                now = ctx.clock.now()
+                guard_periods.finish_many(session, [(claim, outcome)], now)
+                watch._save_health_in(session, now)
+
+
+def prefetch(watches: list[ReleaseWatch], now: datetime) -> None:
+    """One GetMetricData call (up to 500 queries) for the CloudWatch triggers of many environments that share
+    an AWS account, region and endpoint; each guard gets its own series. A failed call leaves the guards to
+    fetch their own (each then reports its own error)."""
+    groups: dict[tuple[str, datetime, datetime], list[tuple[ReleaseWatch, PlannedFetch]]] = {}
+    for watch in watches:
+        source = watch.guard.sources.get("cloudwatch")
+        if type(source) is not CloudWatchSource:
+            continue  # a test's or a drill's own source
+        for plan in watch.guard.planned_fetches(now):
+            if plan.source_type == "cloudwatch":
+                key = (watch.ctx.aws.settings.model_dump_json(), plan.start, plan.end)
+                groups.setdefault(key, []).append((watch, plan))
+    for members in groups.values():
+        if len(members) > 1:
+            _fetch_together(members)
+
+
+def _fetch_together(members: list[tuple[ReleaseWatch, PlannedFetch]]) -> None:
+    requests = [replace(r, id=f"{i}/{r.id}") for i, (_, plan) in enumerate(members) for r in plan.requests]
+    source = members[0][0].guard.sources["cloudwatch"]
+    try:
+        series = source.fetch(requests, members[0][1].start, members[0][1].end)
+    except Exception:  # each guard fetches its own and reports what went wrong
+        return
+    for i, (watch, plan) in enumerate(members):
+        watch.guard.prefetched[plan.key] = {r.id: replace(series[f"{i}/{r.id}"], id=r.id) for r in plan.requests}
 
 
 def default_worker_name() -> str:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from lastgood.server.api import (
     audit,
+    checklists,
     deployments,
     drills,
     environments,
@@ -18,5 +19,17 @@ from lastgood.server.api import (
 )
 
 router = APIRouter()
-for module in (environments, releases, rollbacks, deployments, stop, audit, kpis, readiness, drills, reports):
+for module in (
+    environments,
+    releases,
+    rollbacks,
+    deployments,
+    stop,
+    audit,
+    kpis,
+    readiness,
+    drills,
+    reports,
+    checklists,
+):
     router.include_router(module.router)
