@@ -94,5 +94,6 @@ def test_each_example_is_written_once() -> None:
         **examples.CHANNELS,
         **examples.POLICY,
         "runbook": examples.RUNBOOK,
+        "validate": examples.VALIDATE,
     }
     assert len(shown) == len(sources)

@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     REFUSED = 3  # refused or not run: no confirmation, nothing to do, held, awaiting approval, denied
     BLIND = 4  # the guard could not see: a rollback trigger had no data or its source failed
     INCONCLUSIVE = 5  # the guard's watch ended before a rollback trigger's window could complete
+    RESTORED_UNHEALTHY = 6  # a rollback restored every component but its validate: block failed
     CHANGES_PENDING = 10  # `plan --detailed-exitcode`: the rollback would change something (service/plans.py)
     DRILLS_DUE = 10  # `drill --due`: a scheduled drill is due (the same code: "there is something to do")
     AWS_UNAVAILABLE = 75  # transient AWS trouble (unreachable, throttled, 5xx) after retries: try again (EX_TEMPFAIL)

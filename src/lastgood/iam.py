@@ -24,6 +24,7 @@ def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]
             statements.append(
                 IamStatement(actions, ("*",), f"the guard reads its {source_type} triggers (no resource scoping)")
             )
+    statements += _validation_statements(runbook, envs, scope_for)
     merged: dict[tuple[str, ...], list[str]] = {}
     for statement in statements:
         resources = merged.setdefault(tuple(sorted(statement.actions)), [])
@@ -35,6 +36,18 @@ def policy_for(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]
             for index, (actions, resources) in enumerate(merged.items())
         ],
     }
+
+
+def _validation_statements(runbook: Runbook, envs: list[str], scope_for: dict[str, IamScope]) -> list[IamStatement]:
+    """A `logs:` check reads its log groups with FilterLogEvents."""
+    out = []
+    for env in envs:
+        scope = scope_for[env]
+        groups = [g for c in runbook.validation_for(env).checks if c.logs is not None for g in c.logs.log_groups]
+        arns = tuple(f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:{g}:*" for g in groups)
+        if arns:
+            out.append(IamStatement(("logs:FilterLogEvents",), arns, "validate: logs checks after a rollback"))
+    return out
 
 
 def _sid(actions: tuple[str, ...], index: int) -> str:

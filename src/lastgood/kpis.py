@@ -17,8 +17,12 @@ installed (`percentile(method="inverted_cdf")` is the nearest-rank method); othe
 
 - rollbacks = every rollback record in the group, including those declined (fix forward), denied, awaiting
   approval or planned; ran = those that started (running, succeeded or failed).
-- success rate = succeeded / finished, where finished = succeeded or failed (planned and running rollbacks are
-  still undecided; a failed rollback that is later resumed and succeeds counts as succeeded from then on).
+- success rate = succeeded / finished, where finished = succeeded, failed or restored-unhealthy (planned and
+  running rollbacks are still undecided; a failed rollback that is later resumed and succeeds counts as succeeded
+  from then on).
+- restored-unhealthy = rollbacks that restored every component but failed the environment's `validate:` checks;
+  their share is of those finished. They are not successes, and their time is not a time to restore (the
+  service was not restored).
 - false rollback rate = rollbacks that ran and were reviewed as unnecessary (`lastgood rollback-review ID
   --unnecessary`) / ALL rollbacks that ran, reviewed or not: a rollback nobody questioned counts as necessary.
   The number reviewed is reported beside it, so a rate over few reviews can be read for what it is.
@@ -52,8 +56,8 @@ from lastgood.ledger.tables import ReleaseRow, RollbackRow, StepRow
 
 CheckStatus = Literal["met", "missed", "no data", "no target"]
 PERCENTILE = 95
-FINISHED = ("succeeded", "failed")
-RAN = ("running", "succeeded", "failed")
+FINISHED = ("succeeded", "failed", "restored-unhealthy")
+RAN = ("running", "succeeded", "failed", "restored-unhealthy")
 HIGHER_IS_BETTER = {"success_rate"}
 
 
@@ -255,6 +259,8 @@ class GroupKpis:
     unnecessary: int
     false_rollback_rate: float | None
     data_loss_incidents: int
+    restored_unhealthy: int = 0
+    restored_unhealthy_share: float | None = None  # of the finished rollbacks
     checks: dict[str, Check] = field(default_factory=dict)
 
 
@@ -280,6 +286,8 @@ def group_kpis(records: Sequence[RollbackRecord], targets: Targets) -> GroupKpis
         unnecessary=unnecessary,
         false_rollback_rate=_ratio(unnecessary, len(ran)),
         data_loss_incidents=sum(1 for r in records if r.data_loss),
+        restored_unhealthy=(unhealthy := sum(1 for r in finished if r.status == "restored-unhealthy")),
+        restored_unhealthy_share=_ratio(unhealthy, len(finished)),
     )
     return replace(kpis, checks=checks_of(kpis, targets))
 

@@ -427,6 +427,28 @@ def test_ctrl_c_elsewhere_says_interrupted(stand: Stand, monkeypatch: pytest.Mon
     assert code == ExitCode.INTERRUPTED and err.strip() == "interrupted"
 
 
+def test_restored_unhealthy_and_ack(stand: Stand) -> None:
+    stand.append("validate: {checks: [{name: smoke, command: {shell: 'exit 1'}}]}\n")
+    stand.two_releases()
+    code, out, _err = stand.run("plan", "prod")
+    assert code == ExitCode.OK and "then validate" in out and "smoke (command): `exit 1` exits 0" in out
+    assert stand.json("plan", "prod")[1]["validation"] == [
+        {"name": "smoke", "type": "command", "what": "`exit 1` exits 0 within 5m"}
+    ]
+    code, out, _err = stand.run("rollback", "prod", "--yes")
+    assert code == ExitCode.RESTORED_UNHEALTHY and "restored-unhealthy" in out and "smoke (command)" in out
+    assert stand.world.get("api") == "v1"  # restored; nothing rolled back again
+    rollback_id = stand.rollback_id()
+    assert stand.code("watch", rollback_id) == ExitCode.RESTORED_UNHEALTHY
+    assert stand.code("report", rollback_id, "--out", str(stand.dir / "report")) == ExitCode.OK
+    report = next((stand.dir / "report").glob("*.md")).read_text()
+    assert "## Validation" in report and "| smoke | command | FAILED | exited 1, expected 0" in report
+    assert stand.code("ack", "rb-0000000000") == ExitCode.BAD_INPUT
+    assert stand.code("ack", rollback_id) == ExitCode.OK
+    code, _out, err = stand.run("ack", rollback_id)
+    assert code == ExitCode.REFUSED and "acknowledged already by tester" in err
+
+
 # --- every command walked ---------------------------------------------------------------------------------------
 
 
@@ -500,4 +522,5 @@ WALKS = {  # each command, and the test above that walks its outcomes
     "server": test_server_tokens,
     "guard": test_guard_healthy_and_judged_bad,
     "check": test_approvals_reports_and_reviews,
+    "ack": test_restored_unhealthy_and_ack,
 }

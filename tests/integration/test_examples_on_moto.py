@@ -142,19 +142,19 @@ class Run:
         shutil.copy(EXAMPLES / name, self.file)
         self.endpoint, self.capsys = endpoint, capsys
 
-    def cli(self, *argv: str) -> tuple[int, str]:
+    def cli(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
         code = main(["--endpoint-url", self.endpoint.url, *argv, "-f", str(self.file)])
         captured = self.capsys.readouterr()
-        return code, captured.out + captured.err
+        return code, captured.out, captured.err
 
     def record(self, env: str, version: str) -> None:
-        code, out = self.cli("release", "record", env, "--version", version)
-        assert code == 0, out
+        code, out, err = self.cli("release", "record", env, "--version", version)
+        assert code == 0, out + err
 
     def plan(self, env: str) -> dict[str, Any]:
-        code, out = self.cli("plan", env, "--output", "json")
-        assert code == 0, out
+        code, out, err = self.cli("plan", env, "--output", "json")
+        assert code == 0, out + err
         return dict(json.loads(out))
 
 

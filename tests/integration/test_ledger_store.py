@@ -44,6 +44,7 @@ TABLES = {
     "guard_periods",
     "guard_watches",
     "events",
+    "escalations",
     "emergency_stops",
     "audit_head",
     "approvals",

@@ -231,3 +231,18 @@ def test_report_is_plain_json() -> None:
     assert overall["time_to_restore"] == {"count": 3, "mean": 700.0, "p95": 1200.0}
     assert overall["checks"]["success_rate"] == {"value": 0.75, "target": 0.95, "status": "missed"}
     assert data["drills"]["by_env"]["prod"]["rollbacks"] == 1
+
+
+def test_restored_unhealthy_is_counted_with_its_share_and_is_no_success() -> None:
+    table = [
+        rb("a", detect=0, finish=60),
+        rb("b", status="restored-unhealthy", detect=0, finish=120),
+        rb("c", status="failed", detect=0, finish=30),
+        rb("d", status="restored-unhealthy", detect=0, finish=90),
+    ]
+    group = group_kpis(table, Targets())
+    assert (group.finished, group.ran, group.succeeded) == (4, 4, 1)
+    assert group.restored_unhealthy == 2 and group.restored_unhealthy_share == 0.5
+    assert group.success_rate == 0.25
+    assert group.time_to_restore.count == 1  # the service was not restored by the unhealthy ones
+    assert group_kpis([rb("x", status="running")], Targets()).restored_unhealthy_share is None

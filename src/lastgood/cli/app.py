@@ -129,6 +129,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "lastgood.cli.check_cmd",
         "Tick a rollback's checklist item by hand (the file's checklists, else the built-in list), with a note.",
     ),
+    "ack": LazyCommand(
+        "lastgood.cli.ack_cmd",
+        "Acknowledge an open or restored-unhealthy rollback: no further escalation step or update is sent.",
+    ),
 }
 
 

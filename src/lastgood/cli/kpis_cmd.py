@@ -169,6 +169,11 @@ ROWS: list[tuple[str, TargetCell, Callable[[GroupKpis], str]]] = [
     ),
     ("  unnecessary / reviewed", _none, lambda g: f"{g.unnecessary} / {g.reviewed}"),
     (
+        "restored-unhealthy",
+        _none,
+        lambda g: f"{g.restored_unhealthy} ({format_rate(g.restored_unhealthy_share)} of finished)",
+    ),
+    (
         "data-loss incidents",
         _target("data_loss_incidents", "<=", _count),
         lambda g: judged(g.checks["data_loss_incidents"], str(g.data_loss_incidents)),

@@ -80,6 +80,10 @@ def render_plan(plan: Plan) -> None:
         stdout.print(f"already at {plan.to_release}: {', '.join(plan.unchanged)}")
     if plan.not_recorded:
         stdout.print(f"[yellow]not in release {plan.to_release}, left alone[/]: {', '.join(plan.not_recorded)}")
+    if plan.steps and plan.validation:
+        stdout.print("then validate (a failure ends it restored-unhealthy):")
+        for check in plan.validation:
+            stdout.print(f"  {escape(check['name'])} ({check['type']}): {escape(check['what'])}")
 
 
 def plan_table(plan: Plan, title: str) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -60,6 +60,11 @@ def show_rollback(runbook: Runbook, rollback_id: str, output: OutputFormat) -> N
         for s in detail.steps:
             table.add_row(s.component, s.action, s.before, s.after, s.status, str(s.attempts))
         print_table(stdout, table)
+        render_validation(detail.validation)
+        if detail.acknowledged_by is not None:
+            stdout.print(f"acknowledged by {detail.acknowledged_by} at {detail.acknowledged_at}")
+        for sent in detail.escalations:
+            stdout.print(f"sent {sent['key']} at {sent['at']} ({sent['note'] or ''})")
         render_timeline([e.model_dump(mode="json") for e in detail.timeline])
         render_checklist(detail.checklist)
 
@@ -73,6 +78,17 @@ def render_checklist(items: list[ChecklistView]) -> None:
     for i in items:
         style = {"done": "green", "not done": "yellow"}.get(i.tick, "dim")
         table.add_row(i.phase, escape(i.item), i.key, f"[{style}]{i.tick}[/]", escape(i.evidence))
+    print_table(stdout, table)
+
+
+def render_validation(validation: dict[str, Any] | None) -> None:
+    if not validation:
+        return
+    table = Table(title=f"validation: {'passed' if validation['passed'] else 'FAILED'}", title_justify="left")
+    for column in ("check", "type", "result", "detail"):
+        table.add_column(column)
+    for check in validation["checks"]:
+        table.add_row(check["name"], check["type"], "passed" if check["passed"] else "failed", check["detail"])
     print_table(stdout, table)
 
 

@@ -86,6 +86,7 @@ _NEXT = {
     "interrupted": "lastgood resume {id}",
     "running": "lastgood watch {id}",
     "paused": "lastgood resume {id}",
+    "restored-unhealthy": "lastgood ack {id} (then fix forward; lastgood show {id} names the failing checks)",
 }
 
 

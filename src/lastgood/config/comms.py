@@ -36,6 +36,7 @@ AUTO_FACTS: dict[str, str] = {
     "data-verified": "the data components' checks passed",
     "notified": "a notification was sent in this phase (before the start; after the end for post items)",
     "reviewed": "the rollback was reviewed (lastgood review)",
+    "validation-passed": "every check of the environment's validate: block passed after the restore",
 }
 
 

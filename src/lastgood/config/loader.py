@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from lastgood.config import validation
 from lastgood.config.interpolate import substitute_variables
 from lastgood.config.messages import did_you_mean, format_path, pydantic_problems
 from lastgood.config.models import JUDGING_PLACEHOLDERS, Component, Runbook
@@ -172,7 +173,7 @@ def _cross_check(
     for name, env in runbook.environments.items():
         if env.confirm_phrase is not None and not env.protected:
             problems.append(f"environments.{name}.confirm_phrase: only protected environments ask for a phrase")
-    return problems
+    return problems + validation.cross_check(runbook)
 
 
 def _redeploy_problems(specs: list[Component], positions: list[int], known: set[str]) -> list[str]:

@@ -32,6 +32,7 @@ from lastgood.config.policy import Policy
 from lastgood.config.schedules import Schedule
 from lastgood.config.strict import Strict as Strict
 from lastgood.config.urls import check_endpoint_url, check_region, check_state_url
+from lastgood.config.validation import Validation
 
 
 class AwsSettings(Strict):
@@ -102,6 +103,11 @@ class Environment(Strict):
     )
     rto: Duration | None = Field(
         default=None, description="Recovery-time objective; a plan whose estimate exceeds it says so."
+    )
+    validation: Validation | None = Field(
+        default=None,
+        alias="validate",
+        description="Checks after a rollback restored every component [default: the file's top-level validate].",
     )
 
     def phrase(self, env_name: str) -> str:
@@ -553,6 +559,12 @@ class Runbook(Strict):
         description="The reasons a person may name with `rollback --trigger` (user reports, data corruption, ...), "
         "each with its default severity [default: any name, at policy.default_severity].",
     )
+    validation: Validation = Field(
+        default_factory=Validation,
+        alias="validate",
+        description="Checks after every rollback restored its components (HTTP, command, metric, logs); a failing "
+        "one ends the rollback restored-unhealthy.",
+    )
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -614,6 +626,11 @@ class Runbook(Strict):
         """Seconds the server guards `env` after a release is recorded: the environment's, else the file's."""
         settings = self.environment(env).guard or self.guard
         return settings.watch
+
+    def validation_for(self, env: str) -> Validation:
+        """The environment's `validate:` (else the file's), with {env} and {app} substituted."""
+        block = self.environment(env).validation or self.validation
+        return Validation.model_validate(substitute_env(block.model_dump(by_alias=True), env, self.app))
 
     def canary_for(self, env: str) -> Canary | None:
         """The canary block with {env} and {app} substituted; {version}, {component}, ... stay for judging."""

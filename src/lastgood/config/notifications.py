@@ -25,6 +25,12 @@ from lastgood.config.strict import Strict
 class Channel(Strict):
     """Exactly one key, naming a registered notifier; its value is that notifier's settings."""
 
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="A name escalation steps use to address this channel (`policy.escalation[].channels`).",
+    )
+
     _type: str = PrivateAttr(default="")
     _settings: Any = PrivateAttr(default=None)
 

@@ -58,8 +58,14 @@ class Person(Strict):
 
 
 class EscalationStep(Strict):
-    after: Duration = Field(description="Time since the incident started.")
+    after: Duration = Field(description="Time since the incident started without an acknowledgement (`lastgood ack`).")
     contact: list[str] = Field(description="Roles or people to contact.")
+    severity: Severity | None = Field(default=None, description="Only for rollbacks of this severity [default: any].")
+    channels: list[str] = Field(
+        default_factory=list,
+        description="The notification channels (by `name`, or by type: slack, sns, ...) the escalation goes to "
+        "[default: every channel].",
+    )
 
 
 class Targets(Strict):
@@ -115,6 +121,11 @@ class Policy(Strict):
     escalation: list[EscalationStep] = Field(
         default_factory=list, description="Whom to contact as an incident goes on unresolved."
     )
+    updates: dict[Severity, Duration] = Field(
+        default_factory=dict,
+        description="Stakeholder update cadence per severity while a rollback is open or restored-unhealthy and "
+        "not acknowledged, e.g. {critical: 15m, high: 30m}; kept by the server and `lastgood guard`.",
+    )
     signed_approvals: bool = Field(
         default=False, description="Approvals on protected environments need a token signed with approval_key."
     )
@@ -149,6 +160,11 @@ class Policy(Strict):
             if rule.severity == severity and (rule.environments is None or env in rule.environments):
                 return rule
         return None
+
+    def escalation_for(self, severity: str) -> list[EscalationStep]:
+        """The escalation steps that apply to a rollback of this severity, soonest first."""
+        steps = [s for s in self.escalation if s.severity in (None, severity)]
+        return sorted(steps, key=lambda s: s.after)
 
     def roles_of(self, user: str) -> set[str]:
         return {role for person in self.people if person.name == user for role in person.roles}

@@ -35,6 +35,7 @@ def pages() -> dict[str, str]:
     found |= {f"notifiers/{key}.md": _channel_page(key, channel) for key, channel in sorted(plugins.channels().items())}
     found |= {f"policy/{block}.md": _policy_page(block) for block in examples.POLICY}
     found["runbook.md"] = _runbook_page()
+    found["validate.md"] = _validate_page()
     found["README.md"] = _index(found)
     return found
 
@@ -141,6 +142,20 @@ def _runbook_page() -> str:
     )
 
 
+def _validate_page() -> str:
+    from lastgood.config import validation
+
+    models: list[type[BaseModel]] = [validation.Validation, validation.Check, validation.HttpCheck]
+    models += [validation.CommandCheck, validation.MetricCheck, validation.LogCheck]
+    return _page(
+        "Validation after a rollback, `validate:`",
+        inspect.cleandoc(validation.__doc__ or ""),
+        "## Keys",
+        *(model_section(m, level=3) for m in models),
+        _example(examples.VALIDATE),
+    )
+
+
 def _index(found: dict[str, str]) -> str:
     def links(prefix: str) -> list[str]:
         return [f"- [{p.removeprefix(prefix).removesuffix('.md')}]({p})" for p in sorted(found) if p.startswith(prefix)]
@@ -151,6 +166,7 @@ def _index(found: dict[str, str]) -> str:
         "the code does not do). `lastgood schema` prints the same as a JSON Schema, for editors.",
         "- [The file's top level](runbook.md): app, state, environments, guard, triggers, canary, notifications, "
         "policy",
+        "- [Validation after a rollback](validate.md): `validate:` checks (http, command, metric, logs)",
         "## Component kinds",
         *links("kinds/"),
         "## Metric sources (a trigger's key)",

@@ -266,6 +266,9 @@ policy:
 policy:
   escalation:
     - {after: 15m, contact: [engineering-lead]}
+    - {after: 5m, contact: [on-call], severity: critical, channels: [pager]}
+notifications:
+  channels: [{name: pager, sns: {topic_arn: "arn:aws:sns:us-east-1:123456789012:on-call"}}]
 """,
     "targets": """
 policy:
@@ -276,6 +279,24 @@ policy:
   drills: {allow_protected: false, redeploy: v41-bad, guard_for: 10m}
 """,
 }
+
+VALIDATE = """
+triggers:
+  - {name: api-errors, when: "> 5", cloudwatch: {namespace: AWS/Lambda, metric: Errors}}
+validate:
+  checks:
+    - name: health
+      http: {url: "https://api-{env}.example.com/health", status: 200, body: '"ok"', latency: 3s, within: 2m}
+    - name: e2e
+      command: {argv: [pytest, tests/integration/test_e2e.py::test_health_check], timeout: 5m}
+    - name: back-to-normal
+      metric: {trigger: api-errors, quiet_for: 10m}
+    - name: no-errors-in-logs
+      logs: {log_groups: ["/aws/lambda/shop-api-{env}"], pattern: ERROR, max_matches: 0, within: 5m}
+environments:
+  staging:
+    validate: {checks: [{name: health, http: {url: "https://api-staging.example.com/health"}}]}
+"""
 
 RUNBOOK = """
 app: shop

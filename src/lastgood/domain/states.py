@@ -25,6 +25,7 @@ class RollbackStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: no new step started, the calls in flight recorded
     SUPERSEDED = "superseded"  # left unfinished, then a newer rollback of the environment was run instead
+    RESTORED_UNHEALTHY = "restored-unhealthy"  # every component restored and verified, the validate: block failed
 
 
 DONE_STEP = {StepStatus.SUCCEEDED, StepStatus.UNCHANGED}
@@ -49,12 +50,23 @@ ROLLBACK_TRANSITIONS: dict[str, set[str]] = {
         RollbackStatus.RUNNING,
         RollbackStatus.INTERRUPTED,
         RollbackStatus.SUPERSEDED,  # its owner died and its lease expired
+        RollbackStatus.RESTORED_UNHEALTHY,
     },
     RollbackStatus.FAILED: {RollbackStatus.RUNNING, RollbackStatus.SUPERSEDED},
     RollbackStatus.INTERRUPTED: {RollbackStatus.RUNNING, RollbackStatus.SUPERSEDED},
     RollbackStatus.SUCCEEDED: set(),
     RollbackStatus.SUPERSEDED: set(),
+    RollbackStatus.RESTORED_UNHEALTHY: set(),  # nothing rolls back again by itself: people take it from here
 }
+
+# Open incidents: escalation and stakeholder updates run for these until acknowledged (service/escalation.py).
+OPEN_ROLLBACK = {
+    RollbackStatus.RUNNING,
+    RollbackStatus.FAILED,
+    RollbackStatus.INTERRUPTED,
+    RollbackStatus.AWAITING_APPROVAL,
+}
+ESCALATING_ROLLBACK = OPEN_ROLLBACK | {RollbackStatus.RESTORED_UNHEALTHY}
 
 UNFINISHED_ROLLBACK = {RollbackStatus.RUNNING, RollbackStatus.FAILED, RollbackStatus.INTERRUPTED}
 

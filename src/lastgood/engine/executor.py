@@ -19,10 +19,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from lastgood.checks.run import ValidationResult
 from lastgood.config.models import Component
 from lastgood.domain.states import DONE_STEP, ROLLBACK_TRANSITIONS, RollbackStatus, StepStatus, transition
 from lastgood.engine.journal import Journal, StepOutcome
 from lastgood.engine.planner import Plan
+from lastgood.engine.validating import validate_restore
 from lastgood.errors import BadInput, LastgoodError, Refused
 from lastgood.kinds import redeploy
 from lastgood.kinds.base import Kind, KindContext, State
@@ -80,6 +82,7 @@ class RollbackResult(BaseModel):
     not_started: list[str] = Field(default_factory=list)
     in_flight: list[str] = Field(default_factory=list)  # interrupted while their call was out: outcome unknown
     seconds: float = 0.0
+    validation: dict[str, Any] | None = None  # the validate: block's results, when it has checks
 
     @property
     def resume_command(self) -> str:
@@ -88,6 +91,15 @@ class RollbackResult(BaseModel):
     def summary(self) -> str:
         if self.status == RollbackStatus.SUCCEEDED:
             return f"rollback {self.id}: {self.env} is back on {self.to_release} ({len(self.done)} steps verified)"
+        if self.status == RollbackStatus.RESTORED_UNHEALTHY:
+            failed = [c for c in (self.validation or {}).get("checks", []) if not c["passed"]]
+            lines = [
+                f"rollback {self.id} restored-unhealthy: {self.env} is back on {self.to_release} "
+                f"({len(self.done)} steps verified), but its validation failed:",
+                *(f"  {c['name']} ({c['type']}): {c['detail']}" for c in failed),
+                "nothing is rolled back again automatically; acknowledge with: lastgood ack " + self.id,
+            ]
+            return "\n".join(lines)
         parts = [f"rollback {self.id} {self.status}"]
         parts.append("done: " + (", ".join(self.done) or "nothing"))
         if self.failed:
@@ -114,7 +126,8 @@ class RollbackResult(BaseModel):
             "not_started": self.not_started,
             "in_flight": self.in_flight,
             "seconds": round(self.seconds, 3),
-            "resume": None if self.status == RollbackStatus.SUCCEEDED else self.resume_command,
+            "resume": None if self.status in _NOT_RESUMABLE else self.resume_command,
+            "validation": self.validation,
         }
 
 
@@ -142,6 +155,9 @@ def _fresh(at: datetime, now: datetime) -> bool:
 
 
 _plan_reads = _PlanReads()
+
+
+_NOT_RESUMABLE = {RollbackStatus.SUCCEEDED, RollbackStatus.RESTORED_UNHEALTHY}
 
 
 @dataclass(frozen=True)
@@ -278,7 +294,9 @@ class Executor:
             journal.close()
             pool.shutdown(wait=False, cancel_futures=True)
         in_flight = sorted(running.values())
-        result = self._finish(rollback_id, done, failed, list(pending), started, in_flight)
+        restored = not failed and not pending and not in_flight
+        validation = validate_restore(self.ctx, rollback_id, self.stopping) if restored else None
+        result = self._finish(rollback_id, done, failed, list(pending), started, in_flight, validation)
         self.ctx.dispatch.stop_updates(rollback_id)
         notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
         return result
@@ -426,6 +444,7 @@ class Executor:
         not_started: list[str],
         started: datetime,
         in_flight: list[str],
+        validation: ValidationResult | None = None,
     ) -> RollbackResult:
         now = self.ctx.clock.now()
         with self.ctx.session() as session:
@@ -434,11 +453,14 @@ class Executor:
             target = session.get(ReleaseRow, rollback.to_release_id)
             left = session.get(ReleaseRow, rollback.from_release_id) if rollback.from_release_id else None
             assert target is not None  # a foreign key
-            ok = not failed and not not_started and not in_flight
+            cut_short = validation is not None and validation.interrupted
+            ok = not failed and not not_started and not in_flight and not cut_short
             interrupted = not ok and self.stopping.is_set()
             end = (
                 RollbackStatus.SUCCEEDED if ok else RollbackStatus.INTERRUPTED if interrupted else RollbackStatus.FAILED
             )
+            if ok and validation is not None and not validation.passed:
+                end = RollbackStatus.RESTORED_UNHEALTHY
             transition(rollback, end, ROLLBACK_TRANSITIONS)
             rollback.finished_at = now
             result = RollbackResult(
@@ -452,10 +474,11 @@ class Executor:
                 not_started=sorted(not_started),
                 in_flight=in_flight,
                 seconds=(now - started).total_seconds(),
+                validation=validation.to_dict() if validation is not None else None,
             )
             if ok:
                 self._settle(session, rollback, target, left, now)
-            else:
+            if end != RollbackStatus.SUCCEEDED:  # failed, interrupted, or restored but failing its validation
                 rollback.error = redact(result.summary())
                 store.add_event(
                     session, rollback.app, rollback.env, f"rollback-{end}", result.summary(), now, rollback_id
@@ -479,7 +502,7 @@ class Executor:
             session,
             rollback.app,
             rollback.env,
-            "rollback-succeeded",
+            "rollback-succeeded" if rollback.status == RollbackStatus.SUCCEEDED else "rollback-restored",
             f"{rollback.env} verified on {target.label}" + (" (partial: --only)" if rollback.partial else ""),
             now,
             rollback.id,
@@ -492,6 +515,11 @@ def check_runnable(session: Session, rollback: RollbackRow) -> None:
     rollback_id = rollback.id
     if rollback.status == RollbackStatus.SUCCEEDED:
         raise Refused(f"rollback {rollback_id} has already succeeded; nothing to resume")
+    if rollback.status == RollbackStatus.RESTORED_UNHEALTHY:
+        raise Refused(
+            f"rollback {rollback_id} restored every component but its validation failed (restored-unhealthy): "
+            "nothing is rolled back again automatically; fix forward or roll back further by hand"
+        )
     if rollback.status == RollbackStatus.AWAITING_APPROVAL:
         have = sum(1 for a in rollback_approvals(session, rollback_id) if a.decision == "approve")
         raise Refused(

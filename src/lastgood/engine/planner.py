@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lastgood.checks.run import describe as describe_checks
 from lastgood.config.durations import format_duration
 from lastgood.config.models import Component
 from lastgood.domain.ordering import waits_for
@@ -51,6 +52,8 @@ class Plan:
     """The severity's maximum rollback time (policy.targets.rollback_time)."""
     component_rtos: dict[str, float] = field(default_factory=dict)
     """Each planned component's recovery-time objective (its own `rto:` or its kind's)."""
+    validation: list[dict[str, str]] = field(default_factory=list)
+    """The checks of the environment's `validate:` block that run once every step is verified (name, type, what)."""
 
     @property
     def destructive_steps(self) -> list[str]:
@@ -136,6 +139,7 @@ class Plan:
             ],
             "unchanged": self.unchanged,
             "not_recorded": self.not_recorded,
+            "validation": self.validation,
         }
 
 
@@ -220,6 +224,7 @@ def build_plan(
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
         live_hashes={name: state_hash(without_prefetched(state)) for name, (_kind, state) in current.items()},
+        validation=describe_checks(ctx.runbook.validation_for(ctx.env)),
     )
     _targets(ctx, plan, plannable, severity)
     plan.notes += _stop_notes(ctx, plan)

@@ -111,6 +111,7 @@ GUARD_EXIT_CODES = {
     "held": ExitCode.REFUSED,
     "fired": ExitCode.REFUSED,
     "interrupted": ExitCode.INTERRUPTED,
+    "restored-unhealthy": ExitCode.RESTORED_UNHEALTHY,
 }
 _NOT_THE_CAUSE = "\0not-the-cause"  # in `_alerting`: the not-the-cause alert of the current firing episode
 

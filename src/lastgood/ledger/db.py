@@ -24,7 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "sqlite:///.lastgood/state.db"
 # The newest migration. Checked against the migrations folder by a test; kept here so that opening an
 # up-to-date ledger does not import Alembic (a fifth of the CLI's start-up time).
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 MIGRATION_LOCK = 7_351_001  # pg_advisory_xact_lock key held while migrating
 
 

@@ -341,3 +341,18 @@ class GuardWatchRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     health: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class EscalationRow(Base):
+    """One escalation step, stakeholder update or acknowledgement of one rollback, claimed once: the primary key
+    (rollback, key) makes each step sent once however many workers or guards look (a second claim meets it).
+    `key`: `escalation:N` (the file's Nth step), `update:N` (the Nth update), or `ack` (who acknowledged)."""
+
+    __tablename__ = "escalations"
+    rollback_id: Mapped[str] = mapped_column(ForeignKey("rollbacks.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(128))
+    claimed_by: Mapped[str] = mapped_column(String(256))
+    claimed_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,8 @@ _TAGS = {
     "rollback-failed": "URGENT",
     "rollback-interrupted": "URGENT",
     "rollback-succeeded": "RESOLVED",
+    "rollback-restored-unhealthy": "URGENT",
+    "escalation": "ESCALATION",
     "not-the-cause": "ALERT",
     "canary-blind": "ALERT",
 }
@@ -28,6 +30,8 @@ _TITLES = {
     "rollback-succeeded": "Rolled back",
     "rollback-failed": "Rollback failed",
     "rollback-interrupted": "Rollback interrupted",
+    "rollback-restored-unhealthy": "Rolled back, still unhealthy",
+    "escalation": "Escalation: rollback not acknowledged",
     "not-the-cause": "Alert, not the release: no rollback",
     "canary-blind": "Canary judge blind: it cannot compare the versions",
 }
@@ -52,6 +56,12 @@ class Message:
     status: str
     details: list[str] = field(default_factory=list)
     body: str | None = None  # the file's template rendered (notifications.templates); None: the 004 template
+    to: list[str] = field(default_factory=list)  # channel names or types (escalation steps); empty: every channel
+
+    def addressed(self, notifier_name: str) -> bool:
+        """Whether a notifier (named `NAME.TYPE`, e.g. `oncall.slack` or `channels[0].sns`) should get this."""
+        name, _, kind = notifier_name.rpartition(".")
+        return not self.to or name in self.to or kind in self.to or notifier_name in self.to
 
     def subject(self) -> str:
         tag = _TAGS.get(self.event, "UPDATE")

@@ -180,8 +180,9 @@ class Dispatcher:
                 if self._closed:
                     log.warning("notification %s dropped: the dispatcher is closed", message.event)
                     return
-                self._pending += len(self._lanes)
-            for lane in self._lanes:
+                lanes = [lane for lane in self._lanes if message.addressed(lane.notifier.name)]
+                self._pending += len(lanes)
+            for lane in lanes:
                 lane.queue.put(message)
         except Exception as failure:  # pragma: no cover - queue.put on an unbounded queue does not fail
             log.error("notification %s not queued: %s", message.event, describe(failure))

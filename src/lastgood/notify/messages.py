@@ -19,6 +19,8 @@ STEP_FAILED = "step-failed"
 STATUS_UPDATE = "status-update"
 ROLLBACK_SUCCEEDED = "rollback-succeeded"
 ROLLBACK_FAILED = "rollback-failed"
+ROLLBACK_RESTORED_UNHEALTHY = "rollback-restored-unhealthy"
+ESCALATION = "escalation"
 EVENTS = (
     ROLLBACK_STARTED,
     APPROVAL_NEEDED,
@@ -27,6 +29,8 @@ EVENTS = (
     STATUS_UPDATE,
     ROLLBACK_SUCCEEDED,
     ROLLBACK_FAILED,
+    ROLLBACK_RESTORED_UNHEALTHY,
+    ESCALATION,
 )
 _IN_PROGRESS = (ROLLBACK_STARTED, STEP_SUCCEEDED, STEP_FAILED, STATUS_UPDATE)
 
@@ -136,6 +140,10 @@ def action_of(event: str, facts: Mapping[str, Any]) -> str:
         return f"rolled back {releases}"
     if event == ROLLBACK_FAILED:
         return f"rollback {releases} stopped; fix the cause, then run: lastgood resume {facts.get('id', '')}".strip()
+    if event == ROLLBACK_RESTORED_UNHEALTHY:
+        return f"rolled back {releases}, but the service is still failing its validation: it needs a person"
+    if event == ESCALATION:
+        return f"escalated: acknowledge with lastgood ack {facts.get('id', '')}".strip()
     return f"rolling back {releases}{method}"
 
 
@@ -151,13 +159,17 @@ def status_of(event: str, facts: Mapping[str, Any]) -> str:
         return "Complete" + _progress(facts)
     if event == ROLLBACK_FAILED:
         return "Failed" + _progress(facts)
+    if event == ROLLBACK_RESTORED_UNHEALTHY:
+        return "Restored, unhealthy" + _progress(facts)
+    if event == ESCALATION or (event == STATUS_UPDATE and facts.get("status")):
+        return f"Open: {facts.get('status', 'unresolved')}, not acknowledged" + _progress(facts)
     return "In Progress" + _progress(facts)
 
 
 def eta_of(event: str, facts: Mapping[str, Any]) -> str:
     if event == ROLLBACK_SUCCEEDED:
         return "done"
-    if event == ROLLBACK_FAILED:
+    if event in (ROLLBACK_FAILED, ROLLBACK_RESTORED_UNHEALTHY, ESCALATION):
         return "unknown: the rollback needs a person"
     estimate = facts.get("estimate_seconds")
     if estimate is None:
@@ -184,7 +196,7 @@ def details_of(event: str, facts: Mapping[str, Any]) -> list[str]:
         details.append(f"failed: {', '.join(facts['failed'])}")
     if facts.get("not_started"):
         details.append(f"not started: {', '.join(facts['not_started'])}")
-    if event == ROLLBACK_FAILED and facts.get("error"):
+    if event in (ROLLBACK_FAILED, ROLLBACK_RESTORED_UNHEALTHY) and facts.get("error"):
         details.append(f"error: {facts['error']}")
     if event in _IN_PROGRESS or event == APPROVAL_NEEDED:
         details.append("Team: please stand by and monitor")

@@ -46,7 +46,10 @@ def build_notifier(channel: Channel, aws: AwsClients, name: str) -> Notifier:
 
 
 def build_notifiers(settings: Notifications, aws: AwsClients) -> list[Notifier]:
-    return [build_notifier(channel, aws, f"channels[{index}]") for index, channel in enumerate(settings.channels)]
+    return [
+        build_notifier(channel, aws, channel.name or f"channels[{index}]")
+        for index, channel in enumerate(settings.channels)
+    ]
 
 
 for _notifier in (SlackNotifier, SnsNotifier, EmailNotifier, WebhookNotifier):

@@ -304,6 +304,16 @@ def notified(phase: Phase) -> Callable[[Incident], Verdict]:
     return while_running
 
 
+def validation_passed(inc: Incident) -> Verdict:
+    result = inc.validation
+    if result is None:
+        return "not done", "no validate: checks ran (the file has none for this environment, or they did not run)"
+    checks = ", ".join(c["name"] for c in result.get("checks", []))
+    if result.get("passed"):
+        return "done", f"validation passed: {checks}"
+    return "not done", f"validation failed: {', '.join(c['name'] for c in result.get('checks', []) if not c['passed'])}"
+
+
 def rollback_succeeded(inc: Incident) -> Verdict:
     return ("done", f"succeeded at {when(inc.finished_at)}") if inc.succeeded else ("not done", f"{inc.status}")
 
@@ -326,6 +336,7 @@ FACT_CHECKS: dict[str, Callable[[Phase], Callable[[Incident], Verdict]]] = {
     "data-verified": lambda _p: data_verified,
     "notified": notified,
     "reviewed": lambda _p: documented,
+    "validation-passed": lambda _p: validation_passed,
 }
 
 

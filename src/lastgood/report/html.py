@@ -34,7 +34,7 @@ footer{padding:0 32px 24px;color:#78909c;font-size:12px}
 def render_html(report: IncidentReport) -> str:
     inc = report.incident
     title = f"Incident record: rollback {inc.id} ({inc.app}/{inc.env})"
-    sections = [_facts(report), _trigger(report), _timeline(report), _steps(report)]
+    sections = [_facts(report), _trigger(report), _timeline(report), _steps(report), _validation(report)]
     sections += [_checklist(report), _actions(report), _message(report)]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -99,6 +99,20 @@ def _steps(report: IncidentReport) -> str:
     ]
     classes = ["failed" if s.status == "failed" else "" for s in steps]
     return f'<section id="steps"><h2>Steps</h2>{_table(head, rows, "steps", classes)}</section>'
+
+
+def _validation(report: IncidentReport) -> str:
+    validation = report.incident.validation
+    if validation is None:
+        return ""
+    verdict = "passed" if validation["passed"] else "failed: restored-unhealthy, nothing rolled back again"
+    rows: list[list[object]] = [
+        [c["name"], c["type"], "passed" if c["passed"] else "FAILED", c["detail"], c["attempts"]]
+        for c in validation["checks"]
+    ]
+    classes = ["" if c["passed"] else "failed" for c in validation["checks"]]
+    table = _table(["check", "type", "result", "detail", "attempts"], rows, "steps", classes)
+    return f'<section id="validation"><h2>Validation</h2><p>{esc(verdict)}</p>{table}</section>'
 
 
 def _timing(step: StepFact) -> list[object]:

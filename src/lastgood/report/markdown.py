@@ -31,6 +31,7 @@ def render_markdown(report: IncidentReport) -> str:
         _trigger(report),
         _timeline(report),
         _steps(report),
+        _validation(report),
         _checklist(report),
         _actions(report),
         _message(report),
@@ -125,6 +126,23 @@ def _steps(report: IncidentReport) -> str:
         lines.append("| " + " | ".join(text(c) for c in cells) + " |")
     errors = [f"- **{text(s.component)}**: {text(s.error)}" for s in steps if s.error]
     return "\n".join(lines + (["", *errors] if errors else []))
+
+
+def _validation(report: IncidentReport) -> str:
+    validation = report.incident.validation
+    if validation is None:
+        return ""
+    verdict = "passed" if validation["passed"] else "**failed**: restored-unhealthy, nothing rolled back again"
+    lines = [f"## Validation\n\n{verdict}\n", "| check | type | result | detail | attempts |", "|---|---|---|---|---|"]
+    for check in validation["checks"]:
+        result = "passed" if check["passed"] else "FAILED"
+        lines.append(
+            f"| {text(check['name'])} | {check['type']} | {result} | {text(check['detail'])} | {check['attempts']} |"
+        )
+    acknowledged = report.incident.acknowledged
+    if acknowledged is not None:
+        lines += ["", f"Acknowledged by {text(acknowledged.actor)} at {when(acknowledged.at)}."]
+    return "\n".join(lines)
 
 
 def checklist_line(item: ChecklistItem) -> str:

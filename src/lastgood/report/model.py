@@ -171,6 +171,16 @@ class Incident:
         return self.status == "succeeded"
 
     @property
+    def validation(self) -> dict[str, Any] | None:
+        """The `validate:` block's last results (passed, checks), when the rollback ran it."""
+        kinds = ("validation-passed", "validation-failed")
+        return next((e.data for e in reversed(self.events) if e.type in kinds), None)
+
+    @property
+    def acknowledged(self) -> EventFact | None:
+        return next((e for e in self.events if e.type == "rollback-acknowledged"), None)
+
+    @property
     def failed_steps(self) -> list[StepFact]:
         return [s for s in self.steps if s.status == "failed"]
 
@@ -237,6 +247,8 @@ class IncidentReport:
                 for i in self.checklist
             ],
             "actions": [{"horizon": a.horizon, "text": a.text, "done": a.done} for a in self.actions],
+            "validation": inc.validation,
+            "acknowledged_by": inc.acknowledged.actor if inc.acknowledged else None,
         }
 
 
@@ -434,11 +446,23 @@ _EVENT_KEYS = {
     "step-progress": "progress",
     "rollback-succeeded": "verified",
     "rollback-failed": "failed",
+    "rollback-restored": "verified",
+    "validation-passed": "validated",
+    "validation-failed": "validation-failed",
+    "rollback-restored-unhealthy": "restored-unhealthy",
+    "rollback-acknowledged": "acknowledged",
     "release-marked-bad": "marked-bad",
     NOTIFY_SENT: "notified",
     NOTIFY_FAILED: "notified",
 }
-_FAILING = {"step-failed", "rollback-failed", "denied", NOTIFY_FAILED}
+_FAILING = {
+    "step-failed",
+    "rollback-failed",
+    "denied",
+    NOTIFY_FAILED,
+    "validation-failed",
+    "rollback-restored-unhealthy",
+}
 
 
 _RANK = {"detected": 0, "requested": 1, "decided": 2, "approval-needed": 3, "approved": 4, "started": 5}

@@ -7,9 +7,11 @@ the timeline as `notify-failed`, and each message handed over as `notify-sent`.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 from typing import Any
 
 from lastgood.config.durations import format_duration
+from lastgood.config.policy import EscalationStep
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.notify import Dispatch, Dispatcher, Message, NopDispatcher, build_notifiers, message_from_rollback
@@ -98,10 +100,17 @@ def notify_alert(ctx: EnvContext, event: str, reference: str, issue: str, action
     _send(ctx, message, None, reference=reference)
 
 
+def send(ctx: EnvContext, message: Message, rollback_id: str, key: str, channels: tuple[str, ...] = ()) -> None:
+    """An escalation step or stakeholder update (`key`), to some channels (by name or type) or all."""
+    if isinstance(ctx.dispatch, NopDispatcher):
+        return
+    _send(ctx, dataclasses.replace(message, to=list(channels)), rollback_id, key=key)
+
+
 def _send(ctx: EnvContext, message: Message, rollback_id: str | None, **data: str) -> None:
     """Hand the message to the dispatcher and write `notify-sent` to the timeline."""
     ctx.dispatch.send(message)
-    channels = ", ".join(_channel_types(ctx))
+    channels = ", ".join(message.to or _channel_types(ctx))
     with ctx.session() as session:
         text = f"{message.event} to {channels}: {message.status}"
         event_data = {"event": message.event, "channel": channels, **data}
@@ -115,12 +124,19 @@ def _channel_types(ctx: EnvContext) -> list[str]:
 def escalation_lines(ctx: EnvContext) -> list[str]:
     """The file's escalation path, with each contact's roles resolved to people and their addresses."""
     policy = ctx.runbook.policy
-    lines = []
-    for step in policy.escalation:
-        people = [p for p in policy.people if p.name in step.contact or set(p.roles) & set(step.contact)]
-        reach = [f"{p.name} ({', '.join(x for x in (p.email, p.slack, p.phone) if x) or 'no contact'})" for p in people]
-        lines.append(f"escalate after {format_duration(step.after)}: {', '.join(reach) or ', '.join(step.contact)}")
-    return lines
+    return [f"escalate after {format_duration(step.after)}: {contacts(ctx, step)}" for step in policy.escalation]
+
+
+def contacts(ctx: EnvContext, step: EscalationStep) -> str:
+    """The step's contacts: its roles resolved to people and their addresses."""
+    policy = ctx.runbook.policy
+    people = [p for p in policy.people if p.name in step.contact or set(p.roles) & set(step.contact)]
+    reach = [f"{p.name} ({', '.join(x for x in (p.email, p.slack, p.phone) if x) or 'no contact'})" for p in people]
+    return ", ".join(reach) or ", ".join(step.contact)
+
+
+def contact_lines(ctx: EnvContext, step: EscalationStep) -> list[str]:
+    return [f"contact: {contacts(ctx, step)}"]
 
 
 def start_updates(ctx: EnvContext, rollback_id: str) -> None:

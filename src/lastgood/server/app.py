@@ -25,7 +25,10 @@ def create_app(state: ServerState) -> FastAPI:
         if state.settings.background and state.jobs is None:
             state.jobs = jobs_for(state)
         if state.settings.works and state.guard is None:
-            state.guard = GuardScheduler(state, state.settings.guard_tick, state.settings.recover_every)
+            settings = state.settings
+            state.guard = GuardScheduler(
+                state, settings.guard_tick, settings.recover_every, escalate_every=settings.escalate_every
+            )
             state.guard.start()
         metrics.hook()
         try:

@@ -27,6 +27,8 @@ from lastgood.domain.actor import GUARD
 from lastgood.server.background import SERVER_USER
 from lastgood.server.jobs import job
 from lastgood.server.state import ServerState
+from lastgood.service.escalation import escalate as escalate_rollback
+from lastgood.service.escalation import open_rollbacks
 from lastgood.service.recovery import orphans, pause_orphaned_deployment
 from lastgood.service.session import Ledger
 from lastgood.service.watching import (
@@ -48,7 +50,12 @@ BATCH = 200  # environments per guard-periods job: one claim statement, one GetM
 
 class GuardScheduler:
     def __init__(
-        self, state: ServerState, tick: float = 2.0, recover_every: float = 30.0, clock: Clock | None = None
+        self,
+        state: ServerState,
+        tick: float = 2.0,
+        recover_every: float = 30.0,
+        clock: Clock | None = None,
+        escalate_every: float = 10.0,
     ) -> None:
         self.state = state
         self.tick_seconds = tick
@@ -61,6 +68,8 @@ class GuardScheduler:
         self._next_recovery = 0.0
         self._next_drills = 0.0
         self.drills_every = 60.0
+        self.escalate_every = escalate_every
+        self._next_escalation = 0.0
         self._submitter = ThreadPoolExecutor(SUBMITTERS, thread_name_prefix="lastgood-submit")
         self.ticks = 0
 
@@ -99,6 +108,8 @@ class GuardScheduler:
             self._next_recovery = time.monotonic() + self.recover_every
         if time.monotonic() >= self._next_drills and self._submit("drill-schedule", "drill-schedule"):
             self._next_drills = time.monotonic() + self.drills_every  # server/drilling.py: due scheduled drills
+        if time.monotonic() >= self._next_escalation and self._submit("escalate", "escalate"):
+            self._next_escalation = time.monotonic() + self.escalate_every
         judged: dict[tuple[str, str, int], datetime] = {}
         for ledger, apps in self.state.apps.by_ledger():
             self._notice_all(ledger, apps, now)
@@ -255,6 +266,20 @@ def recover(state: ServerState) -> dict[str, Any]:
         log.info("%s %s of %s/%s: its process died; %s", name, orphan.id, orphan.app, orphan.env, SERVER_USER)
         state.jobs.submit(name, key=f"{orphan.kind}:{orphan.id}", **args)
     return {"orphans": [o.id for o in found]}
+
+
+@job("escalate")
+def escalate(state: ServerState) -> dict[str, Any]:
+    """Send the escalation steps and stakeholder updates that fell due on every open, unacknowledged rollback;
+    each is claimed in the ledger first, so replicas (and a `lastgood guard` beside them) send it once."""
+    sent: list[str] = []
+    for ledger, apps in state.apps.by_ledger():
+        for app, env, rollback_id in open_rollbacks(ledger, apps):
+            if env not in state.apps.runbook(app).environments:
+                continue
+            ctx = state.apps.env_context(app, env, SERVER_USER, via="worker")
+            sent += [f"{rollback_id}:{key}" for key in escalate_rollback(ctx, rollback_id)]
+    return {"sent": sent}
 
 
 @job("pause-deployment")

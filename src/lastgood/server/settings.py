@@ -24,6 +24,7 @@ class ServerSettings:
     workers: int = 8  # background threads
     guard_tick: float = 2.0  # seconds between the scheduler's looks at the ledger (new releases, due periods)
     recover_every: float = 5.0  # seconds between looks for rollbacks and deployments whose process died
+    escalate_every: float = 10.0  # seconds between looks for escalation steps and updates due (service/escalation.py)
     role: str = "all"  # all | api (API and dashboard) | worker (background work): see server/roles
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -34,6 +34,7 @@ ROLLBACK_EXIT = {
     RollbackStatus.DECLINED: 3,
     RollbackStatus.SUPERSEDED: 3,
     RollbackStatus.INTERRUPTED: 130,
+    RollbackStatus.RESTORED_UNHEALTHY: 6,  # ExitCode.RESTORED_UNHEALTHY
 }
 DEPLOYMENT_EXIT = {
     DeploymentStatus.PROMOTED: 0,

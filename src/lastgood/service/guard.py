@@ -4,6 +4,7 @@ joins it (its trigger recorded on that rollback) instead of filing another."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -13,16 +14,20 @@ from lastgood.domain.actor import GUARD
 from lastgood.engine.executor import Listener
 from lastgood.engine.readiness import guard_check
 from lastgood.errors import EnvironmentHeld, Refused
-from lastgood.guard.loop import Guard, GuardListener, GuardOutcome, Response
+from lastgood.guard.loop import Guard, GuardListener, GuardOutcome, QuietGuardListener, Response
 from lastgood.judge.base import TriggerVerdict
 from lastgood.ledger import store
 from lastgood.runtime.context import EnvContext
+from lastgood.service import escalation
 from lastgood.service.rollbacks import Hooks, RollbackRequest, join_running, request_rollback
 from lastgood.sources.base import MetricSource
+
+log = logging.getLogger("lastgood.guard")
 
 _STATUS = {
     "succeeded": "rolled-back",
     "failed": "rollback-failed",
+    "restored-unhealthy": "restored-unhealthy",
     "declined": "fix-forward",
     "awaiting-approval": "awaiting-approval",
     "planned": "planned",
@@ -103,6 +108,25 @@ class RollbackResponder:
             store.add_event(session, self.ctx.app, self.ctx.env, type_, message, now, rollback_id, fired.to_dict())
 
 
+class EscalatingListener:
+    """Passes every period on, then sends what escalation steps and updates fell due (claimed once in the ledger,
+    so a server guarding the same environment sends nothing twice). A failure here never stops the guard."""
+
+    def __init__(self, ctx: EnvContext, inner: GuardListener) -> None:
+        self.ctx = ctx
+        self.inner = inner
+
+    def evaluated(self, verdicts: list[TriggerVerdict]) -> None:
+        self.inner.evaluated(verdicts)
+        try:
+            escalation.tick(self.ctx)
+        except Exception:
+            log.exception("escalation tick of %s/%s failed", self.ctx.app, self.ctx.env)
+
+    def rollback_started(self, rollback_id: str, verdict: TriggerVerdict) -> None:
+        self.inner.rollback_started(rollback_id, verdict)
+
+
 def _live_label(ctx: EnvContext) -> str | None:
     with ctx.session() as session:
         live = store.live_release(session, ctx.app, ctx.env)
@@ -122,8 +146,10 @@ def guard_for(
     rollback_listener: Listener | None = None,
     stop: threading.Event | None = None,
 ) -> Guard:
-    """A guard whose firing rollback triggers roll back through the service."""
+    """A guard whose firing rollback triggers roll back through the service; every period it also keeps the
+    escalation and update timers of the environment's open rollbacks (service/escalation.py)."""
     stop = stop or threading.Event()
+    listener = EscalatingListener(ctx, listener or QuietGuardListener())
     responder = RollbackResponder(ctx, listener, rollback_listener, stop)
     return Guard(ctx, source, listener=listener, responder=responder, stop=stop)
 

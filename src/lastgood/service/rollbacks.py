@@ -21,7 +21,7 @@ from lastgood.engine.approvals import sign_token
 from lastgood.engine.decide import Decision, apply_decision, decide
 from lastgood.engine.executor import Executor, Listener, RollbackResult, check_runnable
 from lastgood.engine.planner import Plan, build_plan
-from lastgood.errors import BadInput, EnvironmentHeld, Refused
+from lastgood.errors import BadInput, EnvironmentHeld, ExitCode, Refused
 from lastgood.ledger import holds, store
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import Lease, hold
@@ -48,7 +48,14 @@ __all__ = [  # Decision and Plan are the engine's types the callers' hooks recei
 ]
 
 Confirm = Callable[[Plan, Decision], None]  # raises Refused when the person says no
-EXIT_CODES = {"succeeded": 0, "nothing-to-do": 0, "planned": 0, "failed": 1, "interrupted": 130}
+EXIT_CODES = {
+    "succeeded": 0,
+    "nothing-to-do": 0,
+    "planned": 0,
+    "failed": 1,
+    "interrupted": 130,
+    "restored-unhealthy": int(ExitCode.RESTORED_UNHEALTHY),
+}
 
 
 class RollbackRequest(BaseModel):

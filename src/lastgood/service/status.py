@@ -11,7 +11,7 @@ from lastgood.config.models import Runbook
 from lastgood.domain.actor import Actor
 from lastgood.domain.states import UNFINISHED_DEPLOYMENT, UNFINISHED_ROLLBACK, RollbackStatus
 from lastgood.engine.stop import active_stop
-from lastgood.ledger import store
+from lastgood.ledger import escalations, store
 from lastgood.ledger.tables import DeploymentRow, EmergencyStopRow, ReleaseRow, RollbackRow
 from lastgood.runtime.context import EnvContext
 from lastgood.runtime.lease import current_holder
@@ -21,6 +21,7 @@ from lastgood.service.watching import GuardHealth
 
 # What a person may have to act on: approve it, run it in its window, resume it, or watch it.
 OPEN_ROLLBACK = {RollbackStatus.AWAITING_APPROVAL, RollbackStatus.PLANNED} | UNFINISHED_ROLLBACK
+OPEN_ROLLBACK |= {RollbackStatus.RESTORED_UNHEALTHY}  # until acknowledged: restored, the service still failing
 
 
 class RollbackSummary(BaseModel):
@@ -98,7 +99,10 @@ def all_environments_status(runbook: Runbook, actor: Actor) -> list[EnvironmentS
 def _open_rollbacks(session: Session, ctx: EnvContext) -> list[RollbackRow]:
     wanted = [str(s) for s in OPEN_ROLLBACK]
     query = select(RollbackRow).filter_by(app=ctx.app, env=ctx.env).where(RollbackRow.status.in_(wanted))
-    return list(session.scalars(query.order_by(RollbackRow.created_at.desc()).limit(20)))
+    rows = list(session.scalars(query.order_by(RollbackRow.created_at.desc()).limit(20)))
+    unhealthy = [r.id for r in rows if r.status == RollbackStatus.RESTORED_UNHEALTHY]
+    acked = escalations.acknowledged(session, unhealthy)
+    return [r for r in rows if r.id not in acked]
 
 
 def _open_deployments(session: Session, ctx: EnvContext) -> list[DeploymentRow]:

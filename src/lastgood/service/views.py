@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from lastgood.config.models import Runbook
 from lastgood.domain.states import UNFINISHED_ROLLBACK
-from lastgood.ledger import holds, store
+from lastgood.ledger import escalations, holds, store
 from lastgood.ledger.holds import describe
 from lastgood.report.model import trigger_summary
 from lastgood.runtime.context import EnvContext
@@ -61,6 +61,10 @@ class RollbackDetail(BaseModel):
     steps: list[StepView]
     timeline: list[EventView]
     checklist: list[ChecklistView] = Field(default_factory=list)  # the file's checklists, else the built-in list
+    validation: dict[str, Any] | None = None  # the validate: block's last results (passed, checks)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    escalations: list[dict[str, Any]] = []  # each escalation step and stakeholder update sent: key, at, by
 
 
 def rollback_where(runbook: Runbook, rollback_id: str) -> tuple[str, str]:
@@ -79,6 +83,9 @@ def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
     with ledger_for(runbook).session() as session:
         row = store.get_rollback(session, rollback_id)
         hold = holds.holder_of(session, rollback_id)
+        events = store.events_of(session, rollback_id)
+        claims = escalations.claims_of(session, rollback_id)
+        ack = next((c for c in claims if c.key == escalations.ACK), None)
         now = datetime.now(UTC)
         owner = Holder.model_validate(describe(hold, now)) if hold is not None and hold.expires_at > now else None
         return RollbackDetail(
@@ -105,9 +112,16 @@ def rollback_detail(runbook: Runbook, rollback_id: str) -> RollbackDetail:
                 )
                 for s in row.steps
             ],
-            timeline=[
-                EventView(at=e.at, type=e.type, message=e.message, actor=e.actor)
-                for e in store.events_of(session, rollback_id)
+            timeline=[EventView(at=e.at, type=e.type, message=e.message, actor=e.actor) for e in events],
+            validation=next(
+                (e.data for e in reversed(events) if e.type in ("validation-passed", "validation-failed")), None
+            ),
+            acknowledged_by=ack.claimed_by if ack else None,
+            acknowledged_at=ack.claimed_at if ack else None,
+            escalations=[
+                {"key": c.key, "at": c.claimed_at.isoformat(), "by": c.claimed_by, "note": c.note}
+                for c in claims
+                if c.key != escalations.ACK
             ],
             checklist=checklist_views(session, rollback_id, runbook.checklists),
         )

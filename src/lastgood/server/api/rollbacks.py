@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from lastgood.server.auth import Approver, Operator, Viewer
 from lastgood.server.background import start_resume, start_rollback
 from lastgood.server.deps import State
+from lastgood.service.escalation import AckOutcome, acknowledge
 from lastgood.service.manual import manual_trigger
 from lastgood.service.rollbacks import (
     RollbackOutcome,
@@ -112,6 +113,18 @@ def post_approve(rollback_id: str, state: State, caller: Approver) -> JSONRespon
     started = start_resume(state, app, env, caller.name, rollback_id)
     started.message, started.approvers = outcome.message + "; " + started.message, outcome.approvers
     return JSONResponse(started.model_dump(mode="json"), status_code=202 if started.status == "running" else 200)
+
+
+class AckBody(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/rollbacks/{rollback_id}/ack")
+def post_ack(rollback_id: str, state: State, caller: Operator, body: AckBody | None = None) -> AckOutcome:
+    """Acknowledge an open or restored-unhealthy rollback as the caller: its escalation steps and stakeholder
+    updates stop; 409 when it was acknowledged already."""
+    app, env = state.apps.find_rollback(rollback_id)
+    return acknowledge(state.apps.env_context(app, env, caller.user), rollback_id, body.note if body else "")
 
 
 @router.post("/rollbacks/{rollback_id}/deny")

@@ -1,0 +1,1 @@
+"""Validation after a rollback: one module per check type (http, command, metric, logs) behind `Checker`."""
