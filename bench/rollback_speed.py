@@ -1,28 +1,43 @@
-"""How fast does `lastgood rollback` move N Lambda aliases back, next to the two ways people do it by hand?
+"""How fast does lastgood roll N components back, next to a bare boto3 script, the physical bound, and the
+runbooks' aws-cli loop? And how many AWS requests does each component cost?
 
-For each N (default 50 and 200) this creates N functions with versions 1 and 2 behind alias `live` on a local
-moto server (its own process, so it does not share a GIL with the clients being timed), records release r1
-(every alias on 1) and r2 (every alias on 2), then times, as whole processes including interpreter start-up:
+Scenarios (default: 200 aliases, 1,000 aliases, and a mixed one of 200 aliases, 100 SSM parameters and 100
+secrets) run on a local moto server in its own process (it does not share a GIL with the clients timed). Each
+scenario records release r1 (every component good), moves everything to its bad state and records r2, then
+runs `--pairs` paired rounds; in each round every component is put back on its bad state (and the bad state
+recorded anew) before each of:
 
-1. lastgood:     `lastgood rollback bench --yes --parallel K -o json`
-2. aws-cli loop: one `aws lambda update-alias ... --function-version 1` process per function, one after the
-                 other (the runbooks' way)
-3. bare boto3:   one Python process, one lambda client, a ThreadPoolExecutor of K workers calling update_alias
+1. lastgood, whole process:  `lastgood rollback bench --yes --parallel K -o json`, interpreter start-up included
+2. bare boto3, whole process: one Python process, one client per service, K threads sending only the writes
+                              (UpdateAlias; PutParameter with the good value; UpdateSecretVersionStage), knowing
+                              everything in advance
+3. lastgood in-process:       `service.rollbacks.request_rollback` in this process (hold, plan, create, run,
+                              finish), its requests counted on the wire (botocore `before-send`, per kind)
+4. the critical-path bound:   ceil(components / K) rounds of one component's calls (alias: GetAlias +
+                              UpdateAlias; parameter: GetParameters + PutParameter; secret: DescribeSecret +
+                              UpdateSecretVersionStage + DescribeSecret), each call's latency measured one at a
+                              time on the idle endpoint just before (median of a sample)
 
-Aliases are put back on version 2 before each method, and checked to be on version 1 after it. The targets (at
-N=200): aws-cli loop / lastgood >= 20, lastgood / bare boto3 <= 3.
+and checks afterwards that every component is good again. At 200 aliases, the aws-cli loop (one
+`aws lambda update-alias` process per function, `--cli-sample` of them, extrapolated) is timed once.
 
-    .venv/bin/python bench/rollback_speed.py                      # N=50 and N=200, everything in full
-    .venv/bin/python bench/rollback_speed.py --sizes 200 --cli-sample 20 --output json
+Targets (issue 13): whole process lastgood / bare <= 1.5 at 200 aliases and <= 2 at 1,000; in-process engine /
+bound <= 3 at 200 and 1,000 aliases; calls per component alias <= 2, parameter <= 2, secret <= 3; aws-cli loop
+/ lastgood >= 20 at 200 aliases. Ratios are per pair; the verdict uses the median.
+
+    .venv/bin/python bench/rollback_speed.py                                  # the defaults, about 10 minutes
+    .venv/bin/python bench/rollback_speed.py --aliases 200 --mixed none --pairs 3 -o json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,23 +47,32 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from lastgood.aws.clients import AwsClients
+from lastgood.config.loader import load_runbook
 from lastgood.config.models import AwsSettings
+from lastgood.domain.actor import Actor
+from lastgood.service.rollbacks import RollbackRequest, request_rollback
+from lastgood.service.session import forget_ledgers, open_environment
 from lastgood.testing import shop
+from lastgood.testing.calls import CallCounter
 from lastgood.testing.endpoint import FAKE_CREDENTIALS, free_port
 
 REGION = "us-east-1"
 ENV = "bench"
 ALIAS = "live"
-TARGET_N = 200
-CLI_TARGET = 20.0  # aws-cli loop seconds / lastgood seconds, at least
-BARE_TARGET = 3.0  # lastgood seconds / bare boto3 seconds, at most
+WHOLE_TARGETS = {200: 1.5, 1000: 2.0}  # aliases -> lastgood / bare boto3, whole processes, at most
+ENGINE_TARGET = 3.0  # in-process engine / critical-path bound, at most, at 200 and 1,000 aliases
+CALL_TARGETS = {"lambda-alias": 2, "ssm-parameter": 2, "secret": 3}  # requests per component, plan included
+CLI_TARGET = 20.0  # aws-cli loop / lastgood, at least, at 200 aliases
+CLI_N = 200
+SERVICES = {"lambda-alias": "lambda", "ssm-parameter": "ssm", "secret": "secretsmanager"}
+LATENCY_SAMPLE = 8
 
 # Variables that would point a child process at something other than the local endpoint and the bench's files.
 _SCRUBBED = (
@@ -65,85 +89,153 @@ _SCRUBBED = (
     "LASTGOOD_FILE",
     "LASTGOOD_STATE",
     "LASTGOOD_TEST_STEP_DELAY",
+    "PYTHONDONTWRITEBYTECODE",  # a user's lastgood starts from compiled modules, as boto3 does from pip's
 )
 
 BARE_SCRIPT = '''\
-"""The bare parallel way: one client, K threads, update_alias on every function."""
+"""The bare parallel way: one client per service, K threads, each write known in advance."""
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
 
-endpoint, region, workers, version, names_file = sys.argv[1:6]
-with open(names_file) as handle:
-    names = handle.read().split()
-client = boto3.client(
-    "lambda", region_name=region, endpoint_url=endpoint, config=Config(max_pool_connections=int(workers))
-)
+endpoint, region, workers, ops_file = sys.argv[1:5]
+with open(ops_file) as handle:
+    ops = json.load(handle)
+config = Config(max_pool_connections=int(workers))
+clients = {
+    service: boto3.client(service, region_name=region, endpoint_url=endpoint, config=config)
+    for service in {op[0] for op in ops}
+}
 
 
-def move(name):
-    client.update_alias(FunctionName=name, Name="live", FunctionVersion=version)
+def send(op):
+    service, method, kwargs = op
+    getattr(clients[service], method)(**kwargs)
 
 
 with ThreadPoolExecutor(max_workers=int(workers)) as pool:
-    list(pool.map(move, names))
-print(len(names))
+    list(pool.map(send, ops))
+print(len(ops))
 '''
 
 T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
-    """The benchmark could not run, or a method did not leave the aliases where it should have."""
+    """The benchmark could not run, or a method did not leave the components where it should have."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    aliases: int
+    parameters: int = 0
+    secrets: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.aliases + self.parameters + self.secrets
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.parameters or self.secrets)
+
+    @property
+    def name(self) -> str:
+        if not self.mixed:
+            return f"{self.aliases} aliases"
+        return f"mixed {self.aliases}a+{self.parameters}p+{self.secrets}s"
+
+    def counts(self) -> dict[str, int]:
+        every = {"lambda-alias": self.aliases, "ssm-parameter": self.parameters, "secret": self.secrets}
+        return {kind: n for kind, n in every.items() if n}
 
 
 @dataclass
-class SizeResult:
-    n: int
+class Pair:
+    lastgood: float
+    lastgood_engine: float  # the rollback's own reported seconds (executor), inside the whole process
+    bare: float
+    in_process: float
+    bound: float
+    calls: dict[str, dict[str, int]]  # kind -> operation -> requests, the in-process run
+
+    @property
+    def whole_ratio(self) -> float:
+        return self.lastgood / self.bare
+
+    @property
+    def engine_ratio(self) -> float:
+        return self.in_process / self.bound
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
     parallel: int
-    lastgood_seconds: float
-    lastgood_engine_seconds: float  # lastgood's own "seconds": executor start to finish, inside the process
-    cli_seconds: float
-    cli_calls_timed: int
-    bare_seconds: float
+    pairs: list[Pair] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # kind -> one component's calls, one at a time
+    cli_seconds: float | None = None
+    cli_calls_timed: int = 0
 
-    @property
-    def cli_extrapolated(self) -> bool:
-        return self.cli_calls_timed < self.n
+    def figure(self, get: Callable[[Pair], float]) -> tuple[float, float, float]:
+        values = [get(p) for p in self.pairs]
+        return min(values), statistics.median(values), max(values)
 
-    @property
-    def cli_over_lastgood(self) -> float:
-        return self.cli_seconds / self.lastgood_seconds
+    def calls_per_component(self) -> dict[str, float]:
+        counts = self.scenario.counts()
+        worst: dict[str, float] = {}
+        for pair in self.pairs:
+            for kind, ops in pair.calls.items():
+                worst[kind] = max(worst.get(kind, 0.0), sum(ops.values()) / counts[kind])
+        return worst
 
-    @property
-    def lastgood_over_bare(self) -> float:
-        return self.lastgood_seconds / self.bare_seconds
-
-    @property
-    def cli_target_met(self) -> bool:
-        return self.cli_over_lastgood >= CLI_TARGET
-
-    @property
-    def bare_target_met(self) -> bool:
-        return self.lastgood_over_bare <= BARE_TARGET
+    def verdicts(self) -> list[tuple[str, str, bool]]:
+        """(goal, figure, met) for every goal this scenario is judged on."""
+        out: list[tuple[str, str, bool]] = []
+        s = self.scenario
+        if not s.mixed and s.aliases in WHOLE_TARGETS:
+            median = self.figure(lambda p: p.whole_ratio)[1]
+            limit = WHOLE_TARGETS[s.aliases]
+            out.append((f"whole process <= {limit:g}x bare boto3 ({s.name})", f"{median:.2f}x", median <= limit))
+            engine = self.figure(lambda p: p.engine_ratio)[1]
+            out.append(
+                (f"in-process <= {ENGINE_TARGET:g}x bound ({s.name})", f"{engine:.2f}x", engine <= ENGINE_TARGET)
+            )
+        for kind, per in self.calls_per_component().items():
+            limit = CALL_TARGETS[kind]
+            out.append((f"calls per {kind} <= {limit} ({s.name})", f"{per:g}", per <= limit))
+        if self.cli_seconds is not None:
+            ratio = self.cli_seconds / statistics.median(p.lastgood for p in self.pairs)
+            out.append((f"aws-cli loop >= {CLI_TARGET:g}x lastgood ({s.name})", f"{ratio:.1f}x", ratio >= CLI_TARGET))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(
-            cli_extrapolated=self.cli_extrapolated,
-            cli_basis=(
-                f"extrapolated from {self.cli_calls_timed} calls" if self.cli_extrapolated else f"all {self.n} calls"
-            ),
-            cli_over_lastgood=round(self.cli_over_lastgood, 2),
-            lastgood_over_bare=round(self.lastgood_over_bare, 2),
-            cli_target_met=self.cli_target_met,
-            bare_target_met=self.bare_target_met,
-        )
-        for key in ("lastgood_seconds", "lastgood_engine_seconds", "cli_seconds", "bare_seconds"):
-            data[key] = round(data[key], 3)
-        return data
+        def mmm(get: Callable[[Pair], float]) -> dict[str, float]:
+            low, mid, high = self.figure(get)
+            return {"min": round(low, 3), "median": round(mid, 3), "max": round(high, 3)}
+
+        return {
+            "scenario": self.scenario.name,
+            "components": self.scenario.counts(),
+            "parallel": self.parallel,
+            "pairs": len(self.pairs),
+            "lastgood_seconds": mmm(lambda p: p.lastgood),
+            "lastgood_reported_seconds": mmm(lambda p: p.lastgood_engine),
+            "bare_seconds": mmm(lambda p: p.bare),
+            "whole_ratio": mmm(lambda p: p.whole_ratio),
+            "in_process_seconds": mmm(lambda p: p.in_process),
+            "bound_seconds": mmm(lambda p: p.bound),
+            "engine_ratio": mmm(lambda p: p.engine_ratio),
+            "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()},
+            "calls_per_component": self.calls_per_component(),
+            "calls": self.pairs[-1].calls if self.pairs else {},
+            "cli_seconds": None if self.cli_seconds is None else round(self.cli_seconds, 3),
+            "cli_calls_timed": self.cli_calls_timed,
+            "verdicts": [{"goal": g, "figure": f, "met": m} for g, f, m in self.verdicts()],
+        }
 
 
 @dataclass(frozen=True)
@@ -186,20 +278,13 @@ def bench_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def parallel_map(fn: Callable[[str], T], items: Sequence[str], workers: int) -> list[T]:
+def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int) -> list[T]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
 
 
 def failed(what: str, done: subprocess.CompletedProcess[str]) -> BenchError:
     return BenchError(f"{what} exited {done.returncode}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}")
-
-
-def run_checked(args: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise failed(what, done)
-    return done.stdout
 
 
 def timed_run(args: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> tuple[float, str]:
@@ -210,6 +295,15 @@ def timed_run(args: Sequence[str], cwd: Path, env: dict[str, str], what: str) ->
     if done.returncode != 0:
         raise failed(what, done)
     return seconds, done.stdout
+
+
+def compile_lastgood(tools: Tools, env: dict[str, str]) -> None:
+    """Byte-compile lastgood's modules once, as pip does for the packages it installs (boto3 included): an
+    editable install under PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process."""
+    import lastgood
+
+    package = str(Path(lastgood.__file__).parent)
+    subprocess.run([tools.python, "-m", "compileall", "-q", package], env=env, check=True, capture_output=True)
 
 
 def log(message: str) -> None:
@@ -265,211 +359,362 @@ def reset_endpoint(url: str) -> None:
 # ---------------------------------------------------------------------------------------------------- fixture
 
 
-def function_names(n: int) -> list[str]:
-    return [f"bench-fn{i:04d}" for i in range(n)]
+@dataclass
+class World:
+    """The scenario's components on the endpoint: their names, and each secret's good and bad version ids."""
 
+    scenario: Scenario
+    aws: AwsClients
+    workers: int
+    functions: list[str] = field(default_factory=list)
+    parameters: list[str] = field(default_factory=list)
+    secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (good id, bad id)
 
-def runbook(url: str, names: Sequence[str]) -> dict[str, Any]:
-    return {
-        "app": "bench",
-        "environments": {ENV: {"aws": {"region": REGION, "endpoint_url": url}, "protected": False}},
-        "components": [
+    def build(self) -> None:
+        s = self.scenario
+        self.functions = [f"bench-fn{i:04d}" for i in range(s.aliases)]
+        self.parameters = [f"/bench/param{i:04d}" for i in range(s.parameters)]
+        role_arn = shop._role(self.aws)
+        parallel_map(lambda name: shop.create_function(self.aws, name, role_arn), self.functions, self.workers)
+        versions = parallel_map(lambda name: shop.publish_new_version(self.aws, name, "r2"), self.functions, 16)
+        if sorted({v for v in versions if v != "2"}):
+            raise BenchError(f"publishing a second version gave version(s) {sorted(set(versions))}, expected 2")
+        ssm, secrets = self.aws.client("ssm"), self.aws.client("secretsmanager")
+        parallel_map(lambda n: ssm.put_parameter(Name=n, Value="good", Type="String"), self.parameters, self.workers)
+
+        def create_secret(i: int) -> tuple[str, tuple[str, str]]:
+            name = f"bench/secret{i:04d}"
+            good = secrets.create_secret(Name=name, SecretString='{"password": "good"}')["VersionId"]
+            bad = secrets.put_secret_value(SecretId=name, SecretString='{"password": "bad"}')["VersionId"]
+            secrets.update_secret_version_stage(
+                SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=good, RemoveFromVersionId=bad
+            )
+            return name, (good, bad)
+
+        self.secrets = dict(parallel_map(create_secret, list(range(s.secrets)), self.workers))
+
+    def runbook(self, url: str) -> dict[str, Any]:
+        components: list[dict[str, Any]] = [
             {"name": name.removeprefix("bench-"), "kind": "lambda-alias", "function": name, "alias": ALIAS}
-            for name in names
-        ],
-    }
+            for name in self.functions
+        ]
+        components += [
+            {"name": name.rsplit("/", 1)[1], "kind": "ssm-parameter", "parameters": [name]} for name in self.parameters
+        ]
+        components += [{"name": name.rsplit("/", 1)[1], "kind": "secret", "secret": name} for name in self.secrets]
+        return {
+            "app": "bench",
+            "environments": {ENV: {"aws": {"region": REGION, "endpoint_url": url}, "protected": False}},
+            "components": components,
+        }
 
+    def make_bad(self) -> None:
+        """From the good state (after a rollback) to the bad one."""
+        ssm, sm = self.aws.client("ssm"), self.aws.client("secretsmanager")
+        ops: list[Callable[[], Any]] = [
+            lambda n=n: shop.shift_alias(self.aws, n, "2", None, 0.0) for n in self.functions
+        ]
+        ops += [
+            lambda n=n: ssm.put_parameter(Name=n, Value="bad", Type="String", Overwrite=True) for n in self.parameters
+        ]
+        ops += [
+            lambda n=n, g=g, b=b: sm.update_secret_version_stage(
+                SecretId=n, VersionStage="AWSCURRENT", MoveToVersionId=b, RemoveFromVersionId=g
+            )
+            for n, (g, b) in self.secrets.items()
+        ]
+        parallel_map(lambda op: op(), ops, self.workers)
 
-def move_aliases(aws: AwsClients, names: Sequence[str], version: str, workers: int) -> None:
-    parallel_map(lambda name: shop.shift_alias(aws, name, version, None, 0.0), names, workers)
+    def bare_ops(self) -> list[tuple[str, str, dict[str, Any]]]:
+        ops: list[tuple[str, str, dict[str, Any]]] = [
+            ("lambda", "update_alias", {"FunctionName": n, "Name": ALIAS, "FunctionVersion": "1"})
+            for n in self.functions
+        ]
+        ops += [
+            ("ssm", "put_parameter", {"Name": n, "Value": "good", "Type": "String", "Overwrite": True})
+            for n in self.parameters
+        ]
+        ops += [
+            (
+                "secretsmanager",
+                "update_secret_version_stage",
+                {"SecretId": n, "VersionStage": "AWSCURRENT", "MoveToVersionId": g, "RemoveFromVersionId": b},
+            )
+            for n, (g, b) in self.secrets.items()
+        ]
+        return ops
 
+    def expect(self, good: bool, after: str) -> None:
+        """Every component good (or bad), or BenchError naming the ones that are not."""
+        lam, ssm, sm = (self.aws.client(s) for s in ("lambda", "ssm", "secretsmanager"))
 
-def expect_aliases(aws: AwsClients, names: Sequence[str], version: str, workers: int, after: str) -> None:
-    """Every alias on `version` with no extra routing weight, or BenchError naming the ones that are not."""
-    client = aws.client("lambda")
+        def alias(name: str) -> str | None:
+            found = lam.get_alias(FunctionName=name, Name=ALIAS)
+            weights = (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+            ok = found["FunctionVersion"] == ("1" if good else "2") and not weights
+            return None if ok else f"{name} on {found['FunctionVersion']} {weights or ''}".rstrip()
 
-    def check(name: str) -> str | None:
-        alias = client.get_alias(FunctionName=name, Name=ALIAS)
-        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        if alias["FunctionVersion"] != version or weights:
-            return f"{name} on {alias['FunctionVersion']} {weights or ''}".rstrip()
-        return None
+        def parameter(name: str) -> str | None:
+            value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+            return None if value == ("good" if good else "bad") else f"{name} is {value}"
 
-    wrong = [problem for problem in parallel_map(check, names, workers) if problem]
-    if wrong:
-        shown = ", ".join(wrong[:10]) + (f" and {len(wrong) - 10} more" if len(wrong) > 10 else "")
-        raise BenchError(f"after {after}: {len(wrong)} of {len(names)} aliases are not on version {version}: {shown}")
+        def secret(name: str) -> str | None:
+            stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+            current = [v for v, labels in stages.items() if "AWSCURRENT" in labels]
+            wanted = self.secrets[name][0 if good else 1]
+            return None if current == [wanted] else f"{name} AWSCURRENT on {current}"
 
+        checks: list[Callable[[], str | None]] = [lambda n=n: alias(n) for n in self.functions]
+        checks += [lambda n=n: parameter(n) for n in self.parameters]
+        checks += [lambda n=n: secret(n) for n in self.secrets]
+        wrong = [problem for problem in parallel_map(lambda c: c(), checks, self.workers) if problem]
+        if wrong:
+            shown = ", ".join(wrong[:10]) + (f" and {len(wrong) - 10} more" if len(wrong) > 10 else "")
+            state = "good" if good else "bad"
+            raise BenchError(f"after {after}: {len(wrong)} of {len(checks)} components are not {state}: {shown}")
 
-def build_fixture(aws: AwsClients, names: Sequence[str], workers: int) -> None:
-    """N functions, each with versions 1 and 2, alias `live` on version 1."""
-    role_arn = shop._role(aws)
-    parallel_map(lambda name: shop.create_function(aws, name, role_arn), names, workers)
-    versions = parallel_map(lambda name: shop.publish_new_version(aws, name, "r2"), names, workers)
-    unexpected = sorted({v for v in versions if v != "2"})
-    if unexpected:
-        raise BenchError(f"publishing a second version gave version(s) {unexpected}, expected 2")
+    def latencies_ms(self) -> dict[str, float]:
+        """One component's calls for each kind, sent one at a time (median over a sample), in milliseconds."""
+        lam, ssm, sm = (self.aws.client(s) for s in ("lambda", "ssm", "secretsmanager"))
+
+        def alias(name: str) -> None:
+            version = lam.get_alias(FunctionName=name, Name=ALIAS)["FunctionVersion"]
+            lam.update_alias(FunctionName=name, Name=ALIAS, FunctionVersion=version, RoutingConfig={})  # stays
+
+        def parameter(name: str) -> None:
+            found = ssm.get_parameters(Names=[name, f"{name}:1"], WithDecryption=True)["Parameters"]
+            value = max(found, key=lambda p: int(p["Version"]))["Value"]
+            ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)  # the value it has
+
+        labelled: set[str] = set()
+
+        def secret(name: str) -> None:
+            sm.describe_secret(SecretId=name)
+            bad = self.secrets[name][1]
+            move = {"RemoveFromVersionId": bad} if name in labelled else {}  # a label of the bench's own
+            sm.update_secret_version_stage(SecretId=name, VersionStage="BENCH", MoveToVersionId=bad, **move)
+            labelled.add(name)
+            sm.describe_secret(SecretId=name)
+
+        kinds: dict[str, tuple[Callable[[str], None], list[str]]] = {
+            "lambda-alias": (alias, self.functions),
+            "ssm-parameter": (parameter, self.parameters),
+            "secret": (secret, list(self.secrets)),
+        }
+        out = {}
+        for kind, (calls, names) in kinds.items():
+            if not names:
+                continue
+            sample = names[: LATENCY_SAMPLE + 1]
+            calls(sample[0])  # warm the connection
+            times = []
+            for name in sample[1:] or sample:
+                started = time.perf_counter()
+                calls(name)
+                times.append((time.perf_counter() - started) * 1000)
+            out[kind] = statistics.median(times)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------- the methods
 
 
-def time_lastgood(tools: Tools, workdir: Path, env: dict[str, str], n: int, parallel: int) -> tuple[float, float]:
-    args = [tools.lastgood, "rollback", ENV, "--yes", "--parallel", str(parallel), "-o", "json"]
-    seconds, out = timed_run(args, workdir, env, "lastgood rollback")
-    try:
-        result = json.loads(out)
-    except json.JSONDecodeError:
-        raise BenchError(f"lastgood rollback printed no JSON: {out[-2000:]}") from None
-    if result.get("status") != "succeeded" or len(result.get("done", [])) != n:
-        raise BenchError(f"lastgood rollback did not roll back all {n} aliases: {json.dumps(result)[:2000]}")
-    return seconds, float(result.get("seconds", 0.0))
+class Runner:
+    def __init__(self, tools: Tools, url: str, workdir: Path, env: dict[str, str], world: World, parallel: int):
+        self.tools, self.url, self.workdir, self.env, self.world, self.parallel = (
+            tools,
+            url,
+            workdir,
+            env,
+            world,
+            parallel,
+        )
+        self.releases = 0
+
+    def record_bad(self) -> None:
+        """Put every component on its bad state and record that as the live release."""
+        self.world.make_bad()
+        self.world.expect(False, "moving everything to the bad state")
+        self.releases += 1
+        label = f"r2-{self.releases}"
+        args = [self.tools.lastgood, "release", "record", ENV, "--version", label, "-o", "json"]
+        timed_run(args, self.workdir, self.env, f"record {label}")
+
+    def lastgood(self) -> tuple[float, float]:
+        self.record_bad()
+        args = [self.tools.lastgood, "rollback", ENV, "--yes", "--parallel", str(self.parallel), "-o", "json"]
+        seconds, out = timed_run(args, self.workdir, self.env, "lastgood rollback")
+        try:
+            result = json.loads(out)
+        except json.JSONDecodeError:
+            raise BenchError(f"lastgood rollback printed no JSON: {out[-2000:]}") from None
+        n = self.world.scenario.size
+        if result.get("status") != "succeeded" or len(result.get("done", [])) != n:
+            raise BenchError(f"lastgood rollback did not roll back all {n} components: {json.dumps(result)[:2000]}")
+        self.world.expect(True, "lastgood rollback")
+        return seconds, float(result.get("seconds", 0.0))
+
+    def bare(self) -> float:
+        self.world.make_bad()
+        script = self.workdir / "bare_parallel.py"
+        script.write_text(BARE_SCRIPT)
+        ops = self.world.bare_ops()
+        ops_file = self.workdir / "ops.json"
+        ops_file.write_text(json.dumps(ops))
+        args = [self.tools.python, str(script), self.url, REGION, str(self.parallel), str(ops_file)]
+        seconds, out = timed_run(args, self.workdir, self.env, "bare boto3 script")
+        if out.strip() != str(len(ops)):
+            raise BenchError(f"bare boto3 script sent {out.strip()!r} writes, expected {len(ops)}")
+        self.world.expect(True, "the bare boto3 script")
+        return seconds
+
+    def in_process(self) -> tuple[float, dict[str, dict[str, int]]]:
+        self.record_bad()
+        runbook = load_runbook(self.workdir / "lastgood.yaml")
+        ctx = open_environment(runbook, ENV, Actor(name="bench", via="cli"), parallel=self.parallel)
+        kinds = self.world.scenario.counts()
+        counter = CallCounter(ctx.aws, [SERVICES[k] for k in kinds])
+        started = time.perf_counter()
+        outcome = request_rollback(ctx, RollbackRequest(confirmed=True, reason="bench"))
+        seconds = time.perf_counter() - started
+        if outcome.status != "succeeded":
+            raise BenchError(f"in-process rollback ended {outcome.status}: {outcome.message[:2000]}")
+        self.world.expect(True, "the in-process rollback")
+        return seconds, {kind: counter.of(SERVICES[kind]) for kind in kinds}
+
+    def cli_loop(self, sample: int) -> tuple[float, int]:
+        """The runbook way: one `aws lambda update-alias` after another; seconds for all N, extrapolated."""
+        self.world.make_bad()
+        names = self.world.functions[:sample]
+        started = time.perf_counter()
+        for name in names:
+            args = [
+                self.tools.aws, "lambda", "update-alias",
+                "--function-name", name, "--name", ALIAS, "--function-version", "1",
+                "--endpoint-url", self.url, "--region", REGION,
+            ]  # fmt: skip
+            done = subprocess.run(
+                args, cwd=self.workdir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            if done.returncode != 0:
+                raise BenchError(f"aws lambda update-alias {name} exited {done.returncode}: {done.stderr[-2000:]}")
+        elapsed = time.perf_counter() - started
+        return elapsed * len(self.world.functions) / len(names), len(names)
 
 
-def time_cli_loop(tools: Tools, workdir: Path, env: dict[str, str], url: str, names: Sequence[str]) -> float:
-    """The runbook way: one `aws lambda update-alias` after another. Total seconds for `names`."""
-    started = time.perf_counter()
-    for name in names:
-        args = [
-            tools.aws, "lambda", "update-alias",
-            "--function-name", name, "--name", ALIAS, "--function-version", "1",
-            "--endpoint-url", url, "--region", REGION,
-        ]  # fmt: skip
-        done = subprocess.run(args, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            raise BenchError(f"aws lambda update-alias {name} exited {done.returncode}: {done.stderr[-2000:]}")
-    return time.perf_counter() - started
+# ------------------------------------------------------------------------------------------------- one scenario
 
 
-def time_bare(tools: Tools, workdir: Path, env: dict[str, str], url: str, names: Sequence[str], parallel: int) -> float:
-    script = workdir / "bare_parallel.py"
-    script.write_text(BARE_SCRIPT)
-    names_file = workdir / "functions.txt"
-    names_file.write_text("\n".join(names) + "\n")
-    args = [tools.python, str(script), url, REGION, str(parallel), "1", str(names_file)]
-    seconds, out = timed_run(args, workdir, env, "bare boto3 script")
-    if out.strip() != str(len(names)):
-        raise BenchError(f"bare boto3 script moved {out.strip()!r} aliases, expected {len(names)}")
-    return seconds
+def bound_seconds(scenario: Scenario, latency_ms: dict[str, float], parallel: int) -> float:
+    """ceil(components / K) rounds of the mean component's calls, sent one at a time."""
+    counts = scenario.counts()
+    mean_ms = sum(latency_ms[kind] * n for kind, n in counts.items()) / scenario.size
+    return math.ceil(scenario.size / parallel) * mean_ms / 1000
 
 
-# ------------------------------------------------------------------------------------------------- one size
-
-
-def bench_size(
-    n: int, parallel: int, cli_sample: int | None, tools: Tools, url: str, root: Path, env: dict[str, str]
-) -> SizeResult:
+def bench_scenario(
+    scenario: Scenario,
+    pairs: int,
+    parallel: int,
+    cli_sample: int,
+    tools: Tools,
+    url: str,
+    root: Path,
+    env: dict[str, str],
+) -> ScenarioResult:
     reset_endpoint(url)
-    workdir = root / f"n{n}"
+    forget_ledgers()
+    workdir = root / scenario.name.replace(" ", "-").replace("+", "-")
     workdir.mkdir()
-    names = function_names(n)
     aws = AwsClients(AwsSettings(region=REGION, endpoint_url=url), max_pool_connections=parallel + 4)
-
-    log(f"N={n}: creating {n} functions with versions 1 and 2 behind alias {ALIAS!r}")
-    build_fixture(aws, names, parallel)
-    (workdir / "lastgood.yaml").write_text(yaml.safe_dump(runbook(url, names), sort_keys=False))
-    run_checked([tools.lastgood, "release", "record", ENV, "--version", "r1", "-o", "json"], workdir, env, "record r1")
-    move_aliases(aws, names, "2", parallel)
-    run_checked([tools.lastgood, "release", "record", ENV, "--version", "r2", "-o", "json"], workdir, env, "record r2")
-    expect_aliases(aws, names, "2", parallel, "recording r2")
-
-    log(f"N={n}: lastgood rollback --parallel {parallel}")
-    lastgood_seconds, engine_seconds = time_lastgood(tools, workdir, env, n, parallel)
-    expect_aliases(aws, names, "1", parallel, "lastgood rollback")
-
-    move_aliases(aws, names, "2", parallel)
-    timed_names = names[: min(cli_sample, n)] if cli_sample else names
-    log(f"N={n}: aws lambda update-alias loop ({len(timed_names)} calls, one after another)")
-    cli_elapsed = time_cli_loop(tools, workdir, env, url, timed_names)
-    cli_seconds = cli_elapsed * n / len(timed_names)
-    expect_aliases(aws, timed_names, "1", parallel, "the aws-cli loop")
-
-    move_aliases(aws, names, "2", parallel)
-    log(f"N={n}: bare boto3 script, {parallel} threads")
-    bare_seconds = time_bare(tools, workdir, env, url, names, parallel)
-    expect_aliases(aws, names, "1", parallel, "the bare boto3 script")
-
-    return SizeResult(
-        n=n,
-        parallel=parallel,
-        lastgood_seconds=lastgood_seconds,
-        lastgood_engine_seconds=engine_seconds,
-        cli_seconds=cli_seconds,
-        cli_calls_timed=len(timed_names),
-        bare_seconds=bare_seconds,
-    )
+    world = World(scenario, aws, parallel)
+    log(f"{scenario.name}: creating the components")
+    world.build()
+    (workdir / "lastgood.yaml").write_text(yaml.safe_dump(world.runbook(url), sort_keys=False))
+    timed_run([tools.lastgood, "release", "record", ENV, "--version", "r1", "-o", "json"], workdir, env, "record r1")
+    runner = Runner(tools, url, workdir, env, world, parallel)
+    result = ScenarioResult(scenario, parallel)
+    for i in range(pairs):
+        log(f"{scenario.name}: pair {i + 1} of {pairs}")
+        latency = world.latencies_ms()
+        lastgood, reported = runner.lastgood()
+        bare = runner.bare()
+        in_process, calls = runner.in_process()
+        bound = bound_seconds(scenario, latency, parallel)
+        result.pairs.append(Pair(lastgood, reported, bare, in_process, bound, calls))
+        result.latency_ms = latency
+    if not scenario.mixed and scenario.aliases == CLI_N and cli_sample:
+        log(f"{scenario.name}: aws lambda update-alias loop ({cli_sample} calls, one after another)")
+        result.cli_seconds, result.cli_calls_timed = runner.cli_loop(cli_sample)
+    forget_ledgers()
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------- report
 
 
-def targets_verdict(results: Sequence[SizeResult]) -> dict[str, Any]:
-    gated = [r for r in results if r.n == TARGET_N]
-    if not gated:
-        return {"n": TARGET_N, "evaluated": False, "met": None}
-    r = gated[0]
-    return {
-        "n": TARGET_N,
-        "evaluated": True,
-        "cli_over_lastgood_min": CLI_TARGET,
-        "lastgood_over_bare_max": BARE_TARGET,
-        "cli_target_met": r.cli_target_met,
-        "bare_target_met": r.bare_target_met,
-        "met": r.cli_target_met and r.bare_target_met,
-    }
+def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) -> str:
+    def mmm(r: ScenarioResult, get: Callable[[Pair], float], fmt: str = "{:.2f}") -> str:
+        return "/".join(fmt.format(v) for v in r.figure(get))
 
-
-def render_text(results: Sequence[SizeResult], parallel: int) -> str:
-    header = ("N", "lastgood s", "aws-cli loop s", "bare boto3 s", "cli/lastgood", "lastgood/bare",
-              f"cli/lg>={CLI_TARGET:g}", f"lg/bare<={BARE_TARGET:g}")  # fmt: skip
+    header = (
+        "scenario",
+        "lastgood s",
+        "bare s",
+        "lg/bare",
+        "in-process s",
+        "bound s",
+        "in-proc/bound",
+        "calls/component",
+    )
     rows = [
         (
-            str(r.n),
-            f"{r.lastgood_seconds:.2f}",
-            f"{r.cli_seconds:.2f}" + ("*" if r.cli_extrapolated else ""),
-            f"{r.bare_seconds:.2f}",
-            f"{r.cli_over_lastgood:.1f}x",
-            f"{r.lastgood_over_bare:.2f}x",
-            "yes" if r.cli_target_met else "NO",
-            "yes" if r.bare_target_met else "NO",
+            r.scenario.name,
+            mmm(r, lambda p: p.lastgood),
+            mmm(r, lambda p: p.bare),
+            mmm(r, lambda p: p.whole_ratio),
+            mmm(r, lambda p: p.in_process),
+            mmm(r, lambda p: p.bound, "{:.3f}"),
+            mmm(r, lambda p: p.engine_ratio),
+            " ".join(f"{kind}={per:g}" for kind, per in r.calls_per_component().items()),
         )
         for r in results
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in (header, *rows)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in (header, *rows)]
     lines.insert(1, "  ".join("-" * width for width in widths))
     notes = [
-        f"whole-process wall-clock seconds, one run each; --parallel {parallel} for lastgood and bare boto3; "
-        f"{os.cpu_count()} CPUs shared with the moto server"
+        f"min/median/max over {pairs} paired runs; whole-process wall-clock seconds (start-up included) for lastgood "
+        f"and bare boto3; --parallel {parallel}; {os.cpu_count()} CPUs shared with the moto server",
     ]
-    notes += [
-        f"* N={r.n}: aws-cli loop extrapolated from {r.cli_calls_timed} calls" for r in results if r.cli_extrapolated
-    ]
-    notes += [
-        f"N={r.n}: lastgood's own reported rollback time {r.lastgood_engine_seconds:.2f}s of "
-        f"{r.lastgood_seconds:.2f}s whole-process"
-        for r in results
-    ]
-    verdict = targets_verdict(results)
-    if verdict["evaluated"]:
+    for r in results:
+        latency = ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in r.latency_ms.items())
+        notes.append(f"{r.scenario.name}: one component's calls one at a time: {latency}")
         notes.append(
-            f"targets at N={TARGET_N} (cli/lastgood >= {CLI_TARGET:g}, lastgood/bare <= {BARE_TARGET:g}): "
-            + ("MET" if verdict["met"] else "MISSED")
+            f"{r.scenario.name}: lastgood's own reported rollback seconds {mmm(r, lambda p: p.lastgood_engine)}; "
+            "requests: " + "; ".join(f"{k} {ops}" for k, ops in (r.pairs[-1].calls.items() if r.pairs else []))
         )
-    else:
-        notes.append(f"targets apply at N={TARGET_N}, which was not run")
+        if r.cli_seconds is not None:
+            notes.append(
+                f"{r.scenario.name}: aws-cli loop {r.cli_seconds:.1f}s (extrapolated from {r.cli_calls_timed} calls)"
+            )
+    verdicts = [v for r in results for v in r.verdicts()]
+    goal_width = max((len(g) for g, _, _ in verdicts), default=0)
+    notes.append("")
+    notes += [f"{goal.ljust(goal_width)}  {figure:>8}  {'met' if met else 'MISSED'}" for goal, figure, met in verdicts]
     return "\n".join([*lines, "", *notes])
 
 
-def render_json(results: Sequence[SizeResult], parallel: int, cli_sample: int | None) -> str:
+def render_json(results: Sequence[ScenarioResult], parallel: int, pairs: int) -> str:
+    verdicts = [v for r in results for v in r.verdicts()]
     return json.dumps(
         {
             "parallel": parallel,
-            "cli_sample": cli_sample,
+            "pairs": pairs,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "results": [r.to_dict() for r in results],
-            "targets": targets_verdict(results),
+            "all_met": all(met for _, _, met in verdicts),
         },
         indent=2,
     )
@@ -479,13 +724,31 @@ def render_json(results: Sequence[SizeResult], parallel: int, cli_sample: int | 
 
 
 def parse_sizes(text: str) -> list[int]:
+    if text.strip().lower() == "none":
+        return []
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
-    if not sizes or any(size < 1 for size in sizes):
+    if any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError("sizes must be positive integers")
     return sizes
+
+
+def parse_mixed(text: str) -> list[Scenario]:
+    """`A:P:S[,A:P:S...]` aliases, parameters, secrets; `none` for no mixed scenario."""
+    if text.strip().lower() == "none":
+        return []
+    out = []
+    for part in text.split(","):
+        try:
+            aliases, parameters, secrets = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--mixed: {part!r} is not ALIASES:PARAMETERS:SECRETS") from None
+        if min(aliases, parameters, secrets) < 0 or aliases + parameters + secrets < 1:
+            raise argparse.ArgumentTypeError(f"--mixed: {part!r} needs non-negative counts, at least one component")
+        out.append(Scenario(aliases, parameters, secrets))
+    return out
 
 
 def positive(text: str) -> int:
@@ -497,41 +760,46 @@ def positive(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=parse_sizes, default=[50, 200], help="comma-separated N (default: 50,200)")
+    parser.add_argument(
+        "--aliases", type=parse_sizes, default=[200, 1000], help="alias-only scenarios, comma-separated N (200,1000)"
+    )
+    parser.add_argument(
+        "--mixed", type=parse_mixed, default=[Scenario(200, 100, 100)], help="ALIASES:PARAMETERS:SECRETS (200:100:100)"
+    )
+    parser.add_argument("--pairs", type=positive, default=3, help="paired runs per scenario (default: 3)")
     parser.add_argument("--parallel", type=positive, default=16, help="K for lastgood and bare boto3 (default: 16)")
     parser.add_argument(
-        "--cli-sample",
-        type=positive,
-        default=None,
-        metavar="M",
-        help="time only the first M aws-cli calls and extrapolate to N (default: run all N)",
+        "--cli-sample", type=int, default=20, metavar="M", help="aws-cli calls timed at 200 aliases (0: skip)"
     )
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text")
-    parser.add_argument(
-        "--fail-on-miss", action="store_true", help=f"exit 1 when the targets at N={TARGET_N} are missed"
-    )
+    parser.add_argument("--fail-on-miss", action="store_true", help="exit 1 when a goal is missed")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tools = find_tools()
-    results: list[SizeResult] = []
+    scenarios = [Scenario(n) for n in args.aliases] + list(args.mixed)
+    if not scenarios:
+        raise BenchError("nothing to run: --aliases none and --mixed none")
+    results: list[ScenarioResult] = []
     with tempfile.TemporaryDirectory(prefix="lastgood-bench-") as tmp:
         root = Path(tmp)
         env = bench_environment(root)
         os.environ.clear()
-        os.environ.update(env)  # this process's own boto3 clients (fixture, checks) use the same fake identity
+        os.environ.update(env)  # this process's own boto3 clients (fixture, checks, in-process) use the same identity
+        compile_lastgood(tools, env)
         with moto_server(tools.python, env, root) as url:
-            for n in args.sizes:
-                results.append(bench_size(n, args.parallel, args.cli_sample, tools, url, root, env))
+            for scenario in scenarios:
+                results.append(
+                    bench_scenario(scenario, args.pairs, args.parallel, args.cli_sample, tools, url, root, env)
+                )
     if args.output == "json":
-        print(render_json(results, args.parallel, args.cli_sample))
+        print(render_json(results, args.parallel, args.pairs))
     else:
-        print(render_text(results, args.parallel))
-    if args.fail_on_miss and targets_verdict(results)["met"] is False:
-        return 1
-    return 0
+        print(render_text(results, args.parallel, args.pairs))
+    missed = [goal for r in results for goal, _, met in r.verdicts() if not met]
+    return 1 if args.fail_on_miss and missed else 0
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class Environment(Strict):
 class Component(Strict):
     """Fields every component has; each kind adds its own (see lastgood.kinds)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     # Keys holding file system paths: relative ones are resolved against the runbook file's folder.
     path_fields: ClassVar[tuple[str, ...]] = ()

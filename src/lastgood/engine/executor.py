@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import random
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -20,14 +21,8 @@ from sqlalchemy.orm import Session
 
 from lastgood.checks.run import ValidationResult
 from lastgood.config.models import Component
-from lastgood.domain.states import (
-    DONE_STEP,
-    ROLLBACK_TRANSITIONS,
-    STEP_TRANSITIONS,
-    RollbackStatus,
-    StepStatus,
-    transition,
-)
+from lastgood.domain.states import DONE_STEP, ROLLBACK_TRANSITIONS, RollbackStatus, StepStatus, transition
+from lastgood.engine.journal import Journal, StepOutcome
 from lastgood.engine.planner import Plan
 from lastgood.engine.validating import validate_restore
 from lastgood.errors import BadInput, LastgoodError, Refused
@@ -43,6 +38,8 @@ from lastgood.runtime.lease import Lease
 
 POLL_SECONDS = 0.25
 DRAIN_SECONDS = 20.0
+PLAN_READS_FRESH_SECONDS = 60.0  # a rollback awaiting approval longer than this reads everything again
+LEASE_MARGIN_SECONDS = 5.0  # a step starts without asking the database only while the lease has this much left
 
 
 class Listener(Protocol):
@@ -72,15 +69,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-@dataclass
-class StepOutcome:
-    status: StepStatus
-    detail: str
-    attempts: int
-    error: str | None = None
-    output: dict[str, Any] | None = None
 
 
 class RollbackResult(BaseModel):
@@ -143,6 +131,32 @@ class RollbackResult(BaseModel):
         }
 
 
+class _PlanReads:
+    """The live states the plan read, kept in this process for the first run of the rollback it created (the
+    service creates with one executor and runs with another) while they are fresh: apply may skip its own read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[datetime, dict[str, State]]] = {}
+
+    def keep(self, rollback_id: str, states: dict[str, State], at: datetime) -> None:
+        with self._lock:
+            self._kept = {k: v for k, v in self._kept.items() if _fresh(v[0], at)}  # a rollback never run
+            self._kept[rollback_id] = (at, states)
+
+    def take(self, rollback_id: str, now: datetime) -> dict[str, State]:
+        with self._lock:
+            at, states = self._kept.pop(rollback_id, (now, {}))
+        return states if _fresh(at, now) else {}
+
+
+def _fresh(at: datetime, now: datetime) -> bool:
+    return (now - at).total_seconds() <= PLAN_READS_FRESH_SECONDS
+
+
+_plan_reads = _PlanReads()
+
+
 _NOT_RESUMABLE = {RollbackStatus.SUCCEEDED, RollbackStatus.RESTORED_UNHEALTHY}
 
 
@@ -172,6 +186,7 @@ class Executor:
         self._step_delay = float(os.environ.get("LASTGOOD_TEST_STEP_DELAY", "0") or 0)
         self._rollback_id = ""
         self._known: dict[str, State] = {}
+        self._journal: Journal | None = None
         self._lock = threading.Lock()
         self.lease = lease
         self.stopping = stopping or threading.Event()
@@ -184,7 +199,7 @@ class Executor:
         self, plan: Plan, reason: str = "", requested_by: str | None = None, rollback_id: str | None = None
     ) -> str:
         rollback_id = rollback_id or store.new_rollback_id()
-        self._known = {s.component: s.current for s in plan.steps if s.current is not None}
+        _plan_reads.keep(rollback_id, {s.component: s.current for s in plan.steps if s.current}, self.ctx.clock.now())
         now = self.ctx.clock.now()
         with self.ctx.session() as session:
             rollback = RollbackRow(
@@ -231,39 +246,52 @@ class Executor:
     def run(self, rollback_id: str) -> RollbackResult:
         self._rollback_id = rollback_id
         started = self.ctx.clock.now()
+        self._known = _plan_reads.take(rollback_id, started)
         work = self._begin(rollback_id)
         notifications.notify(self.ctx, "rollback-started", rollback_id)
         notifications.start_updates(self.ctx, rollback_id)
         specs = {s.name: s for s in self.ctx.runbook.components_for(self.ctx.env)}
         done = set(work["done"])
+        written = set(done)  # done in the ledger: what a waiting step may start on
         pending: dict[str, _Work] = {w.component: w for w in work["todo"]}
         failed: dict[str, str] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, self.ctx.concurrency))
         running: dict[Future[StepOutcome], str] = {}
+        wake = threading.Event()  # a step finished or the journal committed
+        self._journal = journal = Journal(self.ctx, rollback_id, self._fence, on_written=wake.set)
         try:
             while True:
-                ready = [] if self.stopping.is_set() else self._ready(pending, done, len(running))
+                journal.check()
+                written.update(journal.written_done())
+                ready = [] if self.stopping.is_set() else self._ready(pending, written, len(running))
                 if ready:
-                    self._mark_running(rollback_id, [item.component for item in ready])
+                    self._start(journal, [item.component for item in ready])
                 for item in ready:
                     del pending[item.component]
                     spec = specs.get(redeploy.component_of(item.component))
-                    running[pool.submit(self._execute, spec, item)] = item.component
+                    future = pool.submit(self._execute, spec, item)
+                    future.add_done_callback(lambda _: wake.set())
+                    running[future] = item.component
                 if not running:
-                    break
+                    if self.stopping.is_set() or not self._ready(pending, done, 0):
+                        break
+                    journal.flush()  # nothing runs; the next steps wait for a success to be committed
+                    continue
                 draining = self.stopping.is_set()
-                finished = self._wait(running, draining)
+                finished = self._wait(running, draining, wake)
                 outcomes = {running.pop(future): future.result() for future in finished}
                 if outcomes:
-                    self._mark_finished(rollback_id, outcomes)
+                    self._finished(journal, outcomes)
                 for component, outcome in outcomes.items():
-                    if outcome.status in DONE_STEP:
+                    if outcome.done:
                         done.add(component)
                     else:
                         failed[component] = outcome.error or outcome.detail
                 if draining:
                     break
+            journal.flush()  # every step's outcome is in the ledger before the rollback's
         finally:
+            journal.close()
             pool.shutdown(wait=False, cancel_futures=True)
         in_flight = sorted(running.values())
         restored = not failed and not pending and not in_flight
@@ -273,17 +301,24 @@ class Executor:
         notifications.notify(self.ctx, f"rollback-{result.status}", rollback_id)
         return result
 
-    def _wait(self, running: dict[Future[StepOutcome], str], draining: bool) -> set[Future[StepOutcome]]:
-        """The steps finished now (polled, so an interrupt is seen); when draining after an interrupt, the calls
-        in flight get DRAIN_SECONDS to finish, and those still out stay RUNNING with their attempt counted."""
+    def _wait(
+        self, running: dict[Future[StepOutcome], str], draining: bool, wake: threading.Event
+    ) -> set[Future[StepOutcome]]:
+        """The steps finished now; returns early when the journal commits (a waiting step may start), and at
+        least every POLL_SECONDS so an interrupt is seen. When draining after an interrupt, the calls in flight
+        get DRAIN_SECONDS to finish, and those still out stay RUNNING with their attempt counted."""
         if draining:
             return wait(running, timeout=DRAIN_SECONDS)[0]
-        return wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)[0]
+        wake.wait(POLL_SECONDS)
+        wake.clear()  # before looking: a step finishing or a commit from now on wakes the next wait
+        return {future for future in running if future.done()}
 
     def _ready(self, pending: dict[str, _Work], done: set[str], running: int) -> list[_Work]:
         room = max(1, self.ctx.concurrency) - running
-        ready = [w for w in pending.values() if all(dep in done for dep in w.waits_for)]
-        return ready[:room]
+        if room <= 0:
+            return []
+        ready = (w for w in pending.values() if all(dep in done for dep in w.waits_for))
+        return list(islice(ready, room))  # stops at `room`: no scan of every pending step per finished one
 
     def _begin(self, rollback_id: str) -> dict[str, Any]:
         with self.ctx.session() as session:
@@ -314,44 +349,25 @@ class Executor:
             )
         return {"done": done, "todo": todo}
 
-    def _mark_running(self, rollback_id: str, components: list[str]) -> None:
+    def _start(self, journal: Journal, components: list[str]) -> None:
+        """Hand the steps' start to the journal and go on; a lease not surely held is checked in the ledger
+        first, so a process whose claim was taken over starts nothing."""
+        if self.lease is not None and not self.lease.surely_held(LEASE_MARGIN_SECONDS):
+            with self.ctx.session() as session:
+                self._fence(session)
         for component in components:
             self.listener.step_started(component)
-        with self.ctx.session() as session:
-            self._fence(session)
-            for step in store.get_steps(session, rollback_id, components):
-                transition(step, StepStatus.RUNNING, STEP_TRANSITIONS)
-                step.started_at = self.ctx.clock.now()
-                step.error = None
-                step.attempts += 1  # counted before the call: a step left RUNNING may have taken effect
+        journal.started(components, self.ctx.clock.now())
 
-    def _mark_finished(self, rollback_id: str, outcomes: dict[str, StepOutcome]) -> None:
-        now = self.ctx.clock.now()
-        with self.ctx.session() as session:
-            self._fence(session)
-            for step in store.get_steps(session, rollback_id, list(outcomes)):
-                outcome = outcomes[step.component]
-                transition(step, outcome.status, STEP_TRANSITIONS)
-                step.finished_at = now
-                step.attempts += max(0, outcome.attempts - 1)
-                step.detail = redact(outcome.detail)
-                step.error = redact(outcome.error)
-                step.output = redact(outcome.output)
-                store.add_event(
-                    session,
-                    self.ctx.app,
-                    self.ctx.env,
-                    f"step-{outcome.status}",
-                    f"{step.component}: {outcome.error or outcome.detail}",
-                    now,
-                    rollback_id,
-                    {"component": step.component, "attempts": outcome.attempts},
-                )
+    def _finished(self, journal: Journal, outcomes: dict[str, StepOutcome]) -> None:
+        journal.finished(outcomes, self.ctx.clock.now())
+        if any(outcome.status == StepStatus.FAILED for outcome in outcomes.values()):
+            journal.flush()  # the failure notice is told from the ledger: a rare wait, off the path to success
         for component, outcome in outcomes.items():
             self.listener.step_finished(component, outcome.status, outcome.error or outcome.detail)
             if outcome.status == StepStatus.FAILED:
                 failure = {"component": component, "error": outcome.error}
-                notifications.notify(self.ctx, "step-failed", rollback_id, step=failure)
+                notifications.notify(self.ctx, "step-failed", self._rollback_id, step=failure)
 
     def _execute(self, spec: Component | None, work: _Work) -> StepOutcome:
         if spec is None:
@@ -402,17 +418,8 @@ class Executor:
     def _kind_context(self, component: str) -> KindContext:
         def progress(message: str) -> None:
             self.listener.step_progress(component, message)
-            with self.ctx.session() as session:
-                store.add_event(
-                    session,
-                    self.ctx.app,
-                    self.ctx.env,
-                    "step-progress",
-                    f"{component}: {message}",
-                    self.ctx.clock.now(),
-                    self._rollback_id,
-                    {"component": component},
-                )
+            if self._journal is not None:
+                self._journal.progress(component, message, self.ctx.clock.now())
 
         base = self.ctx.kind_context
         token = f"{self._rollback_id}-{component}"

@@ -13,7 +13,7 @@ from lastgood.domain.state import state_hash
 from lastgood.engine.record import read_states
 from lastgood.errors import BadInput, Refused
 from lastgood.kinds import redeploy
-from lastgood.kinds.base import Change, State
+from lastgood.kinds.base import Change, State, without_prefetched
 from lastgood.ledger import store
 from lastgood.ledger.tables import ReleaseRow
 from lastgood.runtime.context import EnvContext
@@ -192,7 +192,7 @@ def build_plan(
                 f"in release {target.label}; roll it back by hand or record a new release"
             )
     plannable = [s for s in specs if s.name in recorded]
-    current = read_states(ctx, plannable)
+    current = read_states(ctx, plannable, targets={s.name: recorded[s.name].state for s in plannable})
     steps, unchanged = [], []
     for spec in plannable:
         target_state = recorded[spec.name].state
@@ -223,7 +223,7 @@ def build_plan(
         not_recorded=not_recorded,
         partial=only is not None,
         rto_seconds=ctx.runbook.environment(ctx.env).rto,
-        live_hashes={name: state_hash(state) for name, (_kind, state) in current.items()},
+        live_hashes={name: state_hash(without_prefetched(state)) for name, (_kind, state) in current.items()},
         validation=describe_checks(ctx.runbook.validation_for(ctx.env)),
     )
     _targets(ctx, plan, plannable, severity)

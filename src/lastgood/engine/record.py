@@ -11,13 +11,20 @@ from lastgood.redact import redact
 from lastgood.runtime.context import EnvContext
 
 
-def read_states(ctx: EnvContext, specs: list[Component], recording: bool = False) -> dict[str, tuple[str, State]]:
-    """Every component's live state; a component that cannot be read is a problem named in one message."""
+def read_states(
+    ctx: EnvContext, specs: list[Component], recording: bool = False, targets: dict[str, State] | None = None
+) -> dict[str, tuple[str, State]]:
+    """Every component's live state; a component that cannot be read is a problem named in one message.
+    With `targets` (a rollback's plan), each kind reads knowing its target and may prefetch what apply needs."""
 
     def read(spec: Component) -> tuple[str, State | AwsError]:
         kind = ctx.kind_of(spec)
         try:
-            return spec.kind, (kind.record if recording else kind.read)(spec, ctx.kind_context)
+            if recording:
+                return spec.kind, kind.record(spec, ctx.kind_context)
+            if targets is not None and spec.name in targets:
+                return spec.kind, kind.read_for_rollback(spec, ctx.kind_context, targets[spec.name])
+            return spec.kind, kind.read(spec, ctx.kind_context)
         except AwsError as error:
             return spec.kind, error
 

@@ -51,6 +51,34 @@ class KindContext:
     is naturally idempotent may use it to skip a second read; it must never skip the write because of it."""
 
 
+class Prefetched:
+    """What a rollback's read fetched for apply in the same call (an SSM parameter's recorded value), carried in
+    a live state under PREFETCHED, in memory only: its repr hides it and it is not JSON, so a state carrying it
+    cannot reach the ledger, a log or an output by mistake."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = dict(data)
+
+    def __repr__(self) -> str:
+        return "<prefetched>"
+
+
+PREFETCHED = "_prefetched"
+
+
+def without_prefetched(state: State) -> State:
+    """The state as the ledger and a saved plan's fingerprint see it: without what a rollback's read prefetched."""
+    return {key: value for key, value in state.items() if key != PREFETCHED} if PREFETCHED in state else state
+
+
+def prefetched(state: State | None) -> dict[str, Any]:
+    """What `Kind.read_for_rollback` put in `state` for apply; empty for any other state."""
+    holder = (state or {}).get(PREFETCHED)
+    return holder.data if isinstance(holder, Prefetched) else {}
+
+
 @dataclass(frozen=True)
 class Change:
     """What rolling one component back to a recorded state does."""
@@ -128,6 +156,12 @@ class Kind(ABC, Generic[SpecT]):
     @abstractmethod
     def read(self, spec: SpecT, ctx: KindContext) -> State:
         """The live state, in the shape stored in the ledger. Reads only: plan and verify call it too."""
+
+    def read_for_rollback(self, spec: SpecT, ctx: KindContext, target: State) -> State:
+        """The live state read by a rollback's plan, knowing the state it returns to. A kind may fetch in the
+        same calls what its apply will need (under PREFETCHED, see `Prefetched`); apply finds it in
+        `ctx.known_state`. Reads only."""
+        return self.read(spec, ctx)
 
     def record(self, spec: SpecT, ctx: KindContext) -> State:
         """The state stored when a release is recorded. Kinds that take a snapshot or an on-demand backup at

@@ -1,36 +1,81 @@
-"""Kind name -> implementation. Adding a kind is one module and one line here."""
+"""Kind name -> implementation. Adding a kind is one module and one line in `_MODULES`.
+
+A kind's module is imported the first time the kind is looked up: `lastgood validate` of a file with Lambda
+aliases and parameters builds those two kinds' models, not every kind's (issue 13, goal 1).
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput
-from lastgood.kinds.amplify_branch import AmplifyBranch
-from lastgood.kinds.amplify_env import AmplifyEnv
-from lastgood.kinds.apigateway_stage import ApigatewayStage
-from lastgood.kinds.aurora_cluster import AuroraCluster
 from lastgood.kinds.base import Kind, WeightedKind
-from lastgood.kinds.cloudformation_stack import CloudFormationStack
-from lastgood.kinds.codedeploy import CodeDeploy
-from lastgood.kinds.command import Command
-from lastgood.kinds.dynamodb_table import DynamoDbTable
-from lastgood.kinds.ecs_service import EcsService
-from lastgood.kinds.elbv2_listener import Elbv2Listener
-from lastgood.kinds.feature_flag import FeatureFlag
-from lastgood.kinds.lambda_alias import LambdaAlias
-from lastgood.kinds.lambda_env import LambdaEnv
-from lastgood.kinds.rds_instance import RdsInstance
 from lastgood.kinds.redeploy import Redeployable
-from lastgood.kinds.route53_weighted import Route53Weighted
-from lastgood.kinds.s3_prefix import S3Prefix
-from lastgood.kinds.secret import Secret
-from lastgood.kinds.security_group import SecurityGroup
-from lastgood.kinds.sql_migrations import SqlMigrations
-from lastgood.kinds.ssm_parameter import SsmParameter
-from lastgood.kinds.stepfunctions_alias import StepfunctionsAlias
 
-KINDS: dict[str, Kind[Any]] = {}
+_MODULES = {
+    "lambda-alias": "lastgood.kinds.lambda_alias:LambdaAlias",
+    "ssm-parameter": "lastgood.kinds.ssm_parameter:SsmParameter",
+    "secret": "lastgood.kinds.secret:Secret",
+    "amplify-branch": "lastgood.kinds.amplify_branch:AmplifyBranch",
+    "apigateway-stage": "lastgood.kinds.apigateway_stage:ApigatewayStage",
+    "stepfunctions-alias": "lastgood.kinds.stepfunctions_alias:StepfunctionsAlias",
+    "ecs-service": "lastgood.kinds.ecs_service:EcsService",
+    "dynamodb-table": "lastgood.kinds.dynamodb_table:DynamoDbTable",
+    "rds-instance": "lastgood.kinds.rds_instance:RdsInstance",
+    "aurora-cluster": "lastgood.kinds.aurora_cluster:AuroraCluster",
+    "s3-prefix": "lastgood.kinds.s3_prefix:S3Prefix",
+    "elbv2-listener": "lastgood.kinds.elbv2_listener:Elbv2Listener",
+    "route53-weighted": "lastgood.kinds.route53_weighted:Route53Weighted",
+    "cloudformation-stack": "lastgood.kinds.cloudformation_stack:CloudFormationStack",
+    "codedeploy": "lastgood.kinds.codedeploy:CodeDeploy",
+    "sql-migrations": "lastgood.kinds.sql_migrations:SqlMigrations",
+    "feature-flag": "lastgood.kinds.feature_flag:FeatureFlag",
+    "command": "lastgood.kinds.command:Command",
+    "amplify-env": "lastgood.kinds.amplify_env:AmplifyEnv",
+    "lambda-env": "lastgood.kinds.lambda_env:LambdaEnv",
+    "security-group": "lastgood.kinds.security_group:SecurityGroup",
+}
+"""Each kind's name and where its class is, in the order the kinds are listed (and offered) everywhere."""
+
+
+class _Kinds(MutableMapping[str, Kind[Any]]):
+    """The registered kinds by name; a built-in kind is made (its module imported) when first looked up."""
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        self._where: dict[str, str | None] = {**modules}
+        self._made: dict[str, Kind[Any]] = {}
+
+    def __getitem__(self, name: str) -> Kind[Any]:
+        kind = self._made.get(name)
+        if kind is None:
+            where = self._where[name]  # KeyError: no such kind
+            assert where is not None
+            module, _, attribute = where.partition(":")
+            kind = self._made[name] = getattr(importlib.import_module(module), attribute)()
+        return kind
+
+    def __setitem__(self, name: str, kind: Kind[Any]) -> None:
+        self._where.setdefault(name, None)
+        self._made[name] = kind
+
+    def __delitem__(self, name: str) -> None:
+        del self._where[name]
+        self._made.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where
+
+
+KINDS: MutableMapping[str, Kind[Any]] = _Kinds(_MODULES)
 
 
 def register(kind: Kind[Any]) -> None:
@@ -55,29 +100,3 @@ def weighted_kinds() -> tuple[str, ...]:
 
 def as_weighted(kind: Kind[Any]) -> WeightedKind[Any] | None:
     return kind if isinstance(kind, WeightedKind) else None
-
-
-for _kind in (
-    LambdaAlias(),
-    SsmParameter(),
-    Secret(),
-    AmplifyBranch(),
-    ApigatewayStage(),
-    StepfunctionsAlias(),
-    EcsService(),
-    DynamoDbTable(),
-    RdsInstance(),
-    AuroraCluster(),
-    S3Prefix(),
-    Elbv2Listener(),
-    Route53Weighted(),
-    CloudFormationStack(),
-    CodeDeploy(),
-    SqlMigrations(),
-    FeatureFlag(),
-    Command(),
-    AmplifyEnv(),
-    LambdaEnv(),
-    SecurityGroup(),
-):
-    register(_kind)

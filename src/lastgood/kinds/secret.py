@@ -19,7 +19,19 @@ from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import LastgoodError, StepFailed
 from lastgood.kinds import _restore
-from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, ReadinessCheck, State
+from lastgood.kinds.base import (
+    PREFETCHED,
+    ApplyResult,
+    Change,
+    IamScope,
+    IamStatement,
+    Kind,
+    KindContext,
+    Prefetched,
+    ReadinessCheck,
+    State,
+    prefetched,
+)
 
 
 class SecretSpec(Component):
@@ -49,13 +61,19 @@ class Secret(Kind[SecretSpec]):
         described = self._describe(spec, ctx)
         return {"version_id": _current(described), "rotation": _rotation(described, enabled_only=True)}
 
+    def read_for_rollback(self, spec: SecretSpec, ctx: KindContext, target: State) -> State:
+        """The same DescribeSecret, kept (versions, labels, rotation, tags) for apply's first attempt."""
+        described = self._describe(spec, ctx)
+        state = {"version_id": _current(described), "rotation": _rotation(described, enabled_only=True)}
+        return {**state, PREFETCHED: Prefetched({"described": described})}
+
     def differences(self, spec: SecretSpec, current: State, target: State) -> list[str]:
         if current["version_id"] == target["version_id"]:
             return []
         return [f"AWSCURRENT {_short(current['version_id'])} -> {_short(target['version_id'])}"]
 
     def apply(self, spec: SecretSpec, ctx: KindContext, target: State) -> ApplyResult:
-        described = self._describe(spec, ctx)
+        described = prefetched(ctx.known_state).get("described") or self._describe(spec, ctx)
         current, wanted = _current(described), target["version_id"]
         paused_earlier = PAUSE_TAG in _restore.tag_dict(described.get("Tags"))
         if current == wanted and not paused_earlier:
@@ -65,7 +83,7 @@ class Secret(Kind[SecretSpec]):
         if pause and not paused_earlier:
             self._pause(spec, ctx)
         try:
-            detail = self._move(spec, ctx, current, wanted)
+            detail = self._move(spec, ctx, current, wanted, set(described.get("VersionIdsToStages") or {}))
         except LastgoodError as error:
             if pause:
                 self._resume_after_failure(spec, ctx, rotation, error)
@@ -74,10 +92,11 @@ class Secret(Kind[SecretSpec]):
             detail += "; " + self._resume(spec, ctx, rotation)
         return ApplyResult(detail)
 
-    def _move(self, spec: SecretSpec, ctx: KindContext, current: str | None, wanted: str) -> str:
+    def _move(self, spec: SecretSpec, ctx: KindContext, current: str | None, wanted: str, labelled: set[str]) -> str:
         if current == wanted:
             return f"AWSCURRENT already on {_short(wanted)}"
-        if wanted not in self._versions(spec, ctx):
+        # DescribeSecret lists the versions that have a label; only a deprecated one needs the full list.
+        if wanted not in labelled and wanted not in self._versions(spec, ctx):
             raise StepFailed(f"{spec.secret}: version {wanted} no longer exists, so AWSCURRENT cannot move back")
         kwargs = {"SecretId": spec.secret, "VersionStage": "AWSCURRENT", "MoveToVersionId": wanted}
         if current:

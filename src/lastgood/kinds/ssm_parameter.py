@@ -13,17 +13,21 @@ from lastgood.aws.errors import map_aws_errors
 from lastgood.config.models import Component
 from lastgood.errors import ResourceNotFound, StepFailed
 from lastgood.kinds.base import (
+    PREFETCHED,
     ApplyResult,
     Change,
     IamScope,
     IamStatement,
     Kind,
     KindContext,
+    Prefetched,
     ReadinessCheck,
     State,
+    prefetched,
     value_hash,
 )
 
+GET_PARAMETERS_MAX = 10  # names per GetParameters call
 HISTORY_KEPT = 100  # SSM drops a parameter's oldest version when the 101st is written
 RISK_MARGIN = 10
 
@@ -33,6 +37,10 @@ class SsmParameterSpec(Component):
     parameters: list[str] = Field(
         min_length=1, description="Parameter names; a trailing slash means every parameter under the path."
     )
+
+
+def _selector(name: str, recorded: dict[str, Any] | None) -> str | None:
+    return f"{name}:{recorded['version']}" if recorded is not None else None
 
 
 def _entry(parameter: dict[str, Any]) -> dict[str, Any]:
@@ -94,29 +102,61 @@ class SsmParameter(Kind[SsmParameterSpec]):
             notes=tuple(f"{name} was created after the release; it is left as it is" for name in extra),
         )
 
+    def read_for_rollback(self, spec: SsmParameterSpec, ctx: KindContext, target: State) -> State:
+        """Named parameters: one GetParameters call per five, asking for each one's live version and its
+        recorded version (`name:version`), so apply writes the recorded value back without reading again.
+        Paths are read as usual (apply then reads the history of what changed)."""
+        if any(entry.endswith("/") for entry in spec.parameters):
+            return self.read(spec, ctx)
+        recorded = target.get("parameters") or {}
+        names = [n for name in spec.parameters for n in (name, _selector(name, recorded.get(name))) if n]
+        found: dict[str, dict[str, Any]] = {}
+        values: dict[str, dict[str, Any]] = {}
+        ssm = ctx.aws.client("ssm")
+        for start in range(0, len(names), GET_PARAMETERS_MAX):
+            chunk = names[start : start + GET_PARAMETERS_MAX]
+            with map_aws_errors(f"ssm:GetParameters {', '.join(chunk)}"):
+                answer = ssm.get_parameters(Names=chunk, WithDecryption=True)
+            for parameter in answer["Parameters"]:
+                name, version = parameter["Name"], int(parameter["Version"])
+                if name not in found or version > found[name]["version"]:  # the plain name answers the newest
+                    found[name] = _entry(parameter)
+                if name in recorded and version == int(recorded[name]["version"]):
+                    values[name] = {"Value": parameter["Value"], "Type": parameter["Type"]}
+        return {"parameters": dict(sorted(found.items())), PREFETCHED: Prefetched(values)}
+
     def apply(self, spec: SsmParameterSpec, ctx: KindContext, target: State) -> ApplyResult:
-        current = self.read(spec, ctx)
+        current = ctx.known_state if ctx.known_state is not None else self.read(spec, ctx)
+        values = prefetched(current)
+        now_state = dict(current["parameters"])
         restored = []
         for name, recorded in target["parameters"].items():
-            now = current["parameters"].get(name)
+            now = now_state.get(name)
             if now is not None and now["hash"] == recorded["hash"]:
                 continue
-            self._restore(ctx, name, recorded)
+            now_state[name] = self._restore(ctx, name, recorded, values.get(name))
             restored.append(f"{name} (value of version {recorded['version']})")
+        observed = {"parameters": dict(sorted(now_state.items()))}
         if not restored:
-            return ApplyResult("already at target", changed=False)
-        return ApplyResult("restored " + ", ".join(restored))
+            return ApplyResult("already at target", changed=False, observed=observed)
+        return ApplyResult("restored " + ", ".join(restored), observed=observed)
 
-    def _restore(self, ctx: KindContext, name: str, recorded: dict[str, Any]) -> None:
+    def _restore(
+        self, ctx: KindContext, name: str, recorded: dict[str, Any], fetched: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Write the recorded version's value back; the state PutParameter's answer (the new version, holding
+        the value sent) confirms. A SecureString's value is taken from the history, which names its KMS key."""
         ssm = ctx.aws.client("ssm")
-        old = self._history_entry(ctx, name, int(recorded["version"]))
+        usable = fetched is not None and fetched["Type"] != "SecureString"
+        old = fetched if usable and fetched else self._history_entry(ctx, name, int(recorded["version"]))
         if value_hash(old["Value"]) != recorded["hash"]:
             raise StepFailed(f"{name}: version {recorded['version']} in the history no longer matches the release")
         kwargs: dict[str, Any] = {"Name": name, "Value": old["Value"], "Type": old["Type"], "Overwrite": True}
         if old["Type"] == "SecureString" and old.get("KeyId"):
             kwargs["KeyId"] = old["KeyId"]
         with map_aws_errors(f"ssm:PutParameter {name}"):
-            ssm.put_parameter(**kwargs)
+            written = ssm.put_parameter(**kwargs)
+        return {"version": int(written["Version"]), "hash": recorded["hash"], "type": old["Type"]}
 
     @staticmethod
     def _history_entry(ctx: KindContext, name: str, version: int) -> dict[str, Any]:

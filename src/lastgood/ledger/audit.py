@@ -65,17 +65,27 @@ def _fields(row: EventRow) -> dict[str, Any]:
 
 
 def append(session: Session, row: EventRow) -> None:
-    """Chain and add an event. The head row is locked (PostgreSQL) or the transaction is the only writer
-    (SQLite begins every transaction IMMEDIATE), so two writers never chain onto the same entry."""
+    """Chain and add an event (see `append_all`)."""
+    append_all(session, [row])
+
+
+def append_all(session: Session, rows: list[EventRow]) -> None:
+    """Chain and add events in their order, reading the head once. The head row is locked (PostgreSQL) or the
+    transaction is the only writer (SQLite begins every transaction IMMEDIATE), so two writers never chain onto
+    the same entry."""
+    if not rows:
+        return
     head = session.scalar(select(ChainHeadRow).where(ChainHeadRow.id == 1).with_for_update())
     if head is None:
         head = ChainHeadRow(id=1, last_event_id=0, hash=GENESIS)
         session.add(head)
-    row.prev_hash = head.hash
-    row.hash = entry_hash(head.hash, _fields(row))
-    session.add(row)
+    previous = head.hash
+    for row in rows:
+        row.prev_hash = previous
+        row.hash = previous = entry_hash(previous, _fields(row))
+    session.add_all(rows)  # inserted in this order, so ids follow the chain
     session.flush()
-    head.hash, head.last_event_id = row.hash, row.id
+    head.hash, head.last_event_id = previous, rows[-1].id
 
 
 CHUNK = 1000

@@ -176,7 +176,22 @@ def add_event(
     actor: str | None = None,
 ) -> None:
     """Append to the timeline, which is also the audit chain. Secret values are masked first."""
-    row = EventRow(
+    audit.append(session, new_event(session, app, env, type, message, at, rollback_id, data, actor))
+
+
+def new_event(
+    session: Session,
+    app: str,
+    env: str,
+    type: str,
+    message: str,
+    at: datetime,
+    rollback_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> EventRow:
+    """An event for `add_events`, secret values masked, signed by the session's actor unless `actor` is given."""
+    return EventRow(
         app=app,
         env=env,
         rollback_id=rollback_id,
@@ -186,7 +201,11 @@ def add_event(
         data=redact(data or {}),
         actor=actor or session.info.get("actor") or "lastgood",
     )
-    audit.append(session, row)
+
+
+def add_events(session: Session, rows: list[EventRow]) -> None:
+    """Append several events to the timeline in one go: the chain's head is read once."""
+    audit.append_all(session, rows)
 
 
 def events_of(session: Session, rollback_id: str) -> list[EventRow]:

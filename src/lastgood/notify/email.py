@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config.plugins import ChannelSettings
 from lastgood.notify.base import Message, NotifyError
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class EmailSettings(ChannelSettings):
@@ -64,6 +65,9 @@ class EmailNotifier:
         self._ssl_context = ssl_context
 
     def send(self, message: Message) -> None:
+        import smtplib  # here: smtplib and ssl cost every command that reads the file 30 ms
+        import ssl
+
         s = self._settings
         mail = email_of(message.redacted(), s.sender, s.to)
         try:

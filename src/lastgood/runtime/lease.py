@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ class Lease:
     claim: holds.Claim
     ttl: float
     took_over: dict[str, object] | None = None  # the expired holder this claim replaced
+    renewed_at: datetime | None = None  # the clock just before the last claim or renewal that was written
     lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -51,10 +53,20 @@ class Lease:
                 "it stops here and leaves the rest to the new owner"
             )
 
+    def surely_held(self, margin: float) -> bool:
+        """Still held for `margin` seconds at least, known without the database: no one may take the claim over
+        before `ttl` has passed since the heartbeat last written, which was no earlier than `renewed_at`."""
+        if self.lost.is_set() or self.renewed_at is None:
+            return False
+        return (self.ctx.clock.now() - self.renewed_at).total_seconds() < self.ttl - margin
+
     def renew(self) -> bool:
+        now = self.ctx.clock.now()
         with self.ctx.session() as session:
-            ok = holds.renew(session, self.ctx.app, self.ctx.env, self.claim.token, self.ctx.clock.now(), self.ttl)
-        if not ok:
+            ok = holds.renew(session, self.ctx.app, self.ctx.env, self.claim.token, now, self.ttl)
+        if ok:
+            self.renewed_at = now
+        else:
             self.lost.set()
         return ok
 
@@ -132,9 +144,10 @@ def acquire(ctx: EnvContext, operation: str, subject: str, wait: float | None = 
     started = time.monotonic()
     deadline = started + (wait or 0)
     while True:
+        before = ctx.clock.now()
         holder, previous = try_claim(ctx, claim, ttl)
         if holder is None:
-            lease = Lease(ctx, claim, ttl, took_over=previous)
+            lease = Lease(ctx, claim, ttl, took_over=previous, renewed_at=before)
             lease.start()
             telemetry.lock_waited(ctx.app, ctx.env, operation, time.monotonic() - started, "claimed")
             return lease

@@ -11,7 +11,6 @@ import json
 import math
 import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -108,6 +107,8 @@ class PrometheusSource:
             return Series(request.id, status="error", error=f"prometheus {query.url}: {error}")
 
     def _get(self, url: str) -> dict[str, Any]:
+        import urllib.request  # here: it costs `lastgood validate` 70 ms
+
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 return _json(response.read())
