@@ -9,11 +9,20 @@ from pathlib import Path
 import pytest
 
 from lastgood.aws.clients import AwsClients
+from lastgood.aws.overrides import AwsOverrides, set_overrides
 from lastgood.config.models import AwsSettings
 from lastgood.testing import shop
 from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint
 
 pytest_plugins = ["pg_fixture", "canary_fixture", "server_fixture", "markers"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_aws_flags() -> Iterator[None]:
+    """`--endpoint-url` and the other global flags are process-wide (one command per process in real use): a test
+    running the CLI in-process must not leave them to the next test's own AwsClients."""
+    yield
+    set_overrides(AwsOverrides())
 
 
 @pytest.fixture(scope="session")

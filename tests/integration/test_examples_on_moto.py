@@ -144,7 +144,7 @@ class Run:
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
-        code = main(["--endpoint-url", self.endpoint.url, *argv, "-f", str(self.file)])
+        code = main([*argv, "-f", str(self.file)])
         captured = self.capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -163,6 +163,7 @@ def example(
     aws_env: LocalEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[[str], Run]:
     monkeypatch.setenv("LASTGOOD_STATE", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env.url)  # as a user points the AWS SDKs at another endpoint
     return lambda name: Run(name, tmp_path, aws_env, capsys)
 
 

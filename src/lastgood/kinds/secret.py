@@ -212,11 +212,11 @@ class Secret(Kind[SecretSpec]):
                 resources=(resource,),
                 purpose="read version stages and move AWSCURRENT (never the value)",
             ),
-            *(self._rotation_iam(resource) if spec.pause_rotation else []),
+            *(self._rotation_iam(resource, scope) if spec.pause_rotation else []),
         ]
 
     @staticmethod
-    def _rotation_iam(resource: str) -> list[IamStatement]:
+    def _rotation_iam(resource: str, scope: IamScope) -> list[IamStatement]:
         return [
             IamStatement(
                 actions=(
@@ -230,7 +230,8 @@ class Secret(Kind[SecretSpec]):
             ),
             IamStatement(
                 actions=("lambda:InvokeFunction",),
-                resources=("*",),
+                # The rotation function is the secret's, known only at run time: this account and region's.
+                resources=(f"arn:{scope.partition}:lambda:{scope.region}:{scope.account}:function:*",),
                 purpose="RotateSecret needs it on the rotation function; narrow to that function",
             ),
         ]
