@@ -5,12 +5,10 @@ secrets masked; a template failing at run time falls back to the built-in text."
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -23,29 +21,16 @@ from lastgood.kinds.fake import FakeWorld, installed
 from lastgood.notify.base import Message
 from lastgood.notify.messages import message_from_rollback
 from lastgood.notify.templates import with_template
+from lastgood.testing.webhooks import WebhookReceiver
 
 TOKEN = "tok-very-secret-9876"
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        Receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
     redact.clear()
 
 
@@ -112,7 +97,7 @@ def test_a_template_failing_at_run_time_falls_back_to_the_built_in_text() -> Non
 
 
 def test_a_rollback_sends_the_files_templates_with_its_facts_and_no_secret(
-    tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_TOKEN", TOKEN)
     monkeypatch.setenv("LASTGOOD_USER", "carol")
@@ -122,7 +107,7 @@ state: sqlite:///state.db
 environments: {{staging: {{}}}}
 components: [{{name: api, kind: fake}}]
 notifications:
-  channels: [{{webhook: {{url: "{receiver}", secret: "${{API_TOKEN}}"}}}}]
+  channels: [{{webhook: {{url: "{receiver.url}", secret: "${{API_TOKEN}}"}}}}]
   templates:
     rollback-started: |-
       [{{{{ severity | upper }}}}] {{{{ app }}}}/{{{{ env }}}}:
@@ -138,8 +123,8 @@ notifications:
         reason = f"errors after v2 (token {TOKEN} leaked in the logs)"
         assert main(["rollback", "staging", "--yes", "--severity", "high", "--reason", reason]) == 0
     by_event: dict[str, dict[str, Any]] = {}
-    assert wait_for(lambda: {"rollback-started", "rollback-succeeded"} <= {m["event"] for m in Receiver.received})
-    for message in Receiver.received:
+    assert wait_for(lambda: {"rollback-started", "rollback-succeeded"} <= {m["event"] for m in receiver.received})
+    for message in receiver.received:
         by_event[message["event"]] = message
     started = by_event["rollback-started"]["text"]
     assert started == (
@@ -148,4 +133,4 @@ notifications:
     )
     done = by_event["rollback-succeeded"]
     assert done["text"].endswith("done: 1/1 steps; Complete (1 of 1 steps done)") and done["text"].startswith("rb-")
-    assert all(TOKEN not in json.dumps(m) for m in Receiver.received)
+    assert all(TOKEN not in json.dumps(m) for m in receiver.received)

@@ -4,12 +4,8 @@ the server's escalate job sends the file's escalation step to its channel, `POST
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 from api_helpers import poll, rollback_finished, two_releases
@@ -17,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from lastgood.server.app import create_app
 from lastgood.server.state import ServerState
+from lastgood.testing.webhooks import WebhookReceiver
 from server_fixture import Users, add_users, make_state
 
 pytestmark = pytest.mark.slow
@@ -38,31 +35,17 @@ notifications:
 """
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture
-def hook() -> Iterator[str]:
-    Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-
-
-@pytest.fixture
-def server_state(shop_dir: Path, hook: str) -> ServerState:
+def server_state(shop_dir: Path, hook: WebhookReceiver) -> ServerState:
     file = shop_dir / "lastgood.yaml"
-    file.write_text(file.read_text() + EXTRA.format(hook=hook))
+    file.write_text(file.read_text() + EXTRA.format(hook=hook.url))
     return make_state(shop_dir, guard_tick=0.2, escalate_every=0.2)
 
 
@@ -77,12 +60,12 @@ def client(server_state: ServerState) -> Iterator[TestClient]:
         yield test_client
 
 
-def events() -> list[str]:
-    return [body["event"] for body in Hook.received]
+def events(hook: WebhookReceiver) -> list[str]:
+    return [body["event"] for body in hook.received]
 
 
 def test_restored_unhealthy_over_the_api_escalates_until_acknowledged(
-    client: TestClient, users: Users, server_state: ServerState
+    client: TestClient, users: Users, server_state: ServerState, hook: WebhookReceiver
 ) -> None:
     two_releases(server_state)
     operator, viewer = users.headers("operator"), users.headers("viewer")
@@ -101,8 +84,8 @@ def test_restored_unhealthy_over_the_api_escalates_until_acknowledged(
     assert detail["validation"]["checks"][0]["detail"].startswith("exited 1, expected 0; last output: still failing")
 
     # the server's escalate job: the step after 1s without acknowledgement, to the pager channel, once
-    assert poll(events, lambda seen: "escalation" in seen, timeout=30).count("escalation") == 1
-    assert "rollback-restored-unhealthy" in events()
+    assert poll(lambda: events(hook), lambda seen: "escalation" in seen, timeout=30).count("escalation") == 1
+    assert "rollback-restored-unhealthy" in events(hook)
     sent = poll(
         lambda: client.get(f"/api/v1/rollbacks/{rollback_id}", headers=viewer).json()["escalations"],
         lambda rows: bool(rows),
