@@ -183,6 +183,8 @@ def test_markdown_of_a_verified_rollback(stand: Stand, tmp_path: Path, capsys: p
 
     # The timeline: detected, decided, approved (twice), notified, started, each step, verified, notified.
     report = report_of(stand, rollback_id)
+    # The release left is marked bad in the last transaction, by an event without the rollback's id: found.
+    assert [e.key for e in report.timeline].count("marked-bad") == 1
     keys = [e.key for e in report.timeline if e.key not in ("progress", "marked-bad", "requested")]
     assert keys == ["detected", "decided", "approved", "approved", "notified", "started"] + ["step"] * 3 + [
         "verified",

@@ -335,16 +335,26 @@ def load_incident(session: Session, rollback_id: str) -> Incident:
 
 
 def _events(session: Session, row: RollbackRow) -> list[EventFact]:
-    """The rollback's own events, plus the release marked bad on its account (written without its id)."""
+    """The rollback's own events, plus the release marked bad on its account (written without its id, in the
+    transaction of its last event: so between its first and last, which bounds the search by id, not by the
+    environment's whole history)."""
+    own = store.events_of(session, row.id)
+    if len(own) < 2:
+        return [_fact(e) for e in own]
     marked = select(EventRow).where(
         EventRow.app == row.app,
         EventRow.env == row.env,
+        EventRow.id > own[0].id,
+        EventRow.id < own[-1].id,
         EventRow.rollback_id.is_(None),
         EventRow.type == "release-marked-bad",
         EventRow.message.contains(row.id),
     )
-    rows = [*store.events_of(session, row.id), *session.scalars(marked)]
-    return [EventFact(e.id, e.at, e.type, e.message, e.actor, dict(e.data or {})) for e in sorted(rows, key=_by_id)]
+    return [_fact(e) for e in sorted([*own, *session.scalars(marked)], key=_by_id)]
+
+
+def _fact(e: EventRow) -> EventFact:
+    return EventFact(e.id, e.at, e.type, e.message, e.actor, dict(e.data or {}))
 
 
 def _by_id(event: EventRow) -> int:
