@@ -15,7 +15,7 @@ VALUES: list[Any] = [
     ["0" * 64, "2026-05-01T09:00:00.000000+00:00", "shop", "prod", None, "step-succeeded", "done", {}, ""],
     {"b": 1, "a": [1.5, 2e-7, -0.0, 10**20], "c": {"z": None, "y": True, "é": "naïve ✓ \u2028"}},
     {"when": datetime(2026, 5, 1, tzinfo=UTC), "amount": Decimal("1.10"), "nested": [{"k": "v"}, []]},
-    ["quotes \" and \\ and \n and \t", float("inf"), float("nan")],
+    ['quotes " and \\ and \n and \t', float("inf"), float("nan")],
 ]
 
 
