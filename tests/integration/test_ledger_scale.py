@@ -24,6 +24,7 @@ from lastgood.errors import BadInput
 from lastgood.ledger import audit, store
 from lastgood.ledger.db import Ledger, open_ledger
 from lastgood.ledger.tables import ChainHeadRow, EventRow, ReleaseRow
+from lastgood.service import releases
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -115,6 +116,31 @@ def test_release_list_shows_the_newest_20_by_default(tmp_path: Path, capsys: pyt
     assert "releases 1-20 of 25" in capsys.readouterr().out
     assert main(["release", "list", "prod", "--limit", "30", "-f", str(file), "-o", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["releases"]) == 25
+
+
+def test_release_list_counts_no_further_than_its_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "lastgood.yaml"
+    file.write_text("app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\ncomponents: []\n")
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.db'}")
+    seed_releases(ledger, 40)
+    monkeypatch.setattr(releases, "TOTAL_COUNTED", 30)
+    args = ["release", "list", "prod", "-f", str(file), "-o", "json"]
+    assert main(args) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert (len(listing["releases"]), listing["total"], listing["total_exact"]) == (20, 30, False)
+    assert main(["release", "list", "prod", "-f", str(file)]) == 0
+    assert "releases 1-20 of more than 30" in capsys.readouterr().out
+    assert main([*args, "--offset", "25"]) == 0  # the page's end (45) is past the bound: counted to it, exactly
+    listing = json.loads(capsys.readouterr().out)
+    assert (len(listing["releases"]), listing["total"], listing["total_exact"]) == (15, 40, True)
+    monkeypatch.setattr(releases, "TOTAL_COUNTED", 40)  # exactly as many as there are: exact
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 40
+    with ledger.session() as session:
+        assert store.count_releases(session, "shop", "prod", at_most=7) == 7
+        assert store.count_releases(session, "shop", "prod") == 40
 
 
 def test_a_duplicate_label_is_found_by_one_lookup_of_that_label(ledger: Ledger) -> None:

@@ -81,10 +81,9 @@ def list_(
             table.add_row(escape(release.label), at, escape(release.recorded_by), status)
         print_table(stdout, table)
         shown = len(result.releases)
-        if shown < result.total:
-            stdout.print(
-                f"releases {offset + 1}-{offset + shown} of {result.total}, newest first (more: --limit, --offset)"
-            )
+        if shown < result.total or not result.total_exact:
+            of = str(result.total) if result.total_exact else f"more than {result.total:,}"
+            stdout.print(f"releases {offset + 1}-{offset + shown} of {of}, newest first (more: --limit, --offset)")
 
     emit(output, result, render)
 

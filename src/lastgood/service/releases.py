@@ -31,10 +31,16 @@ class RecordedRelease(ReleaseSummary):
     notes: list[str] = Field(default_factory=list)
 
 
+TOTAL_COUNTED = 10_000
+"""`release list` counts the releases up to this many (or to the end of the page asked for, if further): past it,
+`total` is this and `total_exact` false. An exact count of 100,000 releases costs more than the page itself."""
+
+
 class ReleaseList(BaseModel):
     env: str
     releases: list[ReleaseSummary]
-    total: int
+    total: int  # all of them, or (total_exact false) more than this many
+    total_exact: bool = True
     limit: int | None
     offset: int
 
@@ -74,13 +80,17 @@ def record(ctx: EnvContext, label: str) -> RecordedRelease:
 
 def list_releases(ctx: EnvContext, limit: int | None = None, offset: int = 0) -> ReleaseList:
     """Newest first, the live one and those marked bad flagged; a page of them with `limit` and `offset`."""
+    bound = None if limit is None else max(TOTAL_COUNTED, offset + limit)
     with ctx.session() as session:
         rows = store.list_releases(session, ctx.app, ctx.env, limit, offset)
-        total = store.count_releases(session, ctx.app, ctx.env)
+        total = store.count_releases(session, ctx.app, ctx.env, None if bound is None else bound + 1)
         live = store.live_release(session, ctx.app, ctx.env)
     live_id = live.id if live else None
     releases = [release_summary(r, live_id) for r in rows]
-    return ReleaseList(env=ctx.env, releases=releases, total=total, limit=limit, offset=offset)
+    exact = bound is None or total <= bound
+    return ReleaseList(
+        env=ctx.env, releases=releases, total=total if exact else bound, total_exact=exact, limit=limit, offset=offset
+    )
 
 
 def mark_bad(ctx: EnvContext, label: str, reason: str, live_confirmed: bool = False) -> MarkedBad:

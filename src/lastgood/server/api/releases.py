@@ -34,7 +34,8 @@ def list_releases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ReleaseList:
-    """Newest first, the live one and the bad ones flagged; `total` counts them all."""
+    """Newest first, the live one and the bad ones flagged; `total` counts them all, up to 10,000 or the end of
+    the page (past it, `total_exact` is false)."""
     return releases.list_releases(state.apps.env_context(app, env, caller.user), limit, offset)
 
 
