@@ -13,9 +13,12 @@ so the KPIs read the same window. Then it times, in process, through the service
 - `release list` (the default page of 20);
 - `audit verify`: events a second, and its peak of Python memory (tracemalloc, in its own run).
 
-Each figure is the best of --repeat calls (the least disturbed on a shared machine; the medians are in the JSON
-and their worst ratio is printed too); the ratio column is the largest N's over the smallest (the goal: within
-1.2), and audit verify's rate is held against >= 100,000 events/s.
+The commands are timed in paired rounds: every command once per round on every size (the sizes' order
+reversed every other round), so a busy spell of a shared machine falls on all sizes alike. Each figure is the
+median of --repeat rounds (wall, and CPU of this process: on PostgreSQL the client's only); the ratio is the
+largest N's over the smallest. It ends with one verdict line per goal and backend, met or missed with its
+figure: the four commands' median ratio within 1.2, audit verify >= 100,000 events/s (wall, its slowest size),
+its peak memory the same at every size.
 
     .venv/bin/python bench/ledger_scale.py                          # SQLite and PostgreSQL, 1k / 10k / 100k
     .venv/bin/python bench/ledger_scale.py --sizes 1000 10000 --no-pg --repeat 5
@@ -32,7 +35,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -188,22 +191,68 @@ def seed(url: str, n: int, now: datetime) -> str:
 
 # ------------------------------------------------------------------------------------------------- timing
 
+GOALS = ("release record", "plan", "show", "kpis --since 90d")  # the issue's: within 20% at every size
+OPERATIONS = (*GOALS, "release list")
 
-def timed_ms(fn: Callable[[int], Any], repeat: int) -> dict[str, float]:
-    """min / median / max ms of `repeat` calls, after one untimed call (the first pays for imports, caches)."""
-    fn(repeat)
-    times, cpu = [], []
-    for attempt in range(repeat):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        fn(attempt)
-        times.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - cpu_started) * 1000)
+
+@contextmanager
+def runbook_file(url: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "lastgood.yaml"
+        components = ", ".join(f"{{name: {c}, kind: fake}}" for c in COMPONENTS)
+        path.write_text(
+            f"app: {APP}\nstate: {json.dumps(url)}\nenvironments: {{{ENV}: {{}}}}\ncomponents: [{components}]\n"
+        )
+        yield path
+
+
+def operations(path: Path, n: int, now: datetime, rollback_id: str) -> tuple[dict[str, Callable[[int], Any]], Any]:
+    """The five commands on one ledger, as the CLI calls them; and the app's context for audit verify."""
+    runbook, actor = load_runbook(path), Actor(name="bench")
+    ctx, app_ctx = open_environment(runbook, ENV, actor), open_app(runbook, actor)
+    since = now - timedelta(days=90)
+
+    def kpis(_: int) -> None:
+        kpis_service._cache.clear()
+        kpis_service.kpis_report(app_ctx, None, since)
+
+    calls: dict[str, Callable[[int], Any]] = {
+        "release record": lambda i: releases.record(ctx, f"bench-{i}"),
+        "plan": lambda _: preview_plan(ctx, None, None),
+        "show": lambda _: rollback_detail(runbook, rollback_id),
+        "kpis --since 90d": kpis,
+        "release list": lambda _: releases.list_releases(ctx, 20),
+    }
+    return calls, app_ctx
+
+
+def paired_rounds(calls: dict[int, dict[str, Callable[[int], Any]]], repeat: int) -> dict[int, dict[str, Any]]:
+    """Every command once per round on every size, the sizes' order reversed every other round, after a round
+    untimed (imports, caches): a busy spell of the machine falls on all sizes alike, not on one."""
+    sizes = list(calls)
+    wall: dict[int, dict[str, list[float]]] = {n: {op: [] for op in OPERATIONS} for n in sizes}
+    cpu: dict[int, dict[str, list[float]]] = {n: {op: [] for op in OPERATIONS} for n in sizes}
+    for round_ in range(-1, repeat):
+        for op in OPERATIONS:
+            for n in sizes if round_ % 2 else reversed(sizes):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                calls[n][op](round_ + 1)
+                if round_ >= 0:
+                    wall[n][op].append((time.perf_counter() - started) * 1000)
+                    cpu[n][op].append((time.process_time() - cpu_started) * 1000)
     return {
-        "min": round(min(times), 2),
-        "median": round(statistics.median(times), 2),
-        "max": round(max(times), 2),
-        # This process's CPU: on SQLite all the work, whatever else the machine runs; on PostgreSQL the client's.
-        "cpu_min": round(min(cpu), 2),
+        n: {
+            op: {
+                "min": round(min(wall[n][op]), 2),
+                "median": round(statistics.median(wall[n][op]), 2),
+                "max": round(max(wall[n][op]), 2),
+                # This process's CPU: on SQLite all the work, whatever else the machine runs; on PostgreSQL the
+                # client's.
+                "cpu_median": round(statistics.median(cpu[n][op]), 2),
+            }
+            for op in OPERATIONS
+        }
+        for n in sizes
     }
 
 
@@ -234,40 +283,23 @@ def verify_figures(ctx: Any, repeat: int) -> dict[str, float]:
     }
 
 
-@contextmanager
-def runbook_file(url: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "lastgood.yaml"
-        components = ", ".join(f"{{name: {c}, kind: fake}}" for c in COMPONENTS)
-        path.write_text(
-            f"app: {APP}\nstate: {json.dumps(url)}\nenvironments: {{{ENV}: {{}}}}\ncomponents: [{components}]\n"
-        )
-        yield path
-
-
-def run_size(url: str, n: int, repeat: int) -> dict[str, Any]:
+def run_backend(urls: Iterator[tuple[int, str]], repeat: int) -> list[dict[str, Any]]:
+    """Seed every size, then time them in paired rounds, then audit verify on each."""
     now = datetime.now(UTC)
-    started = time.perf_counter()
-    rollback_id = seed(url, n, now)
-    seeded = time.perf_counter() - started
-    actor = Actor(name="bench")
-    figures: dict[str, Any] = {"n": n, "seed_seconds": round(seeded, 1)}
-    with runbook_file(url) as path, installed(FakeWorld({c: f"v{n}" for c in COMPONENTS})):
-        runbook = load_runbook(path)
-        ctx = open_environment(runbook, ENV, actor)
-        app_ctx = open_app(runbook, actor)
-        since = now - timedelta(days=90)
-
-        def kpis(_: int) -> None:
-            kpis_service._cache.clear()
-            kpis_service.kpis_report(app_ctx, None, since)
-
-        figures["release record"] = timed_ms(lambda i: releases.record(ctx, f"bench-{i}"), repeat)
-        figures["plan"] = timed_ms(lambda _: preview_plan(ctx, None, None), repeat)
-        figures["show"] = timed_ms(lambda _: rollback_detail(runbook, rollback_id), repeat)
-        figures["kpis --since 90d"] = timed_ms(kpis, repeat)
-        figures["release list"] = timed_ms(lambda _: releases.list_releases(ctx, 20), repeat)
-        figures["audit verify"] = verify_figures(app_ctx, max(1, repeat // 3))
+    seeded: dict[int, tuple[str, str, float]] = {}
+    for n, url in urls:
+        started = time.perf_counter()
+        seeded[n] = (url, seed(url, n, now), round(time.perf_counter() - started, 1))
+    with ExitStack() as stack:
+        stack.enter_context(installed(FakeWorld({c: "v1" for c in COMPONENTS})))
+        calls, app_contexts = {}, {}
+        for n, (url, rollback_id, _) in seeded.items():
+            calls[n], app_contexts[n] = operations(stack.enter_context(runbook_file(url)), n, now, rollback_id)
+        timed = paired_rounds(calls, repeat)
+        figures = [
+            {"n": n, "seed_seconds": seeded[n][2], **timed[n], "audit verify": verify_figures(app_contexts[n], 3)}
+            for n in seeded
+        ]
     forget_ledgers()
     return figures
 
@@ -301,78 +333,92 @@ def postgres_urls(server: str, sizes: list[int]) -> Iterator[tuple[int, str]]:
     engine.dispose()
 
 
-GOALS = ("release record", "plan", "show", "kpis --since 90d")  # the issue's: within 20% at every size
-OPERATIONS = (*GOALS, "release list")
+# ------------------------------------------------------------------------------------------------- report
+
+
+def verdicts(backend: str, figures: list[dict[str, Any]]) -> list[str]:
+    """One line per goal: met or missed, with the figure it was judged on."""
+    small, large = figures[0], figures[-1]
+    lines = []
+    for op in GOALS:
+        ratio = large[op]["median"] / small[op]["median"]
+        cpu_ratio = large[op]["cpu_median"] / small[op]["cpu_median"]
+        verdict = "met" if ratio <= RATIO_GOAL else "missed"
+        lines.append(
+            f"{backend:<11} {op:<17} {verdict:<7} median {small[op]['median']:.2f} -> {large[op]['median']:.2f} ms, "
+            f"ratio {ratio:.2f} (goal <= {RATIO_GOAL}; CPU ratio {cpu_ratio:.2f})"
+        )
+    slowest = min(figures, key=lambda f: f["audit verify"]["events_per_s"])["audit verify"]
+    verdict = "met" if slowest["events_per_s"] >= VERIFY_GOAL else "missed"
+    lines.append(
+        f"{backend:<11} {'audit verify':<17} {verdict:<7} slowest {slowest['events_per_s']:,} events/s wall "
+        f"(goal >= {VERIFY_GOAL:,.0f}; {slowest['events_per_cpu_s']:,} per CPU second of this process)"
+    )
+    small_mib, large_mib = small["audit verify"]["peak_mib"], large["audit verify"]["peak_mib"]
+    growth = large["audit verify"]["entries"] / small["audit verify"]["entries"]
+    verdict = "met" if large_mib <= small_mib * 1.5 + 0.5 else "missed"
+    lines.append(
+        f"{backend:<11} {'verify memory':<17} {verdict:<7} peak {small_mib} -> {large_mib} MiB for {growth:.0f}x "
+        "the events (goal: constant)"
+    )
+    return lines
 
 
 def print_table(runs: dict[str, list[dict[str, Any]]]) -> None:
     sizes = [f["n"] for f in next(iter(runs.values()))]
-    header = f"{'ms (best of k)':<18}" + "".join(
-        "".join(f"{f'{backend} {n:,}':>18}" for n in sizes) + f"{'ratio':>8}" for backend in runs
-    )
-    print(header)
-    for operation in OPERATIONS:
-        line = f"{operation:<18}"
-        for figures in runs.values():
-            values = [f[operation]["min"] for f in figures]
-            ratio = values[-1] / values[0]
-            flag = "" if ratio <= RATIO_GOAL or operation not in GOALS else "!"
-            line += "".join(f"{v:>18.2f}" for v in values) + f"{ratio:>7.2f}{flag:<1}"
-        print(line)
-    print(f"{'CPU ms (best of k)':<18}")
-    for operation in OPERATIONS:
-        line = f"{operation:<18}"
-        for figures in runs.values():
-            values = [f[operation]["cpu_min"] for f in figures]
-            ratio = values[-1] / values[0]
-            flag = "" if ratio <= RATIO_GOAL or operation not in GOALS else "!"
-            line += "".join(f"{v:>18.2f}" for v in values) + f"{ratio:>7.2f}{flag:<1}"
-        print(line)
-    line = f"{'(median ratio)':<18}"
-    for figures in runs.values():
-        ratios = [figures[-1][op]["median"] / figures[0][op]["median"] for op in GOALS]
-        line += " " * 18 * (len(sizes) - 1) + f"{'worst ' + format(max(ratios), '.2f'):>18}" + " " * 8
-    print(line)
-    verify_rows = (
-        ("events_per_s", "verify events/s"),
-        ("events_per_cpu_s", "verify ev/CPU-s"),
-        ("peak_mib", "verify peak MiB"),
-        ("entries", "events"),
-    )
-    for key, label in verify_rows:
-        line = f"{label:<18}"
-        for figures in runs.values():
-            line += "".join(f"{f['audit verify'][key]:>18,}" for f in figures) + " " * 8
-        print(line)
-    line = f"{'seed seconds':<18}"
-    for figures in runs.values():
-        line += "".join(f"{f['seed_seconds']:>18}" for f in figures) + " " * 8
-    print(line)
-    worst = max(f[op]["min"] / figures[0][op]["min"] for figures in runs.values() for f in figures[-1:] for op in GOALS)
-    slowest_verify = min(f["audit verify"]["events_per_s"] for figures in runs.values() for f in figures)
-    print(
-        f"goals: largest/smallest <= {RATIO_GOAL} for {', '.join(GOALS)}: worst {worst:.2f} "
-        f"({'met' if worst <= RATIO_GOAL else 'missed'}); audit verify >= {VERIFY_GOAL:,.0f} events/s: "
-        f"slowest {slowest_verify:,} ({'met' if slowest_verify >= VERIFY_GOAL else 'missed'})"
-    )
+    columns = "".join(f"{f'{n:,}':>10}" for n in sizes)
+    for backend, figures in runs.items():
+        print(f"{backend}: ms, median of paired rounds (min-max of the largest), CPU ms median")
+        print(f"  {'command':<18}{columns}{'ratio':>7}   {'largest min-max':<17}{columns}{'ratio':>7}")
+        for op in OPERATIONS:
+            wall = [f[op]["median"] for f in figures]
+            cpu = [f[op]["cpu_median"] for f in figures]
+            spread = f"{figures[-1][op]['min']:.1f}-{figures[-1][op]['max']:.1f}"
+            print(
+                f"  {op:<18}"
+                + "".join(f"{v:>10.2f}" for v in wall)
+                + f"{wall[-1] / wall[0]:>7.2f}   {spread:<17}"
+                + "".join(f"{v:>10.2f}" for v in cpu)
+                + f"{cpu[-1] / cpu[0]:>7.2f}"
+            )
+        for key, label in (
+            ("events_per_s", "verify events/s"),
+            ("events_per_cpu_s", "verify ev/CPU-s"),
+            ("peak_mib", "verify peak MiB"),
+            ("entries", "events"),
+        ):
+            print(f"  {label:<18}" + "".join(f"{f['audit verify'][key]:>10,}" for f in figures))
+        print(f"  {'seed seconds':<18}" + "".join(f"{f['seed_seconds']:>10}" for f in figures))
+    print(f"verdicts ({', '.join(f'{n:,}' for n in sizes)} releases; load average now {_load()}):")
+    for backend, figures in runs.items():
+        for line in verdicts(backend, figures):
+            print("  " + line)
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=9, help="calls per figure (the median is printed)")
+    parser.add_argument("--repeat", type=int, default=15, help="paired rounds (the median is judged)")
     parser.add_argument("--pg", help="a PostgreSQL server URL where databases may be created [default: throwaway]")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     args = parser.parse_args()
+    print(f"load average before: {_load()}", file=sys.stderr)
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as directory:
-        runs["sqlite"] = [run_size(url, n, args.repeat) for n, url in sqlite_urls(args.sizes, directory)]
+        runs["sqlite"] = run_backend(sqlite_urls(args.sizes, directory), args.repeat)
     cluster = None
     if not args.no_pg:
         server, cluster = postgres_server(args.pg)
         try:
-            runs["postgresql"] = [run_size(url, n, args.repeat) for n, url in postgres_urls(server, args.sizes)]
+            runs["postgresql"] = run_backend(postgres_urls(server, args.sizes), args.repeat)
         finally:
             if cluster is not None:
                 cluster.stop()
