@@ -29,7 +29,7 @@ from lastgood.judge.sequential import log_mean_exp
 CanaryState = Literal["continue", "rollback", "not-the-cause", "blind"]
 
 BLIND_AFTER = 3  # periods in a row without baseline requests before the judge says it is blind
-STATE_VERSION = 2  # 2: the rate tests keep one e-process per fixed bet (a version-1 state starts afresh)
+STATE_VERSION = 3  # 3: own-wobble sums net of the level's noise; 2: one e-process per fixed bet (older: afresh)
 
 
 @dataclass(frozen=True)

@@ -41,16 +41,17 @@ PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 o
 LATENCY_PRIOR_OMEGA2 = 0.05  # for slow-request shares: a log-latency wobble of sd 0.1 moves p99's share ~30%
 OWN_PRIOR = 1.96  # each version's own prior, times the prior: CV 0.7 (the most issue 12 asks for) for errors
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
-OWN_PRIOR_PERIODS = 0.5  # and how many periods its prior is worth: its data soon speak (their margin stays)
+OWN_PRIOR_PERIODS = 0.3  # and how many periods its prior is worth: its data soon speak (their margin stays)
 UPPER_Z = 2.0  # standard errors added to the wobble estimate
 FAST, SLOW = 0.5, 0.9  # decay of the two rate levels (a shared incident moves the fast one within a period)
 BETS = (0.4, 0.6, 0.8, 1.0, 1.3)  # the fixed bets averaged (diversified Kelly): tuned to z ~ 1-1.5 over 10-15 periods
 CLIP = 0.3  # below this share of Poisson noise in the variance the count test says nothing
+COUNT_FULL = 0.9  # from this share on it is tempered by the share alone (no ramp): sparse counts keep their weight
 COUNT_EVENTS = 30.0  # the count test is for sparse counts: a period with more events weighs as this many
 COUNT_PRIOR_CENTRE = math.log(3.0)  # log(theta / R0) of the count test's prior: the ratios sparse traffic can show
 COUNT_PRIOR_SCALE = 0.45
 COUNT_WEIGHT = 0.5  # the count test's share of the stream's e-value, where the canary sees an event a period or more
-SPARSE_COUNT_WEIGHT = 0.9  # its share where the canary expects almost none (the rate test's bets then win little)
+SPARSE_COUNT_WEIGHT = 0.97  # its share where the canary expects almost none (the rate test's bets then win little)
 SHRINK_EVENTS = 3.0  # the canary's own rate level is shrunk to the pooled one by this many events
 COUNT_RANGE = 30.0  # the count test's alternatives: theta in (R0, 30 R0]
 COUNT_CAUTION = 0.5  # how many times the estimated wobble the count test's tempering allows for
@@ -231,7 +232,9 @@ class RateTestBatch:
         self.log_e_bets += np.where(testing[..., None], gain, 0.0)
         poisson_share = poisson / (poisson + COUNT_CAUTION * allow * level**2)
         sparse = np.minimum(1.0, COUNT_EVENTS / np.maximum(a + b, 1.0))
-        temper = self.last_temper = poisson_share * np.clip((poisson_share - CLIP) / (1 - CLIP), 0.0, 1.0) * sparse
+        temper = self.last_temper = (
+            poisson_share * np.clip((poisson_share - CLIP) / (COUNT_FULL - CLIP), 0.0, 1.0) * sparse
+        )
         share = cs / (cs + ms)
         llr = log_lr_increment(a, b, share, self.thetas, self.r0)
         self.count_llr += np.where(testing[..., None], temper[..., None] * llr, 0.0)
@@ -253,12 +256,16 @@ class RateTestBatch:
 
     def _learn_own(self, known: BoolArray, events: FloatArray, requests: FloatArray) -> None:
         """Each version's relative deviation from its own rate so far (earlier periods only, shrunk to the pooled
-        rate by one event), as in `_learn`: a level that lags (a canary worse than the baseline) reads as wobble."""
+        rate by one event), as in `_learn`; the residual's noise counts the level's own (the level is an estimate from a
+        few events: leaving it out read as wobble, most for a canary with a few events a period, and cost errors x3
+        at 2,000 req/min ~0.7 points of power). A level that lags (a canary worse than the baseline) reads as wobble."""
         a, c, b, m = self.events
         pooled = np.clip((a + b + 0.5) / (c + m + 1.0), 1e-9, 0.5)
         level = np.clip((np.stack([a, b]) + 1.0) / (np.stack([c, m]) + 1.0 / pooled), 1e-9, 0.5)
         expected = requests * level
-        relative, noise = events / expected - 1.0, (1 - level) / expected
+        # the level's own Poisson noise (relative variance ~1 / its events) is in r's too: not wobble
+        noise = (1 - level) / expected + 1.0 / (np.stack([a, b]) + 1.0)
+        relative = events / expected - 1.0
         share = self.prior / (noise + self.prior)
         weight = share**2
         terms = np.stack([weight, weight * relative, weight * (relative**2 - noise), weight**2])
@@ -273,7 +280,7 @@ class RateTestBatch:
         "periods", "used", "log_e_bets", "rejected", "level", "wobble", "own_wobble", "events", "count_llr",
         "count_weight",
     )  # fmt: skip
-    STATE_VERSION = 2  # 2: one e-process per fixed bet (1 had one plug-in bet and its moments)
+    STATE_VERSION = 3  # 3: own-wobble sums net of the level's noise; 2: one e-process per fixed bet
 
     def to_state(self) -> dict[str, object]:
         """Everything the test has learnt, as JSON-able lists (to keep it in the ledger)."""
