@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.markup import escape
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stderr, stdout
+from lastgood.cli.plain import escape
 from lastgood.config.schema import runbook_schema
 
 
@@ -20,7 +20,7 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
     """Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0)."""
     runbook = open_runbook(file)
     for warning in runbook.warnings:
-        stderr.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
+        stderr.say(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     summary = {
         "valid": True,
         "app": runbook.app,
@@ -32,7 +32,7 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
     emit(
         output,
         summary,
-        lambda: stdout.print(
+        lambda: stdout.say(
             f"[green]ok[/]: {runbook.app}: {len(runbook.components)} components, {len(runbook.triggers)} triggers, "
             f"environments: {', '.join(sorted(runbook.environments))}"
         ),
