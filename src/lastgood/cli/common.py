@@ -23,6 +23,8 @@ from lastgood.errors import BadInput, Interrupted, Refused
 from lastgood.redact import RedactingStream, redact
 
 if TYPE_CHECKING:  # opening an environment needs the ledger and AWS; `validate` and `schema` need neither
+    from rich.console import Console
+
     from lastgood.cli.tables import FittingConsole
     from lastgood.runtime.context import EnvContext
     from lastgood.service.session import AppContext
@@ -74,6 +76,12 @@ class LazyConsole(_Console):
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.made, name, value)
+
+    def __enter__(self) -> Console:  # rich's Live and Progress hold the console this way
+        return self.made.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.made.__exit__(*exc)
 
     def say(self, markup: str, soft_wrap: bool = False) -> None:
         """`print(markup)`: rich's work where it colours or wraps, else the same plain text without rich."""
