@@ -8,7 +8,6 @@ import typer
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stderr, stdout
 from lastgood.cli.plain import escape
-from lastgood.config.schema import runbook_schema
 
 
 def register(app: typer.Typer) -> None:
@@ -41,4 +40,6 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
 
 def schema() -> None:
     """Print the JSON Schema of the runbook file (for editors and linters)."""
+    from lastgood.config.schema import runbook_schema  # every model's schema: `validate` needs none of it
+
     print(json.dumps(runbook_schema(), indent=2))
