@@ -35,7 +35,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LASTGOOD_USER", "tester")
     monkeypatch.setenv("LASTGOOD_FILE", str(tmp_path / "lastgood.yaml"))
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    monkeypatch.setattr(stdout, "width", 200)  # the KPI table's cells unwrapped
+    monkeypatch.setattr(stdout.made, "width", 200)  # the KPI table's cells unwrapped
     (tmp_path / "lastgood.yaml").write_text(RUNBOOK)
     with installed(FakeWorld({"api": "v1"})) as world:
         assert main(["release", "record", "prod", "--version", "v1"]) == 0

@@ -63,6 +63,15 @@ def test_validate_imports_no_aws_ledger_or_numpy() -> None:
     assert "ok: distro-nation" in done.stdout
     assert top_level(names) & HEAVY == set()
     assert "lastgood.cli.runbook_cmd" in names and "lastgood.cli.rollback_cmd" not in names
+    assert "importlib.metadata" not in names  # pydantic's plugin scan is skipped (cli/entry.py)
+
+
+@pytest.mark.slow
+def test_a_named_pydantic_plugin_switch_keeps_pydantic_s_own_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "some-plugin")
+    names, done = imported("validate", "-f", str(EXAMPLE))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "importlib.metadata" in names
 
 
 @pytest.mark.slow

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from rich.markup import escape
 
-from lastgood.cli.tables import FittingConsole
+from lastgood.cli.plain import escape, plain_text, writes_plain
 from lastgood.config.durations import parse_duration
 from lastgood.config.loader import load_runbook
 from lastgood.config.models import Runbook
@@ -24,6 +23,9 @@ from lastgood.errors import BadInput, Interrupted, Refused
 from lastgood.redact import RedactingStream, redact
 
 if TYPE_CHECKING:  # opening an environment needs the ledger and AWS; `validate` and `schema` need neither
+    from rich.console import Console
+
+    from lastgood.cli.tables import FittingConsole
     from lastgood.runtime.context import EnvContext
     from lastgood.service.session import AppContext
 
@@ -45,8 +47,53 @@ ParallelOption = Annotated[
     int, typer.Option("--parallel", min=1, max=256, help="How many components are worked on at once")
 ]
 
-stdout = FittingConsole(highlight=False, file=RedactingStream("stdout"))  # type: ignore[arg-type]
-stderr = FittingConsole(highlight=False, file=RedactingStream("stderr"))  # type: ignore[arg-type]
+if TYPE_CHECKING:
+    _Console = FittingConsole
+else:
+    _Console = object
+
+
+class LazyConsole(_Console):
+    """A FittingConsole on sys.stdout or sys.stderr (looked up at each write), made when first used: a command
+    whose only output is `say` lines, piped, never imports rich."""
+
+    def __init__(self, stream: str) -> None:
+        object.__setattr__(self, "_stream", RedactingStream(stream))
+        object.__setattr__(self, "_console", None)
+
+    @property
+    def made(self) -> FittingConsole:
+        console: FittingConsole | None = object.__getattribute__(self, "_console")
+        if console is None:
+            from lastgood.cli.tables import FittingConsole
+
+            console = FittingConsole(highlight=False, emoji=False, file=self._stream)
+            object.__setattr__(self, "_console", console)
+        return console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.made, name, value)
+
+    def __enter__(self) -> Console:  # rich's Live and Progress hold the console this way
+        return self.made.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.made.__exit__(*exc)
+
+    def say(self, markup: str, soft_wrap: bool = False) -> None:
+        """`print(markup)`: rich's work where it colours or wraps, else the same plain text without rich."""
+        text = plain_text(markup) if writes_plain(self._stream) else None
+        if text is None:
+            self.made.print(markup, soft_wrap=soft_wrap)
+        else:
+            self._stream.write(text + "\n")
+
+
+stdout = LazyConsole("stdout")
+stderr = LazyConsole("stderr")
 
 
 def emit(output: OutputFormat, data: Any, render: Callable[[], None]) -> None:

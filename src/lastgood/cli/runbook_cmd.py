@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.markup import escape
 
 from lastgood.cli.common import FileOption, OutputFormat, OutputOption, emit, open_runbook, stderr, stdout
-from lastgood.config.schema import runbook_schema
+from lastgood.cli.plain import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +19,7 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
     """Check a runbook file; print one line per problem, with its path in the file (warnings: exit 0)."""
     runbook = open_runbook(file)
     for warning in runbook.warnings:
-        stderr.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
+        stderr.say(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     summary = {
         "valid": True,
         "app": runbook.app,
@@ -32,7 +31,7 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
     emit(
         output,
         summary,
-        lambda: stdout.print(
+        lambda: stdout.say(
             f"[green]ok[/]: {runbook.app}: {len(runbook.components)} components, {len(runbook.triggers)} triggers, "
             f"environments: {', '.join(sorted(runbook.environments))}"
         ),
@@ -41,4 +40,6 @@ def validate(file: FileOption = None, output: OutputOption = OutputFormat.text) 
 
 def schema() -> None:
     """Print the JSON Schema of the runbook file (for editors and linters)."""
+    from lastgood.config.schema import runbook_schema  # every model's schema: `validate` needs none of it
+
     print(json.dumps(runbook_schema(), indent=2))

@@ -19,6 +19,7 @@ from pydantic_core.core_schema import ErrorType
 
 from lastgood.config.durations import Condition
 from lastgood.config.strict import Strict
+from lastgood.lazy_registry import LazyRegistry
 
 _BUILTIN_REGISTRIES = ("lastgood.sources.registry", "lastgood.notify.registry")
 
@@ -58,8 +59,8 @@ class ChannelPlugin(Protocol):
     settings: type[ChannelSettings]
 
 
-SOURCES: dict[str, SourcePlugin] = {}
-CHANNELS: dict[str, ChannelPlugin] = {}
+SOURCES: LazyRegistry[SourcePlugin] = LazyRegistry({})
+CHANNELS: LazyRegistry[ChannelPlugin] = LazyRegistry({})
 _loaded: list[bool] = []
 _P = TypeVar("_P")
 
@@ -70,6 +71,17 @@ def register_source(plugin: SourcePlugin) -> None:
 
 def register_channel(plugin: ChannelPlugin) -> None:
     CHANNELS[plugin.key] = plugin
+
+
+def list_sources(where: Mapping[str, str]) -> None:
+    """Built-in sources by name and "module:Class", imported when a file first names one."""
+    for name, place in where.items():
+        SOURCES.list_lazily(name, place)
+
+
+def list_channels(where: Mapping[str, str]) -> None:
+    for key, place in where.items():
+        CHANNELS.list_lazily(key, place)
 
 
 def _load_builtins() -> None:

@@ -6,14 +6,14 @@ aliases and parameters builds those two kinds' models, not every kind's (issue 1
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from lastgood.config.messages import did_you_mean
 from lastgood.errors import BadInput
 from lastgood.kinds.base import Kind, WeightedKind
 from lastgood.kinds.redeploy import Redeployable
+from lastgood.lazy_registry import LazyRegistry
 
 _MODULES = {
     "lambda-alias": "lastgood.kinds.lambda_alias:LambdaAlias",
@@ -41,41 +41,7 @@ _MODULES = {
 """Each kind's name and where its class is, in the order the kinds are listed (and offered) everywhere."""
 
 
-class _Kinds(MutableMapping[str, Kind[Any]]):
-    """The registered kinds by name; a built-in kind is made (its module imported) when first looked up."""
-
-    def __init__(self, modules: dict[str, str]) -> None:
-        self._where: dict[str, str | None] = {**modules}
-        self._made: dict[str, Kind[Any]] = {}
-
-    def __getitem__(self, name: str) -> Kind[Any]:
-        kind = self._made.get(name)
-        if kind is None:
-            where = self._where[name]  # KeyError: no such kind
-            assert where is not None
-            module, _, attribute = where.partition(":")
-            kind = self._made[name] = getattr(importlib.import_module(module), attribute)()
-        return kind
-
-    def __setitem__(self, name: str, kind: Kind[Any]) -> None:
-        self._where.setdefault(name, None)
-        self._made[name] = kind
-
-    def __delitem__(self, name: str) -> None:
-        del self._where[name]
-        self._made.pop(name, None)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._where
-
-
-KINDS: MutableMapping[str, Kind[Any]] = _Kinds(_MODULES)
+KINDS: MutableMapping[str, Kind[Any]] = LazyRegistry(_MODULES, make=lambda kind_class: kind_class())
 
 
 def register(kind: Kind[Any]) -> None:

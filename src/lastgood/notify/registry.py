@@ -1,4 +1,4 @@
-"""Channel key -> notifier class. Adding a notifier is one module and one line in the tuple at the end.
+"""Channel key -> notifier class. Adding a notifier is one module and one line in _MODULES.
 
 A notifier class names its key in `notifications.channels` (`key`), owns its settings model (`settings`, a
 `ChannelSettings` whose `secret_fields` are masked) and builds itself (`build`); registering it here also
@@ -7,16 +7,23 @@ registers it with the file's validation (config/plugins.py).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lastgood.aws.clients import AwsClients
 from lastgood.config import plugins
 from lastgood.config.notifications import Channel, Notifications
-from lastgood.notify.base import Notifier
-from lastgood.notify.email import EmailNotifier
-from lastgood.notify.slack import SlackNotifier
-from lastgood.notify.sns import SnsNotifier
-from lastgood.notify.webhook import WebhookNotifier
+from lastgood.lazy_registry import LazyRegistry
+
+if TYPE_CHECKING:
+    from lastgood.notify.base import Notifier
+
+_MODULES = {
+    "slack": "lastgood.notify.slack:SlackNotifier",
+    "sns": "lastgood.notify.sns:SnsNotifier",
+    "email": "lastgood.notify.email:EmailNotifier",
+    "webhook": "lastgood.notify.webhook:WebhookNotifier",
+}
+"""Each channel's key and where its notifier is; a module is imported when a channel first names it."""
 
 
 class NotifierClass(Protocol):
@@ -27,7 +34,7 @@ class NotifierClass(Protocol):
     def build(cls, settings: plugins.ChannelSettings, aws: AwsClients, name: str) -> Notifier: ...
 
 
-NOTIFIERS: dict[str, NotifierClass] = {}
+NOTIFIERS: LazyRegistry[NotifierClass] = LazyRegistry(_MODULES)
 
 
 def register(notifier: NotifierClass) -> None:
@@ -52,5 +59,4 @@ def build_notifiers(settings: Notifications, aws: AwsClients) -> list[Notifier]:
     ]
 
 
-for _notifier in (SlackNotifier, SnsNotifier, EmailNotifier, WebhookNotifier):
-    register(_notifier)
+plugins.list_channels(_MODULES)

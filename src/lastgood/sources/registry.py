@@ -1,4 +1,4 @@
-"""Source name -> implementation. Adding a metric source is one module and one line in SOURCES.
+"""Source name -> implementation. Adding a metric source is one module and one line in _MODULES.
 
 A source class names its key in a trigger (`name`), owns its settings model (`settings`, and `per_settings` for
 `per:`), checks what it cannot judge (`check_period`, `check_trigger`) and builds itself (`build`); registering
@@ -9,7 +9,7 @@ sources, so an unknown one here is a bug: it raises, never falls back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -17,13 +17,20 @@ from lastgood.aws.clients import AwsClients
 from lastgood.config import plugins
 from lastgood.config.durations import Condition
 from lastgood.config.models import Trigger
-from lastgood.sources.base import MetricSource
-from lastgood.sources.cloudwatch import CloudWatchSource
-from lastgood.sources.codedeploy_hooks import CodeDeployHooksSource
-from lastgood.sources.http_probe import ProbeSource
-from lastgood.sources.log_events import LogEventsSource
-from lastgood.sources.logs_insights import LogsInsightsSource
-from lastgood.sources.prometheus import PrometheusSource
+from lastgood.lazy_registry import LazyRegistry
+
+if TYPE_CHECKING:
+    from lastgood.sources.base import MetricSource
+
+_MODULES = {
+    "cloudwatch": "lastgood.sources.cloudwatch:CloudWatchSource",
+    "prometheus": "lastgood.sources.prometheus:PrometheusSource",
+    "probe": "lastgood.sources.http_probe:ProbeSource",
+    "logs_insights": "lastgood.sources.logs_insights:LogsInsightsSource",
+    "log_events": "lastgood.sources.log_events:LogEventsSource",
+    "codedeploy_hooks": "lastgood.sources.codedeploy_hooks:CodeDeployHooksSource",
+}
+"""Each source's key in a trigger and where its class is; a module is imported when a trigger first names it."""
 
 
 class SourceClass(Protocol):
@@ -44,7 +51,7 @@ class SourceClass(Protocol):
     def build(cls, aws: AwsClients, queries: list[BaseModel]) -> MetricSource: ...
 
 
-SOURCES: dict[str, SourceClass] = {}
+SOURCES: LazyRegistry[SourceClass] = LazyRegistry(_MODULES)
 
 
 def register(source: SourceClass) -> None:
@@ -89,12 +96,4 @@ def close_sources(sources: Mapping[str, MetricSource]) -> None:
             close()
 
 
-for _source in (
-    CloudWatchSource,
-    PrometheusSource,
-    ProbeSource,
-    LogsInsightsSource,
-    LogEventsSource,
-    CodeDeployHooksSource,
-):
-    register(_source)
+plugins.list_sources(_MODULES)
