@@ -2,11 +2,23 @@
 `postgres` (the PostgreSQL server: `postgres_url`, or `ledger_url`'s postgresql case) and `browser` (Chromium
 through Playwright's `browser` fixture; a test that starts Chromium itself carries the marker by hand).
 `slow` is set by hand, on the test or on its module (`pytestmark`): `-m "not slow"` is the everyday subset.
-The markers are registered in pyproject.toml ([tool.pytest.ini_options] markers)."""
+The markers are registered in pyproject.toml ([tool.pytest.ini_options] markers).
+
+The `slow` marker is kept honest: a test without it that starts a process (subprocess, in its body or in a
+function-scoped fixture) fails and says so. Processes started by a session- or module-scoped fixture (the
+PostgreSQL cluster a worker starts once) are shared and allowed."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
+
+_shared_setups = 0  # how many session/module/class-scoped fixtures are being set up right now
+_started: list[str] | None = None  # the processes the running not-slow test started (None: not watching)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -19,3 +31,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "browser" in names:
             item.add_marker(pytest.mark.browser)
+
+
+_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+
+def _watched_execute_child(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> Any:
+    if _started is not None and _shared_setups == 0:
+        _started.append(" ".join(map(str, args)) if isinstance(args, list | tuple) else str(args))
+    return _execute_child(self, args, *rest, **kwargs)
+
+
+subprocess.Popen._execute_child = _watched_execute_child  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _watching(item: pytest.Item) -> Iterator[None]:
+    global _started
+    previous, _started = _started, (None if item.get_closest_marker("slow") is not None else [])
+    try:
+        yield
+    finally:
+        started, _started = _started, previous
+    if started:
+        pytest.fail(
+            f"{item.nodeid} is not marked slow but starts a process: {started[0][:200]}"
+            " (mark it @pytest.mark.slow, or run it in-process)",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Generator[None, Any, Any]:
+    global _shared_setups
+    shared = fixturedef.scope != "function"
+    _shared_setups += shared
+    try:
+        return (yield)
+    finally:
+        _shared_setups -= shared
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _watching(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _watching(item):
+        return (yield)
