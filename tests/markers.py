@@ -4,12 +4,16 @@ through Playwright's `browser` fixture; a test that starts Chromium itself carri
 `slow` is set by hand, on the test or on its module (`pytestmark`): `-m "not slow"` is the everyday subset.
 The markers are registered in pyproject.toml ([tool.pytest.ini_options] markers).
 
-The `slow` marker is kept honest: a test without it that starts a process (subprocess, in its body or in a
-function-scoped fixture) fails and says so. Processes started by a session- or module-scoped fixture (the
-PostgreSQL cluster a worker starts once) are shared and allowed."""
+The `slow` marker is kept honest: a test without it that starts a Python interpreter (`lastgood` itself), a
+server or a browser (HEAVY, a subprocess in its body or in a function-scoped fixture) fails and says so; each
+costs a second or more. Shell commands (`sh`, `cat`: milliseconds) are allowed, and so are processes started by
+a session- or module-scoped fixture (the PostgreSQL cluster a worker starts once): they are shared."""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import subprocess
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -17,6 +21,7 @@ from typing import Any
 
 import pytest
 
+HEAVY = re.compile(r"(python[0-9.]*|lastgood|initdb|pg_ctl|postgres|prometheus|chromium|chrome|node|docker|uvicorn)")
 _shared_setups = 0  # how many session/module/class-scoped fixtures are being set up right now
 _started: list[str] | None = None  # the processes the running not-slow test started (None: not watching)
 
@@ -38,7 +43,9 @@ _execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
 def _watched_execute_child(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> Any:
     if _started is not None and _shared_setups == 0:
-        _started.append(" ".join(map(str, args)) if isinstance(args, list | tuple) else str(args))
+        line = shlex.join(map(str, args)) if isinstance(args, list | tuple) else str(args)
+        if any(HEAVY.fullmatch(os.path.basename(word)) for word in line.split()):
+            _started.append(line)
     return _execute_child(self, args, *rest, **kwargs)
 
 

@@ -1,4 +1,4 @@
-"""The `slow` marker is honest: a test without it that starts a process fails (tests/markers.py)."""
+"""The `slow` marker is honest: a test without it that starts a Python process fails (tests/markers.py)."""
 
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ def test_uses_a_shared_server(shared_server: None) -> None:
     pass
 
 
-def test_in_process() -> None:
-    assert True
+def test_runs_a_shell_command() -> None:
+    subprocess.run(["sh", "-c", "true"], check=True)
 """
 
 
-def test_a_test_not_marked_slow_that_starts_a_process_fails(pytester: pytest.Pytester) -> None:
+def test_a_test_not_marked_slow_that_starts_python_fails(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("pytest_plugins = ['markers']")
     pytester.makepyfile(test_inner=INNER)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly")
