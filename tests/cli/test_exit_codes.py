@@ -327,6 +327,7 @@ def probe_trigger(url: str, for_: str = "2s") -> str:
     )
 
 
+@pytest.mark.slow  # guards a probe for seconds
 def test_guard_healthy_and_judged_bad(stand: Stand, endpoint: type[Endpoint]) -> None:
     stand.two_releases()
     stand.append(probe_trigger(endpoint.url))  # type: ignore[attr-defined]
@@ -459,6 +460,7 @@ def test_every_command_is_walked() -> None:
     assert commands - elsewhere - set(WALKS) == set()
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_a_real_ctrl_c_at_a_real_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`lastgood rollback` as a process, waiting at its prompt on an open stdin: SIGINT says so and exits 130."""
     (tmp_path / "value").write_text("v1")

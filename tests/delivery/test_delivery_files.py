@@ -42,6 +42,7 @@ from lastgood.cli.app import main
 KUBERNETES_VERSION = "1.31"
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 @pytest.mark.parametrize(
     ("schema", "path"),
     [
@@ -61,6 +62,7 @@ def test_file_matches_its_published_schema(schema: str, path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_the_schema_check_refuses_a_broken_workflow(tmp_path: Path) -> None:
     """The check above can fail: a job without runs-on is not a GitHub workflow."""
     workflow = load_yaml(CI / "github-actions.yml")

@@ -332,6 +332,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 @pytest.mark.browser
 def test_html_renders_in_headless_chromium(stand: Stand, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rollback_id = incident(stand)
