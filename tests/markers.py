@@ -43,13 +43,24 @@ _execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
 def _watched_execute_child(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> Any:
     if _started is not None and _shared_setups == 0:
-        line = shlex.join(map(str, args)) if isinstance(args, list | tuple) else str(args)
-        if any(HEAVY.fullmatch(os.path.basename(word)) for word in line.split()):
-            _started.append(line)
+        words = [str(a) for a in args] if isinstance(args, list | tuple) else shlex.split(str(args))
+        if _heavy(words):
+            _started.append(shlex.join(words))
     return _execute_child(self, args, *rest, **kwargs)
 
 
 subprocess.Popen._execute_child = _watched_execute_child  # type: ignore[attr-defined]
+
+
+def _heavy(words: list[str]) -> bool:
+    """The program is a heavy one, or a shell's `-c` script starts with one (`file -b .../python3` is not)."""
+    if not words:
+        return False
+    program = os.path.basename(words[0])
+    if program in {"sh", "bash"} and "-c" in words[1:-1]:
+        script = words[words.index("-c") + 1].split()
+        return bool(script) and HEAVY.fullmatch(os.path.basename(script[0])) is not None
+    return HEAVY.fullmatch(program) is not None
 
 
 @contextmanager

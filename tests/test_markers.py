@@ -44,6 +44,7 @@ def test_uses_a_shared_server(shared_server: None) -> None:
 
 def test_runs_a_shell_command() -> None:
     subprocess.run(["sh", "-c", "true"], check=True)
+    subprocess.run(["sh", "-c", "true", sys.executable], check=True)  # python as an argument, not the program
 """
 
 

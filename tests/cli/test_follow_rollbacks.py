@@ -74,6 +74,7 @@ def awaiting_approval(capsys: pytest.CaptureFixture[str]) -> str:
     return str(out["message"].split()[1])
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_status_lists_every_environment_and_what_awaits_approval(two_releases: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     rollback_id = awaiting_approval(capsys)
     code, text, _err = run(capsys, "status")
@@ -112,6 +113,7 @@ def test_watch_follows_a_rollback_from_approval_to_its_end(  # type: ignore[no-u
     assert len(lines) >= 2
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_show_takes_a_rollback_a_release_or_says_what_an_id_is_not(two_releases: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out = run_json(capsys, "rollback", "prod", "--severity", "critical", "--yes")
     assert code == 0

@@ -172,6 +172,7 @@ def test_the_manifests_match_kubernetes_schemas() -> None:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_kubernetes_schema_check_refuses_a_broken_manifest() -> None:
     deployment = dict(deployments()["lastgood-api"])
     deployment["spec"] = {**deployment["spec"], "replicas": "two"}

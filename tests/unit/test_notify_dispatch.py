@@ -60,6 +60,7 @@ def failures() -> Failures:
     return Failures()
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_send_returns_at_once_while_a_notifier_is_slow_and_other_channels_do_not_wait(failures: Failures) -> None:
     slow, fast = RecordingNotifier("slow", delay=1.0), RecordingNotifier("fast")
     dispatcher = Dispatcher([slow, fast], failures, retries=0)
