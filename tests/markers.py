@@ -1,7 +1,8 @@
 """Markers from what a test uses, so that they cannot drift: `aws` (moto's server, the `endpoint` fixture),
 `postgres` (the PostgreSQL server: `postgres_url`, or `ledger_url`'s postgresql case) and `browser` (Chromium
 through Playwright's `browser` fixture; a test that starts Chromium itself carries the marker by hand).
-`slow` is set by hand, on the test or on its module (`pytestmark`): `-m "not slow"` is the everyday subset.
+`slow` is set by hand, on the test or on its module (`pytestmark`), and on every `postgres` test (a server):
+`-m "not slow"` is the everyday subset.
 The markers are registered in pyproject.toml ([tool.pytest.ini_options] markers).
 
 The `slow` marker is kept honest: a test without it that starts a Python interpreter (`lastgood` itself), a
@@ -34,6 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.aws)
         if "postgres_url" in names or params.get("ledger_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+            item.add_marker(pytest.mark.slow)  # a server each worker starts (initdb: seconds), a database per test
         if "browser" in names:
             item.add_marker(pytest.mark.browser)
 

@@ -95,6 +95,7 @@ def test_the_manifests_serve_the_ci_runbook() -> None:
     assert "../examples/ci/lastgood.yaml:/etc/lastgood/lastgood.yaml:ro" in mounts
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_every_lastgood_command_of_the_ci_examples_parses() -> None:
     commands = ci_commands()
     scripts = github_scripts() + gitlab_scripts()
@@ -165,6 +166,7 @@ def test_the_dockerfile_is_slim_non_root_and_checks_its_health() -> None:
     assert ignored[ignored.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!src/"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_manifests_match_kubernetes_schemas() -> None:
     documents = k8s_documents()
     assert {d["kind"] for d in documents} >= {"Deployment", "Service", "PodDisruptionBudget", "Secret", "ConfigMap"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lastgood.aws.clients import AwsClients
 from lastgood.checks.base import CheckContext
 from lastgood.checks.run import run_check
@@ -62,6 +64,7 @@ def test_metric_check_fails_while_the_trigger_breaches(aws_env, aws: AwsClients)
     assert "1 of 5 periods breaching" in result.detail
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_metric_check_without_data_cannot_say_normal(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     result = run_check(METRIC, context(aws, FakeClock(NOW)))
     assert not result.passed and "no data" in result.detail

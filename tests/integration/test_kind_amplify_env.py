@@ -84,6 +84,7 @@ def ctx(aws: AwsClients) -> KindContext:
     return KindContext(app="site", env="prod", aws=aws, token="rb-3-site-env")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_app_variables_all_restored_secret_from_the_vault(stub: Stubber, ctx: KindContext, aws: AwsClients) -> None:
     kind = AmplifyEnv()
     spec = AmplifyEnvSpec(name="site-env", app_id=APP, vault="/lg/prod")

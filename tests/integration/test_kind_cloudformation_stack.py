@@ -332,6 +332,7 @@ def test_update_in_flight_is_cancelled_and_its_rollback_followed(
     assert progress[-1] == "web UPDATE_ROLLBACK_COMPLETE"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_cancel_that_lands_elsewhere_is_retried_as_an_update(stub: Stubber, ctx: KindContext) -> None:
     """The cancelled update rolled back to a template other than the recorded one (two releases ahead)."""
     kind = CloudFormationStack()

@@ -152,6 +152,7 @@ def peak_mib(ledger: Ledger) -> float:
         tracemalloc.stop()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_verify_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
     ledger = open_ledger(f"sqlite:///{tmp_path / 'big.db'}")
     seed_events(ledger, 2_000)

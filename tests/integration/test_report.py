@@ -169,6 +169,7 @@ def ticks(report: IncidentReport) -> dict[str, tuple[str, str]]:
 # --- the model and the Markdown -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_markdown_of_a_verified_rollback(stand: Stand, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rollback_id = incident(stand)
     out = tmp_path / "reports"

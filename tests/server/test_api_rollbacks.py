@@ -117,6 +117,7 @@ def test_a_held_environment_refuses_a_rollback_and_names_the_holder(
     assert status["live"]["label"] == "v2" and status["last_rollback"] is None  # nothing was filed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_protected_environment_without_its_phrase_and_nothing_to_roll_back_are_409(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -133,6 +134,7 @@ def test_protected_environment_without_its_phrase_and_nothing_to_roll_back_are_4
     assert status["last_rollback"] is None and status["live"]["label"] == "v2"  # refused: nothing filed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_approval_is_needed_and_the_requester_may_not_give_it(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:

@@ -213,6 +213,7 @@ def test_close_drains_the_queue_including_retries(failures: Failures) -> None:
     assert dispatcher.close() is True
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_close_gives_up_on_a_stuck_notifier_and_records_what_was_not_delivered(failures: Failures) -> None:
     stuck = RecordingNotifier("stuck", delay=1.0)
     dispatcher = Dispatcher([stuck], failures, retries=0)
