@@ -1,5 +1,6 @@
 """Markers from what a test uses, so that they cannot drift: `aws` (moto's server, the `endpoint` fixture),
-`postgres` (the PostgreSQL server: `postgres_url`, or `ledger_url`'s postgresql case) and `browser` (Chromium
+`postgres` (the PostgreSQL server: `postgres_url`, `pg_database_url`, or a parameter's postgresql case such as
+`ledger_url`'s) and `browser` (Chromium
 through Playwright's `browser` fixture; a test that starts Chromium itself carries the marker by hand).
 `slow` is set by hand, on the test or on its module (`pytestmark`), and on every `postgres` test (a server):
 `-m "not slow"` is the everyday subset.
@@ -7,8 +8,8 @@ The markers are registered in pyproject.toml ([tool.pytest.ini_options] markers)
 
 The `slow` marker is kept honest: a test without it that starts a Python interpreter (`lastgood` itself), a
 server or a browser (HEAVY, a subprocess in its body or in a function-scoped fixture) fails and says so; each
-costs a second or more. Shell commands (`sh`, `cat`: milliseconds) are allowed, and so are processes started by
-a session- or module-scoped fixture (the PostgreSQL cluster a worker starts once): they are shared."""
+costs a second or more, even when a session- or module-scoped fixture starts it once per worker (the PostgreSQL
+cluster, Prometheus). Shell commands (`sh`, `cat`: milliseconds) are allowed."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from typing import Any
 import pytest
 
 HEAVY = re.compile(r"(python[0-9.]*|lastgood|initdb|pg_ctl|postgres|prometheus|chromium|chrome|node|docker|uvicorn)")
-_shared_setups = 0  # how many session/module/class-scoped fixtures are being set up right now
 _started: list[str] | None = None  # the processes the running not-slow test started (None: not watching)
 
 
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "endpoint" in names:
             item.add_marker(pytest.mark.aws)
-        if "postgres_url" in names or params.get("ledger_url") == "postgresql":
+        if names & {"postgres_url", "pg_database_url"} or "postgresql" in params.values():
             item.add_marker(pytest.mark.postgres)
             item.add_marker(pytest.mark.slow)  # a server each worker starts (initdb: seconds), a database per test
         if "browser" in names:
@@ -44,7 +44,7 @@ _execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
 
 def _watched_execute_child(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> Any:
-    if _started is not None and _shared_setups == 0:
+    if _started is not None:
         words = [str(a) for a in args] if isinstance(args, list | tuple) else shlex.split(str(args))
         if _heavy(words):
             _started.append(shlex.join(words))
@@ -79,17 +79,6 @@ def _watching(item: pytest.Item) -> Iterator[None]:
             " (mark it @pytest.mark.slow, or run it in-process)",
             pytrace=False,
         )
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Generator[None, Any, Any]:
-    global _shared_setups
-    shared = fixturedef.scope != "function"
-    _shared_setups += shared
-    try:
-        return (yield)
-    finally:
-        _shared_setups -= shared
 
 
 @pytest.hookimpl(wrapper=True)
