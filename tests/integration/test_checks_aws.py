@@ -48,6 +48,7 @@ def context(aws: AwsClients, clock: FakeClock) -> CheckContext:
 METRIC = Check.model_validate({"name": "back-to-normal", "metric": {"trigger": "api-errors", "quiet_for": "5m"}})
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_metric_check_passes_when_the_trigger_stays_quiet(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     put_minutes(aws, NOW, [(100, 1)] * 8)  # 1% errors, under the trigger's 5%
     clock = FakeClock(NOW)

@@ -60,6 +60,7 @@ def test_cloudwatch_source_batches_and_reports_no_data(aws_env, aws: AwsClients)
     assert got["b"].status == "no-data"
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_unreachable_source_is_an_error_not_an_exception(aws_env) -> None:  # type: ignore[no-untyped-def]
     from lastgood.config.models import AwsSettings
 

@@ -190,6 +190,7 @@ def job(job_id: str, status: str, commit: str = "aaaaaaaaaa") -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_amplify_branch_rebuilds_after_the_variables_are_restored(stub: Stubber, ctx: KindContext) -> None:
     """The branch's redeploy action (`redeploy_after: [site-env]`): a RETRY of the last successful job, polled."""
     from lastgood.kinds.amplify_branch import AmplifyBranch, AmplifyBranchSpec

@@ -175,6 +175,7 @@ def test_removed_noecho_parameter_and_missing_stack_fail_clearly(aws: AwsClients
         kind.read(CloudFormationStackSpec(name="x", stack="nope"), ctx)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_oversized_template_is_refused_before_any_update(aws: AwsClients, ctx: KindContext) -> None:
     kind = CloudFormationStack()
     create(aws, template("Orders"), "v1")

@@ -45,6 +45,7 @@ def test_lambda_alias_missing_is_resource_not_found(aws: AwsClients, ctx: KindCo
         LambdaAlias().read(LambdaAliasSpec(name="x", function="nope"), ctx)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_ssm_parameters_restore_values_not_versions(aws: AwsClients, ctx: KindContext) -> None:
     ssm = aws.client("ssm")
     ssm.put_parameter(Name="/app/a", Value="one", Type="String")

@@ -102,6 +102,7 @@ def verify(ledger: Ledger, since: audit.Checkpoint | None = None, chunk: int = a
 # --- release list, duplicate labels ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_release_list_shows_the_newest_20_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "lastgood.yaml"
     file.write_text("app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\ncomponents: []\n")

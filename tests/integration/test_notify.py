@@ -390,6 +390,7 @@ def test_sns_publishes_subject_message_and_attributes(aws: AwsClients) -> None:
     assert envelope["MessageAttributes"]["event"] == {"Type": "String", "Value": "approval-needed"}
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_sns_publishes_to_a_topic_in_another_region(aws: AwsClients) -> None:
     topic_arn, sqs, queue_url = topic_with_queue(aws, "eu-west-1")
     assert ":eu-west-1:" in topic_arn and aws.region == "us-east-1"

@@ -284,6 +284,7 @@ def ctx_at(aws: AwsClients, now: datetime) -> KindContext:
     return KindContext(app="shop", env="prod", aws=aws, now=lambda: now)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_restore_windows_are_at_risk_on_their_last_day(aws: AwsClients) -> None:
     recorded_at = orders_table(aws, SHOP)
     kind = DynamoDbTable()

@@ -284,6 +284,7 @@ def test_steps_started_out_of_order_are_caught(stand: Stand) -> None:
     assert (tick, evidence) == ("not done", "config started before worker finished")
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_secrets_are_masked_and_text_is_escaped(stand: Stand, tmp_path: Path) -> None:
     redact.register_secret(SECRET)
     rollback_id = incident(stand, reason=f"token {SECRET} leaked <script>alert(1)</script> | broke the table")

@@ -86,6 +86,7 @@ def test_record_plan_rollback_verify(shop_dir: Path, aws: AwsClients, capsys, mo
     assert types.count("step-succeeded") == 4
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_plan_is_empty_when_already_at_target(shop_dir: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     run(capsys, "release", "record", "prod", "--version", "v1")

@@ -93,6 +93,7 @@ def test_an_abort_puts_the_old_version_back_and_marks_the_release_bad(
     assert refused.status_code == 409 and "marked bad" in refused.json()["detail"], refused.text
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_deployments_are_refused_while_held_and_bad_input_changes_nothing(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:

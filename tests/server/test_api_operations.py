@@ -97,6 +97,7 @@ def test_a_stop_needs_the_phrase_on_prod_and_is_released_exactly(
     assert [e["actor"] for e in entries if "stop" in e["type"]][-2:] == ["olive", "olive"], entries
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_stop_and_release_are_refused_while_the_environment_is_held(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients, gateways: dict[str, str]
 ) -> None:

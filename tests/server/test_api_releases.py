@@ -48,6 +48,7 @@ def test_releases_are_listed_a_page_at_a_time_with_the_total(
     assert client.get("/api/v1/apps/shop/environments/qa/releases", headers=viewer).status_code == 404
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_an_operator_records_a_release_once_and_the_audit_log_names_them(client: TestClient, users: Users) -> None:
     url = f"{PROD}/releases"
     assert client.post(url, json={"version": "v1"}, headers=users.headers("viewer")).status_code == 403

@@ -77,6 +77,7 @@ def test_an_operator_rolls_back_prod_in_the_background(
     assert status["live"]["label"] == "v1"
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_without_background_work_long_operations_answer_503_and_start_nothing(shop_dir: Path) -> None:
     state = make_state(shop_dir, background=False)
     users = add_users(state)

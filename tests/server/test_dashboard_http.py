@@ -79,6 +79,7 @@ def test_a_wrong_token_is_told_plainly_and_gets_no_cookie(client: TestClient, us
     assert answer.headers["content-type"].startswith("text/html")
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_next_never_leaves_the_site(client: TestClient, users: Users) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
         answer = client.post("/login", data={"token": users.tokens["viewer"], "next": target}, follow_redirects=False)

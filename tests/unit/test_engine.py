@@ -342,6 +342,7 @@ def test_permanent_failure_stops_what_waits_and_names_everything(world: FakeWorl
     assert live_and_bad(ctx) == ("v2", [])
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_resume_skips_done_steps_and_finishes(world: FakeWorld, ledger: Ledger) -> None:
     ctx = shop_ctx(ledger, world)
     world.fail_next("worker", permanent=True)
