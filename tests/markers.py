@@ -38,6 +38,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)  # a server each worker starts (initdb: seconds), a database per test
         if "browser" in names:
             item.add_marker(pytest.mark.browser)
+    # The slow tests first (in file order), so that the longest ones start early and the many short ones fill the
+    # workers' ends (with --dist worksteal an idle worker takes half of another's queue).
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 _execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
