@@ -14,7 +14,7 @@ from lastgood.config.models import AwsSettings
 from lastgood.testing import shop
 from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint
 
-pytest_plugins = ["pg_fixture", "canary_fixture", "server_fixture", "markers"]
+pytest_plugins = ["pg_fixture", "canary_fixture", "server_fixture", "markers", "pytester"]
 
 
 @pytest.fixture(autouse=True)

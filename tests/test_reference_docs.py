@@ -74,6 +74,7 @@ def test_every_example_is_valid_in_a_runbook_file(page: str) -> None:
         assert list(data["policy"]) == [name]
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_stale_names_changed_missing_and_extra_pages(tmp_path: Path) -> None:
     assert len(write(tmp_path)) == len(pages())
     assert stale(tmp_path) == []

@@ -48,6 +48,7 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_a_decision_without_a_policy_says_it_is_the_default(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 14: 'decision: high: rollback (no decision rule matches ...)' with no policy in the file."""
     capsys.readouterr()

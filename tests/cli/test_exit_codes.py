@@ -160,6 +160,7 @@ def test_releases(stand: Stand) -> None:
     assert stand.code("release", "mark-bad", "prod", "v1", "--reason", "x", "--yes") == ExitCode.OK
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_plan_and_show(stand: Stand) -> None:
     assert stand.code("release", "record", "prod", "--version", "v1") == 0
     code, _out, err = stand.run("plan", "prod")
@@ -177,6 +178,7 @@ def test_plan_and_show(stand: Stand) -> None:
 # --- rollback, resume ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_rollback_outcomes(stand: Stand) -> None:
     stand.two_releases()
     code, _out, err = stand.run("rollback", "prod")  # nobody to say yes
@@ -195,6 +197,7 @@ def test_rollback_outcomes(stand: Stand) -> None:
     assert stand.world.get("api") == "v1"
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_resume_outcomes(stand: Stand) -> None:
     stand.two_releases()
     stand.world.fail_next("api", permanent=True, message="access denied")
@@ -211,6 +214,7 @@ def test_resume_outcomes(stand: Stand) -> None:
 # --- approvals, reports, reviews, KPIs, audit, IAM --------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_approvals_reports_and_reviews(stand: Stand) -> None:
     for args in (("approve", "rb-0000000000"), ("deny", "rb-0000000000", "--reason", "no")):
         assert stand.code(*args) == ExitCode.BAD_INPUT
@@ -240,6 +244,7 @@ def test_approvals_reports_and_reviews(stand: Stand) -> None:
 # --- stop -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_stop_says_there_is_nothing_to_stop_before_asking(stand: Stand) -> None:
     code, _out, err = stand.run("stop", "prod")  # no --yes, stdin closed
     assert code == ExitCode.REFUSED and "type 'yes'" in err
@@ -270,6 +275,7 @@ def test_readiness_exits_0_when_every_row_is_ok(stand: Stand) -> None:
 # --- drill, deploy, promote, abort ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_drill_asks_and_takes_yes(stand: Stand) -> None:
     code, _out, err = stand.run("drill", "prod")
     assert code == ExitCode.BAD_INPUT and "needs the guard" in err  # said before asking
@@ -327,6 +333,7 @@ def probe_trigger(url: str, for_: str = "2s") -> str:
     )
 
 
+@pytest.mark.slow  # guards a probe for seconds
 def test_guard_healthy_and_judged_bad(stand: Stand, endpoint: type[Endpoint]) -> None:
     stand.two_releases()
     stand.append(probe_trigger(endpoint.url))  # type: ignore[attr-defined]
@@ -341,6 +348,7 @@ def test_guard_healthy_and_judged_bad(stand: Stand, endpoint: type[Endpoint]) ->
     assert code == ExitCode.REFUSED and "nothing to roll back to" in err + _out
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_guard_cut_short_is_inconclusive_and_warned_at_start(stand: Stand, endpoint: type[Endpoint]) -> None:
     stand.two_releases()
     stand.append(probe_trigger(endpoint.url, for_="3s"))  # type: ignore[attr-defined]
@@ -351,6 +359,7 @@ def test_guard_cut_short_is_inconclusive_and_warned_at_start(stand: Stand, endpo
     assert out.startswith("inconclusive: ") and "the watch ended before its 3s window could complete" in out
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_guard_with_its_metrics_endpoint_down_is_blind(stand: Stand) -> None:
     stand.two_releases()
     stand.append(
@@ -427,6 +436,7 @@ def test_ctrl_c_elsewhere_says_interrupted(stand: Stand, monkeypatch: pytest.Mon
     assert code == ExitCode.INTERRUPTED and err.strip() == "interrupted"
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_restored_unhealthy_and_ack(stand: Stand) -> None:
     stand.append("validate: {checks: [{name: smoke, command: {shell: 'exit 1'}}]}\n")
     stand.two_releases()
@@ -459,6 +469,7 @@ def test_every_command_is_walked() -> None:
     assert commands - elsewhere - set(WALKS) == set()
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_a_real_ctrl_c_at_a_real_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`lastgood rollback` as a process, waiting at its prompt on an open stdin: SIGINT says so and exits 130."""
     (tmp_path / "value").write_text("v1")

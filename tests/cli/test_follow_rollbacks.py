@@ -74,6 +74,7 @@ def awaiting_approval(capsys: pytest.CaptureFixture[str]) -> str:
     return str(out["message"].split()[1])
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_status_lists_every_environment_and_what_awaits_approval(two_releases: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     rollback_id = awaiting_approval(capsys)
     code, text, _err = run(capsys, "status")
@@ -89,6 +90,7 @@ def test_status_lists_every_environment_and_what_awaits_approval(two_releases: P
     assert code == 0 and "nothing running, paused or awaiting approval" in text
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_watch_follows_a_rollback_from_approval_to_its_end(  # type: ignore[no-untyped-def]
     two_releases: Path, aws: AwsClients, capsys, monkeypatch, processes
 ) -> None:
@@ -111,6 +113,7 @@ def test_watch_follows_a_rollback_from_approval_to_its_end(  # type: ignore[no-u
     assert len(lines) >= 2
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_show_takes_a_rollback_a_release_or_says_what_an_id_is_not(two_releases: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out = run_json(capsys, "rollback", "prod", "--severity", "critical", "--yes")
     assert code == 0
@@ -130,6 +133,7 @@ def test_show_takes_a_rollback_a_release_or_says_what_an_id_is_not(two_releases:
     assert code == 2 and "is a release: it has no progress to follow" in err
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_watch_in_a_terminal_draws_a_table_not_json(two_releases: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     _code, out = run_json(capsys, "rollback", "prod", "--severity", "critical", "--yes")
     leader, follower = pty.openpty()

@@ -115,6 +115,7 @@ def test_bad_global_flags(tmp_path: Path, flag: str, value: str, expected: str) 
     assert expected in output
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_dev_zero_is_refused_in_a_process(tmp_path: Path) -> None:
     """`-f /dev/zero` used to read forever; a real process, with a timeout, so a hang fails instead of stalling."""
     env = {**os.environ, "LASTGOOD_USER": "tester"}
@@ -130,6 +131,7 @@ def test_dev_zero_is_refused_in_a_process(tmp_path: Path) -> None:
     assert "the file is larger than 2 MiB: not a runbook" in done.stderr
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_billion_laughs_in_a_process(tmp_path: Path) -> None:
     (tmp_path / "lastgood.yaml").write_text(laughs())
     done = subprocess.run(

@@ -73,6 +73,7 @@ def test_sandbox_exports_one_variable_per_line_with_the_endpoint(tmp_path: Path)
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4566" in lines
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_the_sandbox_prints_its_exports_unwrapped_in_a_narrow_terminal(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "40", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}
     sandbox = subprocess.Popen(
@@ -138,6 +139,7 @@ def test_shell_completion_is_on() -> None:
     assert "--install-completion" in out.getvalue() and "--show-completion" in out.getvalue()
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_debug_logs_never_show_a_secret_the_rollback_writes(
     shop_dir: Path, aws_env: LocalEndpoint, no_overrides: None
 ) -> None:

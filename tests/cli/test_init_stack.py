@@ -58,6 +58,7 @@ def init(endpoint: LocalEndpoint, *args: str) -> int:
     return main(["init", "--region", "us-east-1", "--endpoint-url", endpoint.url, *args])
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_starter_names_the_stacks_components_in_order(
     aws_env: LocalEndpoint, stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +100,7 @@ def test_the_starter_names_the_stacks_components_in_order(
     assert [c.name for c in runbook.components][-2:] == ["orders-table", "assets"]
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_starter_comments_where_a_choice_is_needed(aws_env: LocalEndpoint, stack: str, tmp_path: Path) -> None:
     out = tmp_path / "lastgood.yaml"
     assert init(aws_env, "--from-stack", stack, "--out", str(out)) == 0
@@ -114,6 +116,7 @@ def test_the_starter_comments_where_a_choice_is_needed(aws_env: LocalEndpoint, s
     assert "s3cr3t" not in text
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_starter_validates_without_warnings(
     aws_env: LocalEndpoint, stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,6 +129,7 @@ def test_the_starter_validates_without_warnings(
     assert json.loads(capsys.readouterr().out)["warnings"] == []
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_stdout_by_default_and_no_overwrite_without_force(
     aws_env: LocalEndpoint, stack: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -143,6 +147,7 @@ def test_stdout_by_default_and_no_overwrite_without_force(
     assert forced.app == "shop-prod" and set(forced.environments) == {"prod"}
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_bad_input_is_exit_2_and_writes_nothing(
     aws_env: LocalEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,6 +163,7 @@ def test_bad_input_is_exit_2_and_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_a_json_template_reads_the_same(aws: AwsClients, aws_env: LocalEndpoint, tmp_path: Path) -> None:
     """boto3 hands a JSON template back decoded (a dict), a YAML one as text: both give the same components."""
     template = {

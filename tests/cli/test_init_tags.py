@@ -50,6 +50,7 @@ def tag_list() -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in TAGS.items()]
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_tagged_resources_become_components_data_last(
     aws_env: LocalEndpoint, tagged: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -90,6 +91,7 @@ def test_the_tagged_resources_become_components_data_last(
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_no_tagged_resources_is_a_file_with_no_components(
     aws_env: LocalEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

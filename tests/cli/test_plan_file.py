@@ -45,6 +45,7 @@ def planned(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> Path:  # ty
     return shop_dir / "rb.plan"
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_a_saved_plan_runs_when_nothing_changed(planned: Path, aws: AwsClients, capsys) -> None:  # type: ignore[no-untyped-def]
     saved = json.loads(planned.read_text())
     assert saved["format"] == "lastgood-plan/1" and saved["to_release"] == "v1" and saved["from_release"] == "v2"
@@ -57,6 +58,7 @@ def test_a_saved_plan_runs_when_nothing_changed(planned: Path, aws: AwsClients, 
     assert alias_version(aws) == "1"
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_a_saved_plan_is_refused_when_the_live_state_changed(planned: Path, aws: AwsClients, capsys) -> None:  # type: ignore[no-untyped-def]
     # Someone moves the worker by hand after the plan was written.
     shop.shift_alias(aws, "shop-worker-prod", "1", None, 0.0)
@@ -69,6 +71,7 @@ def test_a_saved_plan_is_refused_when_the_live_state_changed(planned: Path, aws:
     assert status["last_rollback"] is None  # and no rollback was recorded
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_a_saved_plan_is_refused_when_the_live_release_changed(planned: Path, aws: AwsClients, capsys) -> None:  # type: ignore[no-untyped-def]
     assert run(capsys, "release", "record", "prod", "--version", "v3")[0] == 0
     code, _out, err = run(capsys, "rollback", "prod", "--plan", str(planned), "--yes")
@@ -77,6 +80,7 @@ def test_a_saved_plan_is_refused_when_the_live_release_changed(planned: Path, aw
     assert alias_version(aws) != "1"
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_an_edited_or_foreign_plan_file_is_bad_input(planned: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     saved = json.loads(planned.read_text())
     saved["to_release"] = "v0"
@@ -96,6 +100,7 @@ def test_an_edited_or_foreign_plan_file_is_bad_input(planned: Path, capsys) -> N
     assert code == 2 and "drop --to and --only" in err
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_plan_file_never_holds_a_secret_value(planned: Path, aws: AwsClients) -> None:
     text = planned.read_text()
     assert all(value not in text for value in SECRET_VALUES)
@@ -105,6 +110,7 @@ def test_the_plan_file_never_holds_a_secret_value(planned: Path, aws: AwsClients
     assert signing["Parameter"]["Value"] not in text
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_detailed_exitcode_tells_changes_pending_from_nothing_to_do(  # type: ignore[no-untyped-def]
     shop_dir: Path, aws: AwsClients, capsys, monkeypatch
 ) -> None:

@@ -39,12 +39,14 @@ def top_level(names: set[str]) -> set[str]:
     return {name.split(".")[0] for name in names}
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_version_imports_nothing_heavy() -> None:
     names, done = imported("--version")
     assert done.returncode == 0 and done.stdout.strip().startswith("lastgood ")
     assert top_level(names) & NOT_FOR_VERSION == set()
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_help_lists_every_command_without_importing_one() -> None:
     from lastgood.cli.app import COMMANDS
 

@@ -42,6 +42,7 @@ from lastgood.cli.app import main
 KUBERNETES_VERSION = "1.31"
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 @pytest.mark.parametrize(
     ("schema", "path"),
     [
@@ -61,6 +62,7 @@ def test_file_matches_its_published_schema(schema: str, path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 def test_the_schema_check_refuses_a_broken_workflow(tmp_path: Path) -> None:
     """The check above can fail: a job without runs-on is not a GitHub workflow."""
     workflow = load_yaml(CI / "github-actions.yml")
@@ -93,6 +95,7 @@ def test_the_manifests_serve_the_ci_runbook() -> None:
     assert "../examples/ci/lastgood.yaml:/etc/lastgood/lastgood.yaml:ro" in mounts
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_every_lastgood_command_of_the_ci_examples_parses() -> None:
     commands = ci_commands()
     scripts = github_scripts() + gitlab_scripts()
@@ -163,6 +166,7 @@ def test_the_dockerfile_is_slim_non_root_and_checks_its_health() -> None:
     assert ignored[ignored.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!src/"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_manifests_match_kubernetes_schemas() -> None:
     documents = k8s_documents()
     assert {d["kind"] for d in documents} >= {"Deployment", "Service", "PodDisruptionBudget", "Secret", "ConfigMap"}
@@ -170,6 +174,7 @@ def test_the_manifests_match_kubernetes_schemas() -> None:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_the_kubernetes_schema_check_refuses_a_broken_manifest() -> None:
     deployment = dict(deployments()["lastgood-api"])
     deployment["spec"] = {**deployment["spec"], "replicas": "two"}

@@ -14,7 +14,10 @@ import zipfile
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pytest
 from delivery_files import CI, ROOT, dockerfile
+
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
 
 
 def ignore_patterns() -> list[str]:

@@ -95,6 +95,7 @@ def live_release(where: str, capsys: pytest.CaptureFixture[str]) -> dict[str, ob
     return dict(cli_json(["status", where], capsys)["live"])  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # runs the workflow's shell steps: seconds
 def test_github_staging_deploys_and_records(
     checkout: AwsClients, pipeline_env: dict[str, str], workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,6 +116,7 @@ def test_github_staging_deploys_and_records(
     assert alias_version(checkout, "prod") == "1"
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
 def test_rollback_on_failure_rolls_back_a_live_release_once(
     ci: str, checkout: AwsClients, pipeline_env: dict[str, str], workspace: Path, capsys: pytest.CaptureFixture[str]

@@ -36,6 +36,8 @@ from sqlalchemy.pool import NullPool
 
 from lastgood.testing.endpoint import FAKE_CREDENTIALS, LocalEndpoint, free_port
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 START_WITHIN = 120.0  # four servers importing and migrating at once on a loaded 2-core machine
 MOUNT = "/etc/lastgood"
 

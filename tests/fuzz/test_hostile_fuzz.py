@@ -181,6 +181,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LASTGOOD_FILE", raising=False)
 
 
+@pytest.mark.slow  # hundreds of CLI runs (hypothesis examples)
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(content=mutated_runbook(), command=st.sampled_from(FILE_COMMANDS))
 def test_mutated_runbooks(workdir: Path, content: bytes, command: list[str]) -> None:
@@ -246,6 +247,7 @@ def argument_list(draw: st.DrawFn) -> list[str]:
     return [first, *words]
 
 
+@pytest.mark.slow  # hundreds of CLI runs (hypothesis examples)
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(args=argument_list())
 def test_argument_lists(workdir: Path, args: list[str]) -> None:

@@ -72,6 +72,7 @@ def ctx(aws_env: LocalEndpoint, tmp_path: Path) -> Iterator[EnvContext]:
     ledger.close()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_calls_per_component_of_a_whole_rollback(ctx: EnvContext) -> None:
     counter = CallCounter(ctx.aws, ("lambda", "ssm", "secretsmanager"))
     executor = Executor(ctx)
@@ -100,6 +101,7 @@ def test_calls_per_component_of_a_whole_rollback(ctx: EnvContext) -> None:
         assert [v for v, labels in stages.items() if "AWSCURRENT" in labels] == [r1[f"secret{i}"]["version_id"]]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_resumed_step_reads_again_before_it_writes(ctx: EnvContext, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the plan's reads (a resume in another process, or reads gone stale), apply reads the live state
     first and writes nothing for a component already back on its target."""

@@ -34,6 +34,8 @@ from lastgood.judge.sequential import histogram_threshold
 from lastgood.sources.prometheus import PrometheusSource
 from prometheus_fixture import SCRAPE_INTERVAL, running_prometheus, serving_exposition
 
+pytestmark = pytest.mark.slow  # a real Prometheus server, waiting for its scrapes
+
 PERIOD = 5  # seconds: a 1 s scrape interval leaves 4 s between the first and the last sample of a period
 TICK = 0.5  # the exporter's traffic step
 PERIODS = 4  # read per canary: 1 warm-up + 3 judged

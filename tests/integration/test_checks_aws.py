@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lastgood.aws.clients import AwsClients
 from lastgood.checks.base import CheckContext
 from lastgood.checks.run import run_check
@@ -46,6 +48,7 @@ def context(aws: AwsClients, clock: FakeClock) -> CheckContext:
 METRIC = Check.model_validate({"name": "back-to-normal", "metric": {"trigger": "api-errors", "quiet_for": "5m"}})
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_metric_check_passes_when_the_trigger_stays_quiet(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     put_minutes(aws, NOW, [(100, 1)] * 8)  # 1% errors, under the trigger's 5%
     clock = FakeClock(NOW)
@@ -62,6 +65,7 @@ def test_metric_check_fails_while_the_trigger_breaches(aws_env, aws: AwsClients)
     assert "1 of 5 periods breaching" in result.detail
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_metric_check_without_data_cannot_say_normal(aws_env, aws: AwsClients) -> None:  # type: ignore[no-untyped-def]
     result = run_check(METRIC, context(aws, FakeClock(NOW)))
     assert not result.passed and "no data" in result.detail

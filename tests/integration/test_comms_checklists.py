@@ -163,6 +163,7 @@ def test_check_refuses_an_unknown_item_or_rollback_and_writes_nothing(
         assert not [e for e in store.events_of(session, rollback_id) if e.type == "checklist-ticked"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_without_checklists_the_built_in_list_stays_and_takes_ticks(
     stand: Stand, capsys: pytest.CaptureFixture[str]
 ) -> None:

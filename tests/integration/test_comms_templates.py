@@ -96,6 +96,7 @@ def test_a_template_failing_at_run_time_falls_back_to_the_built_in_text() -> Non
     assert "the file's template for rollback-succeeded did not render" in out.details[-1]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_rollback_sends_the_files_templates_with_its_facts_and_no_secret(
     tmp_path: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

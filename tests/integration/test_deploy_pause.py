@@ -26,6 +26,8 @@ from lastgood.ledger.db import open_ledger, resolve_url
 from lastgood.runtime.context import EnvContext
 from lastgood.testing import shop
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 API = "shop-api-prod"
 
 

@@ -168,6 +168,7 @@ def test_due_drills_are_listed_and_run_once_across_replicas(
         assert session.query(DrillRow).filter_by(app="shop").count() == 1
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_drill_without_env_or_due_is_bad_input(
     stand: tuple[Path, FakeWorld], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -175,6 +176,7 @@ def test_drill_without_env_or_due_is_bad_input(
     assert "--due" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_servers_scheduler_submits_the_drill_schedule_job(stand: tuple[Path, FakeWorld]) -> None:
     file, _world = stand
     state = SimpleNamespace(apps=Apps.load([file]), jobs=RecordingJobs(), stopping=threading.Event())

@@ -60,6 +60,7 @@ def test_cloudwatch_source_batches_and_reports_no_data(aws_env, aws: AwsClients)
     assert got["b"].status == "no-data"
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_unreachable_source_is_an_error_not_an_exception(aws_env) -> None:  # type: ignore[no-untyped-def]
     from lastgood.config.models import AwsSettings
 
@@ -69,6 +70,7 @@ def test_unreachable_source_is_an_error_not_an_exception(aws_env) -> None:  # ty
     assert got["x"].status == "error" and got["x"].error
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_rolls_back_when_error_rate_holds(shop_dir: Path, aws: AwsClients) -> None:
     clock = FakeClock(START)
     ctx = context(shop_dir, clock)
@@ -88,6 +90,7 @@ def test_guard_rolls_back_when_error_rate_holds(shop_dir: Path, aws: AwsClients)
         assert types[0] == "guard-fired" and types[-1] == "rollback-succeeded"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_alert_trigger_only_reports(shop_dir: Path, aws: AwsClients) -> None:
     clock = FakeClock(START)
     ctx = context(shop_dir, clock)
@@ -110,6 +113,7 @@ def test_guard_alert_trigger_only_reports(shop_dir: Path, aws: AwsClients) -> No
     assert aws.client("lambda").get_alias(FunctionName="shop-api-prod", Name="live")["FunctionVersion"] == "2"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClients) -> None:
     clock = FakeClock(START)
     ctx = context(shop_dir, clock)
@@ -119,6 +123,7 @@ def test_guard_with_nothing_to_roll_back_to_refuses(shop_dir: Path, aws: AwsClie
     assert outcome.status == "nothing-to-roll-back-to" and outcome.exit_code == 3
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_without_data_is_blind_not_healthy(shop_dir: Path, aws: AwsClients) -> None:
     ctx = context(shop_dir, FakeClock(START))
     bad_release(aws, ctx)
@@ -128,6 +133,7 @@ def test_guard_without_data_is_blind_not_healthy(shop_dir: Path, aws: AwsClients
     assert [t["sight"] for t in outcome.to_dict()["triggers"]] == ["blind"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_with_its_metrics_endpoint_down_is_blind(shop_dir: Path, aws: AwsClients) -> None:
     """Issue 14: the metrics endpoint down for the whole window was 'healthy', exit 0."""
     from lastgood.config.models import AwsSettings
@@ -141,6 +147,7 @@ def test_guard_with_its_metrics_endpoint_down_is_blind(shop_dir: Path, aws: AwsC
     assert outcome.to_dict()["triggers"][0]["last"]["state"] == "error"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_cut_short_while_breaching_is_inconclusive(shop_dir: Path, aws: AwsClients) -> None:
     """Issue 14: `--for 70s` while api-errors breached at 19.6% for 2 of its 5 periods was 'healthy', exit 0."""
     ctx = context(shop_dir, FakeClock(START + timedelta(minutes=10)))
@@ -152,6 +159,7 @@ def test_guard_cut_short_while_breaching_is_inconclusive(shop_dir: Path, aws: Aw
     assert "19.6%" in outcome.message and "3/5 periods" in outcome.message
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_watching_a_whole_window_of_good_data_is_healthy(shop_dir: Path, aws: AwsClients) -> None:
     ctx = context(shop_dir, FakeClock(START))
     bad_release(aws, ctx)

@@ -74,6 +74,7 @@ def count_calls(watched: list[ReleaseWatch]) -> list[int]:
     return calls
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_batch_is_judged_with_one_getmetricdata_call_each_environment_on_its_own_series(apps: Apps) -> None:
     batch = watches(apps, "w1")
     calls = count_calls(batch)
@@ -96,6 +97,7 @@ def test_a_batch_is_judged_with_one_getmetricdata_call_each_environment_on_its_o
     }
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_second_worker_judges_none_of_the_periods_claimed_and_the_next_period_once(apps: Apps) -> None:
     due = window_end(datetime.now(UTC), 60)
     first = evaluate_periods(watches(apps, "w1"), due)

@@ -51,6 +51,7 @@ def world() -> FakeWorld:
         yield w  # type: ignore[misc]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_guard_sends_each_escalation_step_once_as_it_falls_due(tmp_path: Path, world: FakeWorld) -> None:
     (tmp_path / "lastgood.yaml").write_text(RUNBOOK)
     runbook = load_runbook(tmp_path / "lastgood.yaml")
@@ -79,6 +80,7 @@ def test_the_guard_sends_each_escalation_step_once_as_it_falls_due(tmp_path: Pat
     assert [m.event for m in messages].count("escalation") == 2
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_rollback_left_open_for_a_day_is_not_escalated_any_more(tmp_path: Path, world: FakeWorld) -> None:
     from lastgood.service import escalation
 

@@ -153,6 +153,7 @@ def test_amplify_does_not_start_a_second_redeploy_while_one_runs(stub: Stubber, 
     assert result.changed and result.detail == "job 4 is already deploying commit aaaaaaaa"
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_amplify_redeploys_after_a_running_job_of_another_commit(stub: Stubber, ctx: KindContext) -> None:
     """The recorded commit is live but a newer deploy is running: ours must land after it."""
     kind, spec = AmplifyBranch(), AmplifyBranchSpec(name="site", app_id=APP, branch=BRANCH)

@@ -84,6 +84,7 @@ def ctx(aws: AwsClients) -> KindContext:
     return KindContext(app="site", env="prod", aws=aws, token="rb-3-site-env")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_app_variables_all_restored_secret_from_the_vault(stub: Stubber, ctx: KindContext, aws: AwsClients) -> None:
     kind = AmplifyEnv()
     spec = AmplifyEnvSpec(name="site-env", app_id=APP, vault="/lg/prod")
@@ -189,6 +190,7 @@ def job(job_id: str, status: str, commit: str = "aaaaaaaaaa") -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_amplify_branch_rebuilds_after_the_variables_are_restored(stub: Stubber, ctx: KindContext) -> None:
     """The branch's redeploy action (`redeploy_after: [site-env]`): a RETRY of the last successful job, polled."""
     from lastgood.kinds.amplify_branch import AmplifyBranch, AmplifyBranchSpec

@@ -86,6 +86,7 @@ def test_deleted_deployment_fails_clearly(aws: AwsClients, ctx: KindContext) -> 
         kind.apply(spec, ctx, recorded)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_rest_api_name_must_be_unique(aws: AwsClients, ctx: KindContext) -> None:
     make_api(aws, "twin")
     make_api(aws, "twin")

@@ -130,6 +130,7 @@ def test_someone_elses_update_is_waited_out(stub: Stubber, ctx: KindContext) -> 
     assert error.value.retryable
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_redeploy_that_rolls_back_fails(stub: Stubber, ctx: KindContext) -> None:
     step = RedeployStep(CloudFormationStack())
     describe(stub, "UPDATE_COMPLETE")

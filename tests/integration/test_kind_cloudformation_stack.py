@@ -175,6 +175,7 @@ def test_removed_noecho_parameter_and_missing_stack_fail_clearly(aws: AwsClients
         kind.read(CloudFormationStackSpec(name="x", stack="nope"), ctx)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_oversized_template_is_refused_before_any_update(aws: AwsClients, ctx: KindContext) -> None:
     kind = CloudFormationStack()
     create(aws, template("Orders"), "v1")
@@ -332,6 +333,7 @@ def test_update_in_flight_is_cancelled_and_its_rollback_followed(
     assert progress[-1] == "web UPDATE_ROLLBACK_COMPLETE"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_cancel_that_lands_elsewhere_is_retried_as_an_update(stub: Stubber, ctx: KindContext) -> None:
     """The cancelled update rolled back to a template other than the recorded one (two releases ahead)."""
     kind = CloudFormationStack()

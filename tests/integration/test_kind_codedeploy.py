@@ -277,6 +277,7 @@ def test_codedeploys_own_rollback_is_not_stopped(stub: Stubber, ctx: KindContext
     assert result.detail == "waiting for CodeDeploy's own rollback d-4"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_deployment_that_completes_while_being_stopped_is_fine(stub: Stubber, ctx: KindContext) -> None:
     kind = CodeDeploy()
     group_state(stub, "d-2", V2, ["d-3"])

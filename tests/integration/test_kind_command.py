@@ -86,6 +86,7 @@ def test_non_zero_exit_is_a_clear_failure(tmp_path: Path) -> None:
         KIND.read(spec_in(tmp_path, record="cat nope"), CTX)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     (tmp_path / "state.txt").write_text("v2")
     spec = spec_in(tmp_path, rollback="sleep 60 & echo $! > child.pid; echo waiting; wait", timeout="1s")

@@ -212,6 +212,7 @@ def test_kill_switch_refuses_flags_it_cannot_turn_off(service: FlagService) -> N
     assert service.writes == []
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_http_failures_are_clear_and_only_outages_retry(service: FlagService) -> None:
     spec = http_spec(service.url)
     recorded = KIND.read(spec, Recorder().ctx())

@@ -56,6 +56,7 @@ def _alias_version(aws: AwsClients) -> str:
     return str(aws.client("lambda").get_alias(FunctionName=FUNCTION, Name="live")["FunctionVersion"])
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_latest_only_restores_the_named_variable_and_keeps_the_others(aws: AwsClients, ctx: KindContext) -> None:
     kind = LambdaEnv()
     spec = LambdaEnvSpec(name="orders-env", function=FUNCTION, variables=["TABLE_NAME"])
@@ -115,6 +116,7 @@ def test_alias_mode_publishes_a_version_and_moves_the_alias(aws: AwsClients, ctx
     assert not kind.apply(spec, ctx, recorded).changed
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_alias_behind_latest_is_published_without_a_second_update(aws: AwsClients, ctx: KindContext) -> None:
     """An earlier attempt updated $LATEST and its publish answer was lost: the retry publishes and moves."""
     kind = LambdaEnv()

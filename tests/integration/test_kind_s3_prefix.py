@@ -143,6 +143,7 @@ def test_a_recorded_version_that_was_purged(aws: AwsClients, ctx: KindContext) -
         kind.apply(spec, ctx, recorded)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_too_many_keys_is_a_clear_error(aws: AwsClients, ctx: KindContext, monkeypatch: pytest.MonkeyPatch) -> None:
     _bucket(aws)
     monkeypatch.setattr(s3_prefix, "MAX_KEYS", 2)

@@ -65,6 +65,7 @@ def _ctx(aws: AwsClients, events: list[str]) -> KindContext:
     return KindContext(app="shop", env="prod", aws=aws, token="rb-0000000007-db", progress=events.append)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_rotation_is_paused_for_the_move_and_resumed_after(aws: AwsClients, rotating: str) -> None:
     kind, spec = Secret(), SecretSpec(name="db", secret="db")
     events: list[str] = []
@@ -89,6 +90,7 @@ def test_rotation_is_paused_for_the_move_and_resumed_after(aws: AwsClients, rota
     assert not kind.apply(spec, _ctx(aws, events), recorded).changed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_rotation_is_resumed_when_the_move_fails(aws: AwsClients, rotating: str) -> None:
     kind, spec = Secret(), SecretSpec(name="db", secret="db")
     events: list[str] = []
@@ -99,6 +101,7 @@ def test_rotation_is_resumed_when_the_move_fails(aws: AwsClients, rotating: str)
     assert _described(aws)["RotationEnabled"] is True and PAUSE_TAG not in _tags(aws)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_pause_left_by_a_crash_is_resumed_by_the_retry(aws: AwsClients, rotating: str) -> None:
     """An earlier attempt paused, moved AWSCURRENT back and died: the retry finds the tag and resumes."""
     kind, spec = Secret(), SecretSpec(name="db", secret="db")
@@ -116,6 +119,7 @@ def test_a_pause_left_by_a_crash_is_resumed_by_the_retry(aws: AwsClients, rotati
     assert not kind.apply(spec, _ctx(aws, events), recorded).changed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_pause_rotation_false_leaves_rotation_alone(aws: AwsClients, rotating: str) -> None:
     kind, spec = Secret(), SecretSpec(name="db", secret="db", pause_rotation=False)
     events: list[str] = []
@@ -134,6 +138,7 @@ def test_pause_rotation_false_leaves_rotation_alone(aws: AwsClients, rotating: s
     assert {"secretsmanager:CancelRotateSecret", "secretsmanager:RotateSecret", "lambda:InvokeFunction"} <= actions
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_secret_without_rotation_is_moved_as_before(aws: AwsClients) -> None:
     sm = aws.client("secretsmanager")
     sm.create_secret(Name="db", SecretString="password-1")

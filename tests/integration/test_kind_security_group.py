@@ -47,6 +47,7 @@ def _calls(aws: AwsClients) -> list[str]:
     return sent
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_restore_authorizes_removed_and_revokes_added_rules(aws: AwsClients, group: str, ctx: KindContext) -> None:
     kind = SecurityGroup()
     spec = SecurityGroupSpec(name="api-sg", group_id=group)
@@ -80,6 +81,7 @@ def test_restore_authorizes_removed_and_revokes_added_rules(aws: AwsClients, gro
     assert not kind.apply(spec, ctx, recorded).changed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_retry_after_a_partly_applied_attempt(aws: AwsClients, group: str, ctx: KindContext) -> None:
     """The state read before the first attempt (known_state) is stale: one rule is already back, the other
     already gone. AWS refuses the batched calls; each rule on its own, that refusal accepted."""
@@ -102,6 +104,7 @@ def test_retry_after_a_partly_applied_attempt(aws: AwsClients, group: str, ctx: 
     assert kind.verify(spec, ctx, recorded) == []
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_egress_rules_are_restored_too(aws: AwsClients, group: str, ctx: KindContext) -> None:
     kind = SecurityGroup()
     spec = SecurityGroupSpec(name="api-sg", group_id=group, directions=["egress"])

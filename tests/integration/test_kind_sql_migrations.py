@@ -141,6 +141,7 @@ def test_several_down_files_and_data_run_to_the_recorded_version(db_url: str, tm
     assert "orders" not in inspect(create_engine(db_url, poolclass=NullPool)).get_table_names()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_failed_row_count_check_leaves_the_schema_untouched(db_url: str, tmp_path: Path) -> None:
     lossy = "DELETE FROM orders WHERE id > 10;\nALTER TABLE customers DROP COLUMN email;"
     directory = shop_files(tmp_path, **{"0003_email.down.sql": lossy})
@@ -158,6 +159,7 @@ def test_failed_row_count_check_leaves_the_schema_untouched(db_url: str, tmp_pat
     assert sql(db_url, "SELECT count(*) FROM orders") == [(3,)]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_failed_sql_check_and_a_tolerance_that_allows_the_change(db_url: str, tmp_path: Path) -> None:
     directory = shop_files(tmp_path, **{"0003_email.down.sql": "DELETE FROM orders WHERE id = 12;"})
     apply_up(db_url, directory, to=2)
@@ -202,6 +204,7 @@ def test_orphaned_rows_fail_the_foreign_key_check(db_url: str, tmp_path: Path) -
     assert sql(db_url, "SELECT count(*) FROM orders") == [(3,)]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_missing_down_file_makes_the_change_destructive_and_apply_refuses(db_url: str, tmp_path: Path) -> None:
     directory = shop_files(tmp_path)
     (directory / "0003_email.down.sql").unlink()
@@ -357,6 +360,7 @@ def alembic_spec(url: str, config: Config, **kwargs: object) -> SqlMigrationsSpe
     )
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_alembic_round_trip(db_url: str, tmp_path: Path) -> None:
     config = alembic_project(tmp_path, db_url, SHOP_REVISIONS)
     command.upgrade(config, "b2")  # the team's own way, through its env.py
@@ -383,6 +387,7 @@ def test_alembic_round_trip(db_url: str, tmp_path: Path) -> None:
     assert KIND.read(spec, CTX)["revision"] == "b2"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_alembic_failed_check_rolls_back_every_revision(db_url: str, tmp_path: Path) -> None:
     config = alembic_project(tmp_path, db_url, SHOP_REVISIONS)
     command.upgrade(config, "a1")

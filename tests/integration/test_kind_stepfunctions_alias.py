@@ -43,6 +43,7 @@ def route(aws: AwsClients, alias_arn: str, weights: dict[str, int]) -> None:
     )
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_alias_routing_goes_back(aws: AwsClients, ctx: KindContext) -> None:
     arn, (v1, v2, v3) = machine_with_versions(aws)
     alias_arn = aws.client("stepfunctions").create_state_machine_alias(

@@ -20,6 +20,7 @@ def ctx(aws: AwsClients) -> KindContext:
     return KindContext(app="shop", env="prod", aws=aws)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_lambda_alias_round_trip_with_weights(aws: AwsClients, ctx: KindContext) -> None:
     shop.create_function(aws, "fn", shop._role(aws))
     v2 = shop.publish_new_version(aws, "fn", "v2")
@@ -44,6 +45,7 @@ def test_lambda_alias_missing_is_resource_not_found(aws: AwsClients, ctx: KindCo
         LambdaAlias().read(LambdaAliasSpec(name="x", function="nope"), ctx)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_ssm_parameters_restore_values_not_versions(aws: AwsClients, ctx: KindContext) -> None:
     ssm = aws.client("ssm")
     ssm.put_parameter(Name="/app/a", Value="one", Type="String")
@@ -82,6 +84,7 @@ def test_ssm_deleted_parameter_fails_clearly(aws: AwsClients, ctx: KindContext) 
         kind.apply(spec, ctx, recorded)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_secret_moves_awscurrent_back(aws: AwsClients, ctx: KindContext) -> None:
     sm = aws.client("secretsmanager")
     sm.create_secret(Name="db", SecretString="password-1")

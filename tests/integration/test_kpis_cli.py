@@ -171,6 +171,7 @@ def kpis_of(shop: Shop, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return data
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_kpis_of_prod_over_30_days(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     data = kpis_of(shop, capsys, "prod", "--since", "30d")
     overall = data["incidents"]["overall"]
@@ -194,6 +195,7 @@ def test_kpis_of_prod_over_30_days(shop: Shop, capsys: pytest.CaptureFixture[str
     assert data["incidents"]["by_kind"]["fake"]["time_to_restore"]["mean"] == 900.0
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_drills_are_reported_apart(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     drills = kpis_of(shop, capsys, "prod", "--since", "30d")["drills"]["overall"]
     assert drills["rollbacks"] == 1
@@ -202,6 +204,7 @@ def test_drills_are_reported_apart(shop: Shop, capsys: pytest.CaptureFixture[str
     assert drills["success_rate"] == 1.0 and drills["checks"]["success_rate"]["status"] == "met"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_every_environment_and_a_longer_window(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     data = kpis_of(shop, capsys, "--since", "30d")
     assert data["env"] is None
@@ -211,6 +214,7 @@ def test_every_environment_and_a_longer_window(shop: Shop, capsys: pytest.Captur
     assert older["rollbacks"] == 4 and older["time_to_restore"]["count"] == 3  # the old one counts now
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_review_changes_the_false_rollback_rate_and_is_audited(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     r1 = shop.ids["r1"]
     code, review = run_json(
@@ -251,6 +255,7 @@ def test_review_changes_the_false_rollback_rate_and_is_audited(shop: Shop, capsy
     assert types.count("rollback-reviewed") == 2
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_text_output(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kpis", "prod", "--since", "30d", "-f", str(shop.file)]) == 0
     out = capsys.readouterr().out
@@ -258,6 +263,7 @@ def test_text_output(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     assert "target" in out and "met" in out and "missed" in out
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_bad_input_exits_2(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     code, error = run_json(capsys, "kpis", "prod", "--since", "soon", "-f", str(shop.file))
     assert code == 2 and error["error"] == "BadInput" and "--since" in error["message"]

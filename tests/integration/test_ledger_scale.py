@@ -103,6 +103,7 @@ def verify(ledger: Ledger, since: audit.Checkpoint | None = None, chunk: int = a
 # --- release list, duplicate labels ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_release_list_shows_the_newest_20_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "lastgood.yaml"
     file.write_text("app: shop\nstate: sqlite:///state.db\nenvironments: {prod: {}}\ncomponents: []\n")
@@ -178,6 +179,7 @@ def peak_mib(ledger: Ledger) -> float:
         tracemalloc.stop()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_verify_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
     ledger = open_ledger(f"sqlite:///{tmp_path / 'big.db'}")
     seed_events(ledger, 2_000)

@@ -194,6 +194,7 @@ def test_migrations_create_the_schema_and_a_second_open_is_a_no_op(ledger_url: s
         second.close()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_migration_head_matches_the_models(ledger: Ledger) -> None:
     with ledger.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})

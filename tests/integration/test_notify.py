@@ -376,6 +376,7 @@ def received(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_sns_publishes_subject_message_and_attributes(aws: AwsClients) -> None:
     topic_arn, sqs, queue_url = topic_with_queue(aws, "us-east-1")
     SnsNotifier(SnsSettings(topic_arn=topic_arn), aws).send(sample("approval-needed", approvals_needed=2))
@@ -389,6 +390,7 @@ def test_sns_publishes_subject_message_and_attributes(aws: AwsClients) -> None:
     assert envelope["MessageAttributes"]["event"] == {"Type": "String", "Value": "approval-needed"}
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_sns_publishes_to_a_topic_in_another_region(aws: AwsClients) -> None:
     topic_arn, sqs, queue_url = topic_with_queue(aws, "eu-west-1")
     assert ":eu-west-1:" in topic_arn and aws.region == "us-east-1"
@@ -406,6 +408,7 @@ def test_sns_missing_topic_raises_a_lastgood_error(aws: AwsClients) -> None:
 # --- from the file, through the dispatcher ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_every_channel_from_the_file_delivers_and_a_broken_one_is_recorded(aws: AwsClients) -> None:
     """One Slack, SNS, email, webhook each, plus a webhook that answers 500: four deliver, one is recorded."""
     slack, hook, broken = Receiver(), Receiver(), Receiver()

@@ -60,6 +60,7 @@ def wait_for(check, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-d
     return False
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_rollback_notifies_and_survives_a_dead_channel(tmp_path: Path, world, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     (tmp_path / "lastgood.yaml").write_text(f"""
@@ -102,6 +103,7 @@ notifications:
     assert recorded().count("notify-sent") >= 2
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_approval_needed_names_the_escalation_path(tmp_path: Path, world, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     (tmp_path / "lastgood.yaml").write_text(f"""

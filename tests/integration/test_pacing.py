@@ -51,6 +51,7 @@ def make_functions(aws: AwsClients, n: int) -> list[str]:
     return names
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_unpaced_calls_are_throttled_and_paced_ones_are_not(aws: AwsClients, proxy: ThrottlingProxy) -> None:
     names = make_functions(aws, 2)
     burst(clients(proxy.url, 0), names, 80)  # 0: not paced; botocore's retries absorb what they can
@@ -68,6 +69,7 @@ def test_unpaced_calls_are_throttled_and_paced_ones_are_not(aws: AwsClients, pro
     assert paced.pacer.waited > 0
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_rollback_behind_a_throttling_endpoint_fails_no_step(
     aws: AwsClients, proxy: ThrottlingProxy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

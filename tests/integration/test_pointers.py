@@ -45,6 +45,7 @@ def test_missing_ssm_parameter_is_not_created(aws: AwsClients, ctx: KindContext)
         set_pointer(Pointer(ssm_parameter="/nope"), ctx, "x")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_lambda_env_pointer_keeps_other_variables(aws: AwsClients, ctx: KindContext) -> None:
     shop.create_function(aws, "api", shop._role(aws))
     client = aws.client("lambda")

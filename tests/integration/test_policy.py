@@ -264,6 +264,7 @@ triggers:
 """
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 @pytest.mark.parametrize(
     ("severity", "expected", "api"), [("critical", "rolled-back", "v1"), ("high", "awaiting-approval", "v2")]
 )

@@ -73,6 +73,7 @@ def two_releases(capsys: pytest.CaptureFixture[str], aws: AwsClients) -> None:
 COMPONENTS = ("api", "worker", "api-config", "db-credentials")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_all_ok_until_a_lambda_version_is_deleted(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     two_releases(capsys, aws)
@@ -98,6 +99,7 @@ def test_all_ok_until_a_lambda_version_is_deleted(shop_dir: Path, aws: AwsClient
     assert "status" in out and "detail" in out  # the table's header
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_deleted_parameter_is_impossible(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     two_releases(capsys, aws)
@@ -109,6 +111,7 @@ def test_a_deleted_parameter_is_impossible(shop_dir: Path, aws: AwsClients, caps
     assert "/shop/prod/api/timeout-ms: version 1 is in the history" in detail(data, "v1", "api-config")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_secret_version_without_a_staging_label_is_at_risk(
     shop_dir: Path, aws: AwsClients, capsys, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -125,6 +128,7 @@ def test_a_secret_version_without_a_staging_label_is_at_risk(
     assert "AWSPREVIOUS" in detail(data, "v2", "db-credentials")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_errors_of_a_kind_become_checks(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     two_releases(capsys, aws)
@@ -145,6 +149,7 @@ def test_errors_of_a_kind_become_checks(shop_dir: Path, aws: AwsClients, capsys,
     assert statuses(data)[("v1", "db-credentials")] == statuses(data)[("v2", "db-credentials")] == "impossible"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_nothing_to_roll_back_to_is_not_ready(shop_dir: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue 14: every row ok exits 0 (it exited 1); that a rollback has nowhere to go is `ready: false` and a note."""
     monkeypatch.chdir(shop_dir)
@@ -155,6 +160,7 @@ def test_nothing_to_roll_back_to_is_not_ready(shop_dir: Path, capsys, monkeypatc
     assert data["notes"] == ["no release older than the live one (v1) that is not marked bad"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_guard_refuses_when_the_rollback_is_impossible(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     two_releases(capsys, aws)
@@ -231,6 +237,7 @@ def rds_instance(aws: AwsClients, pointer: str = "/data/prod/db-host") -> None:
     aws.client("ssm").put_parameter(Name=pointer, Value=described["Endpoint"]["Address"], Type="String")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_deleted_snapshot_and_pitr_off_are_impossible(aws_env, aws: AwsClients, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     orders_table(aws)
     rds_instance(aws)
@@ -277,6 +284,7 @@ def ctx_at(aws: AwsClients, now: datetime) -> KindContext:
     return KindContext(app="shop", env="prod", aws=aws, now=lambda: now)
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_restore_windows_are_at_risk_on_their_last_day(aws: AwsClients) -> None:
     recorded_at = orders_table(aws, SHOP)
     kind = DynamoDbTable()
@@ -316,6 +324,7 @@ def test_restore_windows_are_at_risk_on_their_last_day(aws: AwsClients) -> None:
     assert off == [ReadinessCheck("impossible", "automated backups are off for shop-db")]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_ssm_history_limit(aws: AwsClients) -> None:
     ssm, name = aws.client("ssm"), "/shop/prod/flag"
     ssm.put_parameter(Name=name, Value="v1", Type="String")

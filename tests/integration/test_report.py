@@ -169,6 +169,7 @@ def ticks(report: IncidentReport) -> dict[str, tuple[str, str]]:
 # --- the model and the Markdown -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_markdown_of_a_verified_rollback(stand: Stand, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rollback_id = incident(stand)
     out = tmp_path / "reports"
@@ -285,6 +286,7 @@ def test_steps_started_out_of_order_are_caught(stand: Stand) -> None:
     assert (tick, evidence) == ("not done", "config started before worker finished")
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_secrets_are_masked_and_text_is_escaped(stand: Stand, tmp_path: Path) -> None:
     redact.register_secret(SECRET)
     rollback_id = incident(stand, reason=f"token {SECRET} leaked <script>alert(1)</script> | broke the table")
@@ -334,6 +336,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
 
 
+@pytest.mark.slow  # a Python process, server or browser of its own
 @pytest.mark.browser
 def test_html_renders_in_headless_chromium(stand: Stand, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rollback_id = incident(stand)

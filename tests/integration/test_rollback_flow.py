@@ -31,6 +31,7 @@ def bad_deploy(aws: AwsClients, weight: float = 1.0) -> None:
     shop.deploy_config_change(aws, s, "v2")
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_record_plan_rollback_verify(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     code, v1 = run_json(capsys, "release", "record", "prod", "--version", "v1")
@@ -85,6 +86,7 @@ def test_record_plan_rollback_verify(shop_dir: Path, aws: AwsClients, capsys, mo
     assert types.count("step-succeeded") == 4
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_plan_is_empty_when_already_at_target(shop_dir: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     run(capsys, "release", "record", "prod", "--version", "v1")
@@ -93,6 +95,7 @@ def test_plan_is_empty_when_already_at_target(shop_dir: Path, capsys, monkeypatc
     assert plan["steps"] == [] and sorted(plan["unchanged"]) == ["api", "api-config", "db-credentials", "worker"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_only_rolls_back_named_components(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     run(capsys, "release", "record", "prod", "--version", "v1")
@@ -108,6 +111,7 @@ def test_only_rolls_back_named_components(shop_dir: Path, aws: AwsClients, capsy
     assert [r["label"] for r in listing["releases"] if r["live"]] == ["v2"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_protected_environment_needs_the_phrase(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import io
 
@@ -136,6 +140,7 @@ def test_unknown_release_and_component_are_bad_input(shop_dir: Path, capsys, mon
     assert code == 2 and "already exists" in err
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_failed_step_leaves_a_clear_state_and_resume_command(
     shop_dir: Path, aws: AwsClients, capsys, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -161,6 +166,7 @@ def test_failed_step_leaves_a_clear_state_and_resume_command(
     assert [r["label"] for r in listing["releases"] if r["live"]] == ["v2"]  # not settled on v1
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_missing_resource_is_bad_input_and_changes_nothing(
     shop_dir: Path, aws: AwsClients, capsys, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -175,6 +181,7 @@ def test_missing_resource_is_bad_input_and_changes_nothing(
     assert aws.client("lambda").get_alias(FunctionName="shop-api-prod", Name="live")["FunctionVersion"] == "2"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_secret_values_never_reach_the_ledger_or_output(shop_dir: Path, aws: AwsClients, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(shop_dir)
     _c, out1, _e = run(capsys, "release", "record", "prod", "--version", "v1", "-o", "json")

@@ -43,6 +43,7 @@ def world() -> Iterator[FakeWorld]:
     redact.clear()
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_planted_secrets_stay_out_of_outputs_and_ledger(tmp_path, world, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
     monkeypatch.setenv("SHOP_WEBHOOK_SECRET", TOKEN + "-webhook")

@@ -106,6 +106,7 @@ def test_yes_marks_the_live_release_and_older_ones_need_no_prompt(
     assert [(r["label"], r["live"], r["bad"]) for r in listing["releases"]] == [("v2", True, True), ("v1", False, True)]
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_release_list_pages(stand: Stand) -> None:
     record_two(stand)
     stand.world.set("api", "v3")

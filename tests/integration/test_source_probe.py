@@ -60,6 +60,7 @@ def probe_for(source: ProbeSource, requests: list[SeriesRequest], seconds: float
     return source.fetch(requests, start, end)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_error_rate_and_latency(service: str) -> None:
     Service.fail_every, Service.delay = 4, 0.05  # 25% errors, 50ms
     query = ProbeQuery(url=service, rate=20, timeout=2)
@@ -76,6 +77,7 @@ def test_error_rate_and_latency(service: str) -> None:
     assert set(latency.points) == set(errors.points)  # one probe serves both measures
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_timeouts_and_refused_connections_are_errors(service: str) -> None:
     Service.delay = 1.0
     slow = ProbeQuery(url=service, rate=5, timeout=0.2)
@@ -89,6 +91,7 @@ def test_timeouts_and_refused_connections_are_errors(service: str) -> None:
     assert got["dead"].points and all(v == 100.0 for v in got["dead"].points.values())
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_healthy_endpoint_keeps_the_trigger_ok_and_a_failing_one_fires(service: str) -> None:
     trigger = Trigger.model_validate(
         {

@@ -86,6 +86,7 @@ def test_a_write_lost_before_aws_is_not_resent_either(aws: AwsClients, proxy_to:
     assert proxy.count("PutParameter") == 1
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_read_is_retried_by_botocore(aws: AwsClients, proxy_to: Any) -> None:
     aws.client("ssm").put_parameter(Name="/t/p", Value="one", Type="String")
     aws.client("secretsmanager").create_secret(Name="t/s", SecretString="x")
@@ -184,6 +185,7 @@ def _current(aws: AwsClients, secret: str) -> list[str]:
     return [v for v, s in stages.items() if "AWSCURRENT" in s]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_twenty_rollbacks_through_a_dropping_proxy(aws: AwsClients, proxy_to: Any, tmp_path: Path) -> None:
     functions = _create_app(aws)
     good_secrets = {f"flaky/s{i:02d}": _current(aws, f"flaky/s{i:02d}") for i in range(SECRETS)}

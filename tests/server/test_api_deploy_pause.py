@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from lastgood.aws.clients import AwsClients
@@ -21,6 +22,7 @@ def alias(aws: AwsClients) -> tuple[str, dict[str, Any]]:
     return str(live["FunctionVersion"]), dict((live.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_deployment_is_paused_and_resumed_through_the_api(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:

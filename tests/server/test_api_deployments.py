@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from api_helpers import audit_entries, held
 from fastapi.testclient import TestClient
 
@@ -29,6 +30,7 @@ def deploy(client: TestClient, headers: dict[str, str], to: str, **body: Any) ->
     return client.post(f"{PROD}/deployments", json=wanted, headers=headers)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_deployment_starts_holds_prod_and_is_promoted(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:
@@ -69,6 +71,7 @@ def test_a_deployment_starts_holds_prod_and_is_promoted(
     assert any(e["type"] == "deploy-promote-requested" and e["actor"] == "ada" for e in entries), entries
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_abort_puts_the_old_version_back_and_marks_the_release_bad(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:
@@ -90,6 +93,7 @@ def test_an_abort_puts_the_old_version_back_and_marks_the_release_bad(
     assert refused.status_code == 409 and "marked bad" in refused.json()["detail"], refused.text
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_deployments_are_refused_while_held_and_bad_input_changes_nothing(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:

@@ -97,6 +97,7 @@ def test_a_stop_needs_the_phrase_on_prod_and_is_released_exactly(
     assert [e["actor"] for e in entries if "stop" in e["type"]][-2:] == ["olive", "olive"], entries
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_stop_and_release_are_refused_while_the_environment_is_held(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients, gateways: dict[str, str]
 ) -> None:
@@ -116,6 +117,7 @@ def test_stop_and_release_are_refused_while_the_environment_is_held(
     assert client.post(f"{STAGING}/stop/release", json={"wait": "2s"}, headers=operator).status_code == 200
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_drill_runs_in_the_background_and_holds_the_environment(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -142,6 +144,7 @@ def test_a_drill_runs_in_the_background_and_holds_the_environment(
     assert any(e["type"] == "drill-started" and e["actor"] == "olive" for e in audit_entries(client, operator))
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_readiness_of_the_live_and_previous_release(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -155,6 +158,7 @@ def test_readiness_of_the_live_and_previous_release(
     assert client.get("/api/v1/apps/shop/environments/qa/readiness", headers=users.headers("viewer")).status_code == 404
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_kpis_reviews_and_reports_of_a_rollback(client: TestClient, users: Users, server_state: ServerState) -> None:
     two_releases(server_state, "staging")
     viewer, operator = users.headers("viewer"), users.headers("operator")

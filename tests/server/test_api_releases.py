@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from api_helpers import audit_entries, held, two_releases
 from fastapi.testclient import TestClient
 
@@ -11,6 +12,7 @@ from server_fixture import Users
 PROD = "/api/v1/apps/shop/environments/prod"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_environments_list_shows_live_holder_and_last_rollback(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -29,6 +31,7 @@ def test_the_environments_list_shows_live_holder_and_last_rollback(
     assert client.get("/api/v1/apps/shop/environments").status_code == 401
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_releases_are_listed_a_page_at_a_time_with_the_total(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -45,6 +48,7 @@ def test_releases_are_listed_a_page_at_a_time_with_the_total(
     assert client.get("/api/v1/apps/shop/environments/qa/releases", headers=viewer).status_code == 404
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_an_operator_records_a_release_once_and_the_audit_log_names_them(client: TestClient, users: Users) -> None:
     url = f"{PROD}/releases"
     assert client.post(url, json={"version": "v1"}, headers=users.headers("viewer")).status_code == 403
@@ -65,6 +69,7 @@ def test_an_operator_records_a_release_once_and_the_audit_log_names_them(client:
     assert any(e["actor"] == "olive" and e["env"] == "prod" for e in entries), entries
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_marking_the_live_release_bad_needs_confirm_live(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -86,6 +91,7 @@ def test_marking_the_live_release_bad_needs_confirm_live(
     )
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_audit_log_and_its_verification(client: TestClient, users: Users, server_state: ServerState) -> None:
     two_releases(server_state)
     viewer = users.headers("viewer")

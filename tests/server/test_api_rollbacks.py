@@ -75,6 +75,7 @@ def test_roles_are_checked_before_anything_is_read(client: TestClient, users: Us
     assert client.post("/api/v1/rollbacks/rb-1/resume", headers=users.headers("viewer")).status_code == 403
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_unknown_app_environment_release_and_rollback_are_404(client: TestClient, users: Users) -> None:
     viewer, operator, approver = users.headers("viewer"), users.headers("operator"), users.headers("approver")
     two_releases(client.app.state.lastgood)  # type: ignore[attr-defined]
@@ -117,6 +118,7 @@ def test_a_held_environment_refuses_a_rollback_and_names_the_holder(
     assert status["live"]["label"] == "v2" and status["last_rollback"] is None  # nothing was filed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_protected_environment_without_its_phrase_and_nothing_to_roll_back_are_409(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -133,6 +135,7 @@ def test_protected_environment_without_its_phrase_and_nothing_to_roll_back_are_4
     assert status["last_rollback"] is None and status["live"]["label"] == "v2"  # refused: nothing filed
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_approval_is_needed_and_the_requester_may_not_give_it(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -160,6 +163,7 @@ def test_an_approval_is_needed_and_the_requester_may_not_give_it(
     assert any(e["actor"] == "abe" and "approv" in e["type"] for e in entries), entries
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_an_approver_who_is_not_in_the_policy_cannot_approve_and_a_denial_ends_it(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from lastgood.domain.actor import Actor
@@ -33,6 +34,7 @@ def test_health_needs_no_sign_in_and_everything_else_does(client: TestClient) ->
     assert client.get("/api/v1/apps", headers={"Authorization": "Bearer lg_nope_nope"}).status_code == 401
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_viewer_reads_but_may_not_roll_back(client: TestClient, users: Users) -> None:
     assert client.get("/api/v1/apps", headers=users.headers("viewer")).json() == {
         "apps": [{"app": "shop", "environments": ["staging", "prod"]}]
@@ -51,6 +53,7 @@ def test_unknown_app_is_404_and_a_bad_body_422(client: TestClient, users: Users)
     assert "reason" in answer.json()["detail"]
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_operator_rolls_back_prod_in_the_background(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -74,6 +77,7 @@ def test_an_operator_rolls_back_prod_in_the_background(
     assert status["live"]["label"] == "v1"
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_without_background_work_long_operations_answer_503_and_start_nothing(shop_dir: Path) -> None:
     state = make_state(shop_dir, background=False)
     users = add_users(state)

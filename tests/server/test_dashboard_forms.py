@@ -41,6 +41,7 @@ def users(server_state: ServerState) -> Users:
     return add_users(server_state)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_stop_form_needs_the_stop_phrase_cuts_traffic_and_the_release_form_restores_it(
     client: TestClient, users: Users, aws: AwsClients, gateway: str
 ) -> None:
@@ -104,6 +105,7 @@ def aliases(aws: AwsClients) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_resume_form_finishes_an_interrupted_rollback_as_the_signed_in_operator(
     client: TestClient, users: Users, server_state: ServerState, aws: AwsClients
 ) -> None:

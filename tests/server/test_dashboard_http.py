@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from dashboard_helpers import two_releases
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -53,6 +54,7 @@ def test_pages_redirect_to_login_and_the_api_still_answers_401(client: TestClien
     assert client.get("/api/v1/apps").status_code == 401
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_signing_in_sets_an_httponly_lax_session_cookie_secure_unless_turned_off(shop_dir: Path) -> None:
     for secure in (True, False):
         state = make_state(shop_dir, secure_cookies=secure)
@@ -77,12 +79,14 @@ def test_a_wrong_token_is_told_plainly_and_gets_no_cookie(client: TestClient, us
     assert answer.headers["content-type"].startswith("text/html")
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_next_never_leaves_the_site(client: TestClient, users: Users) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
         answer = client.post("/login", data={"token": users.tokens["viewer"], "next": target}, follow_redirects=False)
         assert answer.headers["location"] == "/", target
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_unsafe_request_without_the_csrf_token_is_refused(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -115,6 +119,7 @@ def test_a_viewer_cannot_post_the_rollback_form(client: TestClient, users: Users
     assert recent(server_state) == []
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_operator_rolls_back_by_form_and_errors_read_as_pages(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:
@@ -145,6 +150,7 @@ def test_an_operator_rolls_back_by_form_and_errors_read_as_pages(
     assert missing.status_code == 404 and "no rollback" in missing.text
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_every_page_renders_for_a_viewer(client: TestClient, users: Users, server_state: ServerState) -> None:
     two_releases(server_state)
     sign_in(client, users.tokens["viewer"])
@@ -164,6 +170,7 @@ def test_every_page_renders_for_a_viewer(client: TestClient, users: Users, serve
     assert client.get("/deployments/dp-nope").status_code == 404
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_feed_streams_new_ledger_events_and_ends_when_the_server_stops(
     server_state: ServerState, users: Users
 ) -> None:
@@ -203,6 +210,7 @@ def _wait(condition: Callable[[], bool], timeout: float = 10) -> None:
     assert condition(), "timed out"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_audit_page_says_when_the_chain_was_tampered_with(
     client: TestClient, users: Users, server_state: ServerState
 ) -> None:

@@ -8,6 +8,7 @@ import urllib.parse
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lastgood.server.state import ServerState
@@ -49,6 +50,7 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return found
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_metrics_need_no_sign_in_and_count_what_happened(live_server: LiveServer, server_state: ServerState) -> None:
     users = add_users(server_state)
     before = httpx.get(f"{live_server.url}/metrics")
@@ -67,6 +69,7 @@ def test_metrics_need_no_sign_in_and_count_what_happened(live_server: LiveServer
     assert "lastgood_guard_watched_environments" in found
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_real_prometheus_scrapes_the_rollback_counter(
     live_server: LiveServer, server_state: ServerState, tmp_path: Path
 ) -> None:

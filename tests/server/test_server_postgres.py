@@ -30,6 +30,8 @@ from lastgood.testing import shop
 from lastgood.testing.endpoint import LocalEndpoint
 from server_fixture import Users, add_users, make_state
 
+pytestmark = pytest.mark.slow  # real processes, servers and waits: not in the everyday subset
+
 PROD = "/api/v1/apps/shop/environments/prod"
 PHRASE = "rollback-production"
 

@@ -176,6 +176,7 @@ def _settled(client: TestClient, users: Users, rollback_id: str, seconds: float 
     return detail
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_approve_in_slack_runs_the_rollback_as_the_person(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -203,6 +204,7 @@ def test_approve_in_slack_runs_the_rollback_as_the_person(
     assert any(e.type == "approved" and e.actor == "abe" for e in audit.log(ctx, limit=200).entries)
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_deny_in_slack_needs_no_reason(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -218,6 +220,7 @@ def test_deny_in_slack_needs_no_reason(
     assert denied["actor"] == "abe" and denied["message"] == "denied by abe: denied in Slack by abe"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_first_of_two_approvals_is_told_to_the_channel_and_keeps_the_buttons(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -229,6 +232,7 @@ def test_a_first_of_two_approvals_is_told_to_the_channel_and_keeps_the_buttons(
     assert _detail(slack_client, slack_users, rollback_id)["status"] == "awaiting-approval"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_bad_signatures_and_replays_are_401_and_change_nothing(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -245,6 +249,7 @@ def test_bad_signatures_and_replays_are_401_and_change_nothing(
     assert redact(f"secret {SECRET}") == f"secret {MASK}"  # the server registered it: it never leaves masked
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_an_unmapped_member_is_told_and_nothing_changes(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -260,6 +265,7 @@ def test_an_unmapped_member_is_told_and_nothing_changes(
     assert [e for e in detail["timeline"] if e["type"] in ("approved", "denied")] == []
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_a_person_who_is_not_an_approver_of_the_server_is_refused(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:
@@ -271,6 +277,7 @@ def test_a_person_who_is_not_an_approver_of_the_server_is_refused(
     assert _detail(slack_client, slack_users, rollback_id)["status"] == "awaiting-approval"
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_the_requesters_own_approval_is_refused_in_slack_as_in_the_api(
     slack_client: TestClient, slack_users: Users, slack_state: ServerState, receiver: Receiver
 ) -> None:

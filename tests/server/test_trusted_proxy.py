@@ -32,6 +32,7 @@ def test_the_header_from_a_trusted_address_signs_in_as_that_user(shop_dir: Path)
         assert answer.status_code == 403
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_the_header_from_anywhere_else_is_ignored(shop_dir: Path) -> None:
     with _client(shop_dir, "192.168.1.9") as client:
         assert client.get("/api/v1/apps", headers={HEADER: "ada"}).status_code == 401

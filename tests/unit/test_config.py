@@ -435,6 +435,7 @@ def example_data() -> dict:  # type: ignore[type-arg]
     return data
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_schema_validates_the_example_and_rejects_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = schema_from_cli(capsys)

@@ -230,6 +230,7 @@ def test_order_holds_through_an_unplanned_middle_component(world: FakeWorld, led
 # --- concurrency -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 @pytest.mark.parametrize("concurrency", [1, 2, 3])
 def test_independent_steps_run_in_parallel_up_to_the_limit(world: FakeWorld, ledger: Ledger, concurrency: int) -> None:
     names = [f"c{i}" for i in range(6)]
@@ -341,6 +342,7 @@ def test_permanent_failure_stops_what_waits_and_names_everything(world: FakeWorl
     assert live_and_bad(ctx) == ("v2", [])
 
 
+@pytest.mark.slow  # about a second: moto resources or a server in a thread
 def test_resume_skips_done_steps_and_finishes(world: FakeWorld, ledger: Ledger) -> None:
     ctx = shop_ctx(ledger, world)
     world.fail_next("worker", permanent=True)

@@ -69,6 +69,7 @@ def false_rollbacks(runs: list[list[CanaryInterval]], **judge: Any) -> float:
 # ---- 1. validity when each version wobbles on its own (was 23% / 58% / 11% at these settings) ----
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 @pytest.mark.parametrize(
     ("rpm", "base", "cv_c", "cv_b"),
     [(2000, 0.02, 0.7, 0.7), (20000, 0.02, 0.7, 0.7), (20000, 0.02, 0.3, 0.3), (20000, 0.02, 0.0, 0.7)],
@@ -81,6 +82,7 @@ def test_false_rollbacks_stay_within_alpha_when_each_version_wobbles(
     assert rate <= 0.05 + 0.03  # alpha, plus three standard errors of 150 runs at alpha
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_per_version_latency_wobble_is_not_evidence() -> None:
     """Each version's log-latency wobbles by sd 0.1 a minute (was 6.5% false rollbacks)."""
     rng = np.random.default_rng(21)
@@ -195,6 +197,7 @@ def test_a_query_that_finds_nothing_for_the_baseline_is_blind_not_silent() -> No
 # ---- 3. partial periods (was 98.5% false rollbacks) ----
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_latency_is_judged_over_its_own_sample_count_not_the_request_count() -> None:
     """The canary's request count is 10% short in every period while its latency samples are complete: the
     slow share must come from the latency metric's own counts."""
@@ -347,6 +350,7 @@ def test_a_guard_and_a_deploy_on_the_same_canary_share_one_judge() -> None:
     assert guard.judge.metric_statistic("errors") == pytest.approx(deploy.judge.metric_statistic("errors"))
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_restarting_every_five_periods_costs_no_alpha() -> None:
     """Every 5 periods a new process: with the judge kept, the false rollback rate is that of one process."""
     rng = np.random.default_rng(41)

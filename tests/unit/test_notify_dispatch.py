@@ -60,6 +60,7 @@ def failures() -> Failures:
     return Failures()
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_send_returns_at_once_while_a_notifier_is_slow_and_other_channels_do_not_wait(failures: Failures) -> None:
     slow, fast = RecordingNotifier("slow", delay=1.0), RecordingNotifier("fast")
     dispatcher = Dispatcher([slow, fast], failures, retries=0)
@@ -212,6 +213,7 @@ def test_close_drains_the_queue_including_retries(failures: Failures) -> None:
     assert dispatcher.close() is True
 
 
+@pytest.mark.slow  # about a second or more: moto resources, a server or a clock
 def test_close_gives_up_on_a_stuck_notifier_and_records_what_was_not_delivered(failures: Failures) -> None:
     stuck = RecordingNotifier("stuck", delay=1.0)
     dispatcher = Dispatcher([stuck], failures, retries=0)

@@ -94,6 +94,7 @@ def simulate(rng: np.random.Generator, runs: int, ratio: float, minutes: int = 6
     return first
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_detection_stays_below_the_fixed_horizon_oracle_and_false_rollbacks_below_alpha() -> None:
     rng = np.random.default_rng(3)
     null_mean = 10 * 0.02 * 60  # the canary's expected errors in the hour at the baseline rate

@@ -54,6 +54,7 @@ def simulate_rejections(
     return first
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_type_one_error_under_the_null() -> None:
     rng = np.random.default_rng(20260101)
     first = simulate_rejections(rng, 2000, 100, ratio=1.0)
@@ -104,6 +105,7 @@ def test_class_matches_vectorised_path_and_estimates() -> None:
     assert lo < 2.0 < hi and lo > 1.0
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_confidence_sequence_covers_the_truth() -> None:
     rng = np.random.default_rng(9)
     misses = 0
@@ -171,6 +173,7 @@ def test_dispersion_estimate_recovers_beta_binomial_rho() -> None:
     assert np.median(dispersion_estimate(plain, n - plain, np.full(plain.shape, share))) < 0.002
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 @pytest.mark.parametrize(("cv", "naive_at_least", "tempered_at_most"), [(0.1, 0.04, 0.02), (0.2, 0.3, 0.1)])
 def test_overdispersed_arms_keep_the_false_alarm_rate(
     cv: float, naive_at_least: float, tempered_at_most: float
@@ -191,6 +194,7 @@ def test_overdispersion_still_finds_a_real_difference() -> None:
     assert (first_rejection(a, b, 0.3, dispersion=True) <= 20).mean() > 0.9
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 def test_sparse_counts_keep_the_binomial_power() -> None:
     rng = np.random.default_rng(14)
     a, b = gamma_noisy_arms(rng, 2000, 60, events=3.0, share=0.2, cv=0.1, ratio=3.0)
@@ -223,6 +227,7 @@ def oracle_log_mixture(data: list[tuple[int, int, float]], r0: float, max_ratio:
     return math.log(value) + top
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize(("ratio", "r0"), [(1.0, 1.0), (2.0, 1.0), (4.0, 1.5)])
 def test_statistic_matches_numerical_integration_oracle(seed: int, ratio: float, r0: float) -> None:
@@ -247,6 +252,7 @@ def test_statistic_matches_numerical_integration_oracle(seed: int, ratio: float,
 # ---- oracle: savvi, a published implementation of Lindon et al.'s anytime-valid multinomial test ----
 
 
+@pytest.mark.slow  # seconds on a 2-core machine (moto, statistics or a clock)
 @pytest.mark.parametrize(("share", "ratio", "k"), [(0.25, 1.0, 100.0), (0.2, 1.6, 100.0), (0.5, 2.0, 20.0)])
 def test_mixture_matches_savvi_with_its_prior(share: float, ratio: float, k: float) -> None:
     """savvi's Multinomial test (Lindon, Ham, Tingley and Bojinov 2022) mixes the binomial likelihood ratio over a
