@@ -19,7 +19,6 @@ from lastgood.config.durations import format_duration
 from lastgood.config.models import Component
 from lastgood.errors import StepFailed
 from lastgood.kinds.base import ApplyResult, Change, IamScope, IamStatement, Kind, KindContext, SpecT, State
-from lastgood.kinds.command import run_shell
 
 SUFFIX = ":redeploy"
 COMMAND_TIMEOUT_SECONDS = 600.0
@@ -113,6 +112,8 @@ class RedeployStep(Kind[Component]):
         if spec.redeploy_command is None:
             assert isinstance(self.kind, Redeployable)
             return self.kind.redeploy(spec, ctx)
+        from lastgood.kinds.command import run_shell  # the command kind's runner: only a redeploy_command needs it
+
         env = {"LASTGOOD_ENV": ctx.env, "LASTGOOD_APP": ctx.app, "LASTGOOD_STEP": ctx.token}
         ran = run_shell(spec.redeploy_command, _Settings(), env, "redeploy")
         if ran.code != 0:
