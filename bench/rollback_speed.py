@@ -17,6 +17,8 @@ recorded anew) before each of:
                               UpdateAlias; parameter: GetParameters + PutParameter; secret: DescribeSecret +
                               UpdateSecretVersionStage + DescribeSecret), each call's latency measured one at a
                               time on the idle endpoint just before (median of a sample)
+5. bare boto3 in-process:     a reference judged by no goal: the bare writes sent from this process by K threads,
+                              which shows how far from the bound boto3 itself lands while moto shares the cores
 
 and checks afterwards that every component is good again. At 200 aliases, the aws-cli loop (one
 `aws lambda update-alias` process per function, `--cli-sample` of them, extrapolated) is timed once.
@@ -25,7 +27,7 @@ Targets (issue 13): whole process lastgood / bare <= 1.5 at 200 aliases and <= 2
 bound <= 3 at 200 and 1,000 aliases; calls per component alias <= 2, parameter <= 2, secret <= 3; aws-cli loop
 / lastgood >= 20 at 200 aliases. Ratios are per pair; the verdict uses the median.
 
-    .venv/bin/python bench/rollback_speed.py                                  # the defaults, about 10 minutes
+    .venv/bin/python bench/rollback_speed.py                                  # the defaults (prints as it goes)
     .venv/bin/python bench/rollback_speed.py --aliases 200 --mixed none --pairs 3 -o json
 """
 
