@@ -17,6 +17,8 @@ recorded anew) before each of:
                               UpdateAlias; parameter: GetParameters + PutParameter; secret: DescribeSecret +
                               UpdateSecretVersionStage + DescribeSecret), each call's latency measured one at a
                               time on the idle endpoint just before (median of a sample)
+5. bare boto3 in-process:     a reference judged by no goal: the bare writes sent from this process by K threads,
+                              which shows how far from the bound boto3 itself lands while moto shares the cores
 
 and checks afterwards that every component is good again. At 200 aliases, the aws-cli loop (one
 `aws lambda update-alias` process per function, `--cli-sample` of them, extrapolated) is timed once.
@@ -25,7 +27,7 @@ Targets (issue 13): whole process lastgood / bare <= 1.5 at 200 aliases and <= 2
 bound <= 3 at 200 and 1,000 aliases; calls per component alias <= 2, parameter <= 2, secret <= 3; aws-cli loop
 / lastgood >= 20 at 200 aliases. Ratios are per pair; the verdict uses the median.
 
-    .venv/bin/python bench/rollback_speed.py                                  # the defaults, about 10 minutes
+    .venv/bin/python bench/rollback_speed.py                                  # the defaults (prints as it goes)
     .venv/bin/python bench/rollback_speed.py --aliases 200 --mixed none --pairs 3 -o json
 """
 
@@ -46,7 +48,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +75,9 @@ CLI_TARGET = 20.0  # aws-cli loop / lastgood, at least, at 200 aliases
 CLI_N = 200
 SERVICES = {"lambda-alias": "lambda", "ssm-parameter": "ssm", "secret": "secretsmanager"}
 LATENCY_SAMPLE = 8
+SETUP_BATCH = 50  # components created per batch: moto under load answers 500 to floods of creations
+SETUP_WORKERS = 8
+SETUP_ATTEMPTS = 5
 
 # Variables that would point a child process at something other than the local endpoint and the bench's files.
 _SCRUBBED = (
@@ -161,6 +166,9 @@ class Pair:
     in_process: float
     bound: float
     calls: dict[str, dict[str, int]]  # kind -> operation -> requests, the in-process run
+    bare_in_process: float  # the bare writes from this process: how close to the bound this machine lets boto3 get
+    in_process_cpu: float = 0.0  # CPU seconds this process spent in the in-process rollback (all its threads)
+    bare_in_process_cpu: float = 0.0
 
     @property
     def whole_ratio(self) -> float:
@@ -170,6 +178,14 @@ class Pair:
     def engine_ratio(self) -> float:
         return self.in_process / self.bound
 
+    @property
+    def bare_bound_ratio(self) -> float:
+        return self.bare_in_process / self.bound
+
+    @property
+    def over_bare_ratio(self) -> float:
+        return self.in_process / self.bare_in_process
+
 
 @dataclass
 class ScenarioResult:
@@ -177,6 +193,7 @@ class ScenarioResult:
     parallel: int
     pairs: list[Pair] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)  # kind -> one component's calls, one at a time
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the load average when the scenario finished
     cli_seconds: float | None = None
     cli_calls_timed: int = 0
 
@@ -229,6 +246,12 @@ class ScenarioResult:
             "in_process_seconds": mmm(lambda p: p.in_process),
             "bound_seconds": mmm(lambda p: p.bound),
             "engine_ratio": mmm(lambda p: p.engine_ratio),
+            "bare_in_process_seconds": mmm(lambda p: p.bare_in_process),
+            "bare_in_process_over_bound": mmm(lambda p: p.bare_bound_ratio),
+            "in_process_over_bare_in_process": mmm(lambda p: p.over_bare_ratio),
+            "in_process_cpu_seconds": mmm(lambda p: p.in_process_cpu),
+            "bare_in_process_cpu_seconds": mmm(lambda p: p.bare_in_process_cpu),
+            "load_average": [round(x, 2) for x in self.load],
             "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()},
             "calls_per_component": self.calls_per_component(),
             "calls": self.pairs[-1].calls if self.pairs else {},
@@ -306,6 +329,23 @@ def compile_lastgood(tools: Tools, env: dict[str, str]) -> None:
     subprocess.run([tools.python, "-m", "compileall", "-q", package], env=env, check=True, capture_output=True)
 
 
+def with_retries(make: Callable[[Any], T], undo: Callable[[Any], Any], item: Any) -> T:
+    """`make(item)`, undone and made again after a failure (backing off), up to SETUP_ATTEMPTS times."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            return make(item)
+        except (BotoCoreError, ClientError, BenchError) as error:
+            if attempt == SETUP_ATTEMPTS:
+                raise BenchError(f"setup: {item!r} failed {attempt} times, last: {error}") from error
+            log(f"  setup: {item!r} failed ({error}); undoing and retrying")
+            with suppress(BotoCoreError, ClientError):  # nothing to undo, or still refused: the next attempt says
+                undo(item)
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -371,18 +411,21 @@ class World:
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (good id, bad id)
 
     def build(self) -> None:
+        """Every component, created in batches of SETUP_BATCH by SETUP_WORKERS threads; a component whose creation
+        fails (moto answers 500 now and then under load) is deleted and made again, SETUP_ATTEMPTS times."""
         s = self.scenario
         self.functions = [f"bench-fn{i:04d}" for i in range(s.aliases)]
         self.parameters = [f"/bench/param{i:04d}" for i in range(s.parameters)]
         role_arn = shop._role(self.aws)
-        parallel_map(lambda name: shop.create_function(self.aws, name, role_arn), self.functions, self.workers)
-        versions = parallel_map(lambda name: shop.publish_new_version(self.aws, name, "r2"), self.functions, 16)
-        if sorted({v for v in versions if v != "2"}):
-            raise BenchError(f"publishing a second version gave version(s) {sorted(set(versions))}, expected 2")
-        ssm, secrets = self.aws.client("ssm"), self.aws.client("secretsmanager")
-        parallel_map(lambda n: ssm.put_parameter(Name=n, Value="good", Type="String"), self.parameters, self.workers)
+        lam, ssm, secrets = (self.aws.client(x) for x in ("lambda", "ssm", "secretsmanager"))
 
-        def create_secret(i: int) -> tuple[str, tuple[str, str]]:
+        def function(name: str) -> None:
+            shop.create_function(self.aws, name, role_arn)
+            version = shop.publish_new_version(self.aws, name, "r2")
+            if version != "2":
+                raise BenchError(f"publishing a second version of {name} gave version {version}, expected 2")
+
+        def secret(i: int) -> tuple[str, tuple[str, str]]:
             name = f"bench/secret{i:04d}"
             good = secrets.create_secret(Name=name, SecretString='{"password": "good"}')["VersionId"]
             bad = secrets.put_secret_value(SecretId=name, SecretString='{"password": "bad"}')["VersionId"]
@@ -391,7 +434,28 @@ class World:
             )
             return name, (good, bad)
 
-        self.secrets = dict(parallel_map(create_secret, list(range(s.secrets)), self.workers))
+        self.create("functions", self.functions, function, lambda n: lam.delete_function(FunctionName=n))
+        self.create(
+            "parameters",
+            self.parameters,
+            lambda n: ssm.put_parameter(Name=n, Value="good", Type="String", Overwrite=True),
+            lambda n: None,
+        )
+        made = self.create(
+            "secrets",
+            list(range(s.secrets)),
+            secret,
+            lambda i: secrets.delete_secret(SecretId=f"bench/secret{i:04d}", ForceDeleteWithoutRecovery=True),
+        )
+        self.secrets = dict(made)
+
+    def create(self, what: str, items: Sequence[Any], make: Callable[[Any], T], undo: Callable[[Any], Any]) -> list[T]:
+        out: list[T] = []
+        for start in range(0, len(items), SETUP_BATCH):
+            batch = items[start : start + SETUP_BATCH]
+            out += parallel_map(lambda item: with_retries(make, undo, item), batch, min(self.workers, SETUP_WORKERS))
+            log(f"  {what}: {start + len(batch)} of {len(items)}")
+        return out
 
     def runbook(self, url: str) -> dict[str, Any]:
         components: list[dict[str, Any]] = [
@@ -409,21 +473,25 @@ class World:
         }
 
     def make_bad(self) -> None:
-        """From the good state (after a rollback) to the bad one."""
+        """From the good state (after a rollback) to the bad one; each write retried on a failure."""
         ssm, sm = self.aws.client("ssm"), self.aws.client("secretsmanager")
+
+        def secret_bad(name: str) -> None:
+            good, bad = self.secrets[name]
+            stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+            if "AWSCURRENT" not in stages.get(bad, []):  # read first: a retried move would fail
+                sm.update_secret_version_stage(
+                    SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=bad, RemoveFromVersionId=good
+                )
+
         ops: list[Callable[[], Any]] = [
             lambda n=n: shop.shift_alias(self.aws, n, "2", None, 0.0) for n in self.functions
         ]
         ops += [
             lambda n=n: ssm.put_parameter(Name=n, Value="bad", Type="String", Overwrite=True) for n in self.parameters
         ]
-        ops += [
-            lambda n=n, g=g, b=b: sm.update_secret_version_stage(
-                SecretId=n, VersionStage="AWSCURRENT", MoveToVersionId=b, RemoveFromVersionId=g
-            )
-            for n, (g, b) in self.secrets.items()
-        ]
-        parallel_map(lambda op: op(), ops, self.workers)
+        ops += [lambda n=n: secret_bad(n) for n in self.secrets]
+        parallel_map(lambda op: with_retries(lambda o: o(), lambda o: None, op), ops, self.workers)
 
     def bare_ops(self) -> list[tuple[str, str, dict[str, Any]]]:
         ops: list[tuple[str, str, dict[str, Any]]] = [
@@ -568,19 +636,43 @@ class Runner:
         self.world.expect(True, "the bare boto3 script")
         return seconds
 
-    def in_process(self) -> tuple[float, dict[str, dict[str, int]]]:
+    def bare_in_process(self) -> tuple[float, float]:
+        """The bare writes sent from this process by K threads, one plain boto3 client per service (made before
+        the clock starts): the reference for what boto3 itself gets on this machine, moto sharing its cores."""
+        import boto3
+        from botocore.config import Config
+
+        self.world.make_bad()
+        ops = self.world.bare_ops()
+        config = Config(max_pool_connections=self.parallel)
+        clients = {
+            service: boto3.client(service, region_name=REGION, endpoint_url=self.url, config=config)  # type: ignore[call-overload]
+            for service in {op[0] for op in ops}
+        }
+
+        def send(op: tuple[str, str, dict[str, Any]]) -> None:
+            service, method, kwargs = op
+            getattr(clients[service], method)(**kwargs)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        parallel_map(send, ops, self.parallel)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        self.world.expect(True, "the bare boto3 writes in-process")
+        return seconds, cpu
+
+    def in_process(self) -> tuple[float, float, dict[str, dict[str, int]]]:
         self.record_bad()
         runbook = load_runbook(self.workdir / "lastgood.yaml")
         ctx = open_environment(runbook, ENV, Actor(name="bench", via="cli"), parallel=self.parallel)
         kinds = self.world.scenario.counts()
         counter = CallCounter(ctx.aws, [SERVICES[k] for k in kinds])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         outcome = request_rollback(ctx, RollbackRequest(confirmed=True, reason="bench"))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         if outcome.status != "succeeded":
             raise BenchError(f"in-process rollback ended {outcome.status}: {outcome.message[:2000]}")
         self.world.expect(True, "the in-process rollback")
-        return seconds, {kind: counter.of(SERVICES[kind]) for kind in kinds}
+        return seconds, cpu, {kind: counter.of(SERVICES[kind]) for kind in kinds}
 
     def cli_loop(self, sample: int) -> tuple[float, int]:
         """The runbook way: one `aws lambda update-alias` after another; seconds for all N, extrapolated."""
@@ -639,14 +731,22 @@ def bench_scenario(
         latency = world.latencies_ms()
         lastgood, reported = runner.lastgood()
         bare = runner.bare()
-        in_process, calls = runner.in_process()
+        in_process, cpu, calls = runner.in_process()
+        bare_in_process, bare_cpu = runner.bare_in_process()
         bound = bound_seconds(scenario, latency, parallel)
-        result.pairs.append(Pair(lastgood, reported, bare, in_process, bound, calls))
+        pair = Pair(lastgood, reported, bare, in_process, bound, calls, bare_in_process, cpu, bare_cpu)
+        result.pairs.append(pair)
+        log(
+            f"{scenario.name}: pair {i + 1}: lastgood {lastgood:.2f}s (reported {reported:.2f}s), bare {bare:.2f}s, "
+            f"in-process {in_process:.2f}s (CPU {cpu:.2f}s), bare in-process {bare_in_process:.2f}s "
+            f"(CPU {bare_cpu:.2f}s), bound {bound:.3f}s; load {os.getloadavg()[0]:.1f}"
+        )
         result.latency_ms = latency
     if not scenario.mixed and scenario.aliases == CLI_N and cli_sample:
         log(f"{scenario.name}: aws lambda update-alias loop ({cli_sample} calls, one after another)")
         result.cli_seconds, result.cli_calls_timed = runner.cli_loop(cli_sample)
     forget_ledgers()
+    result.load = os.getloadavg()
     return result
 
 
@@ -665,6 +765,9 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
         "in-process s",
         "bound s",
         "in-proc/bound",
+        "bare in-proc s",
+        "bare-in/bound",
+        "in-proc/bare-in",
         "calls/component",
     )
     rows = [
@@ -676,6 +779,9 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
             mmm(r, lambda p: p.in_process),
             mmm(r, lambda p: p.bound, "{:.3f}"),
             mmm(r, lambda p: p.engine_ratio),
+            mmm(r, lambda p: p.bare_in_process),
+            mmm(r, lambda p: p.bare_bound_ratio),
+            mmm(r, lambda p: p.over_bare_ratio),
             " ".join(f"{kind}={per:g}" for kind, per in r.calls_per_component().items()),
         )
         for r in results
@@ -686,6 +792,8 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
     notes = [
         f"min/median/max over {pairs} paired runs; whole-process wall-clock seconds (start-up included) for lastgood "
         f"and bare boto3; --parallel {parallel}; {os.cpu_count()} CPUs shared with the moto server",
+        "bare in-proc: the bare boto3 writes sent from the bench's own process (K threads), the reference for how "
+        "close to the bound boto3 itself gets while moto shares the cores; in-proc/bare-in: lastgood over it",
     ]
     for r in results:
         latency = ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in r.latency_ms.items())
@@ -693,6 +801,11 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
         notes.append(
             f"{r.scenario.name}: lastgood's own reported rollback seconds {mmm(r, lambda p: p.lastgood_engine)}; "
             "requests: " + "; ".join(f"{k} {ops}" for k, ops in (r.pairs[-1].calls.items() if r.pairs else []))
+        )
+        notes.append(
+            f"{r.scenario.name}: CPU seconds of the bench's process, in-process: lastgood "
+            f"{mmm(r, lambda p: p.in_process_cpu)}, bare boto3 {mmm(r, lambda p: p.bare_in_process_cpu)}; "
+            "load average at the end " + "/".join(f"{x:.2f}" for x in r.load)
         )
         if r.cli_seconds is not None:
             notes.append(
@@ -791,13 +904,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         compile_lastgood(tools, env)
         with moto_server(tools.python, env, root) as url:
             for scenario in scenarios:
-                results.append(
-                    bench_scenario(scenario, args.pairs, args.parallel, args.cli_sample, tools, url, root, env)
-                )
+                result = bench_scenario(scenario, args.pairs, args.parallel, args.cli_sample, tools, url, root, env)
+                results.append(result)
+                block = render_text([result], args.parallel, args.pairs)  # as soon as it is known
+                print(block, file=sys.stdout if args.output == "text" else sys.stderr, end="\n\n", flush=True)
     if args.output == "json":
         print(render_json(results, args.parallel, args.pairs))
-    else:
-        print(render_text(results, args.parallel, args.pairs))
+    elif len(results) > 1:
+        print("all scenarios:\n" + render_text(results, args.parallel, args.pairs))
     missed = [goal for r in results for goal, _, met in r.verdicts() if not met]
     return 1 if args.fail_on_miss and missed else 0
 

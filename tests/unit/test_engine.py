@@ -417,3 +417,29 @@ def test_full_rollback_marks_the_left_release_bad_and_moves_live(world: FakeWorl
     with ledger.session() as session:
         v2 = store.get_release(session, "shop", "prod", "v2")
         assert v2.bad_reason == f"rolled back by {rollback_id}"
+
+
+def test_components_are_substituted_once_per_runbook_and_a_new_runbook_is_read_anew(
+    world: FakeWorld, ledger: Ledger
+) -> None:
+    ctx = make_ctx(ledger, "  - name: api\n    kind: fake\n    key: api-{env}\n")
+    first, again = ctx.components(), ctx.components()
+    assert [(s.name, s.key) for s in first if isinstance(s, FakeSpec)] == [("api", "api-prod")]
+    assert again is not first and again[0] is first[0]  # a fresh list of the same specs: no second substitution
+    ctx.runbook = parse_runbook(runbook_text("  - name: web\n    kind: fake\n  - name: db\n    kind: fake\n"))
+    assert [s.name for s in ctx.components()] == ["web", "db"]
+    assert [s.name for s in ctx.components(["db"])] == ["db"]
+
+
+def test_a_created_rollback_has_every_step_pending_in_plan_order(world: FakeWorld, ledger: Ledger) -> None:
+    ctx = shop_ctx(ledger, world)
+    plan = build_plan(ctx)
+    assert len(plan.steps) == 3
+    rollback_id = Executor(ctx, retry=FAST).create(plan, reason="test")
+    with ctx.ledger.session() as session:
+        steps = sorted(session.scalars(select(StepRow).filter_by(rollback_id=rollback_id)), key=lambda s: s.position)
+        assert [(s.component, s.status, s.attempts) for s in steps] == [
+            (p.component, StepStatus.PENDING, 0) for p in plan.steps
+        ]
+        assert [s.target for s in steps] == [p.target for p in plan.steps]
+        assert [s.waits_for for s in steps] == [p.waits_for for p in plan.steps]

@@ -201,7 +201,7 @@ def build_plan(
             unchanged.append(spec.name)
         else:
             steps.append(PlannedStep(spec.name, spec.kind, change, target_state, current=current[spec.name][1]))
-    graph = {s.name: s.depends_on for s in ctx.runbook.components_for(ctx.env)}
+    graph = {s.name: s.depends_on for s in ctx.components()}
     order = waits_for(graph, {s.component for s in steps})
     schema = {s.name for s in specs if ctx.kind_of(s).runs_after_code}
     code = sorted(step.component for step in steps if step.component not in schema)
@@ -245,7 +245,7 @@ def _targets(ctx: EnvContext, plan: Plan, specs: list[Component], severity: str 
 def _redeploy_steps(ctx: EnvContext, changed: set[str]) -> list[PlannedStep]:
     """The redeploys the changed components call for (`redeploy_after`), even of components left out by
     --only: what they pick up is rolled back either way."""
-    planned = redeploy.plan_redeploys(ctx.runbook.components_for(ctx.env), ctx.kind_of, changed)
+    planned = redeploy.plan_redeploys(ctx.components(), ctx.kind_of, changed)
     return [PlannedStep(r.step, r.kind, r.change, r.target, waits_for=r.waits_for) for r in planned]
 
 

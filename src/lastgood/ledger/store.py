@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from lastgood.config.messages import did_you_mean
 from lastgood.domain.state import State, state_hash
@@ -158,7 +158,13 @@ def get_step(session: Session, rollback_id: str, component: str) -> StepRow:
 
 
 def get_steps(session: Session, rollback_id: str, components: list[str]) -> list[StepRow]:
-    query = select(StepRow).where(StepRow.rollback_id == rollback_id, StepRow.component.in_(components))
+    """The steps with what their transitions read (component, status, attempts): the JSON columns a batch of
+    transitions only overwrites or never touches are not loaded and decoded (loaded on access if read)."""
+    query = (
+        select(StepRow)
+        .where(StepRow.rollback_id == rollback_id, StepRow.component.in_(components))
+        .options(load_only(StepRow.component, StepRow.status, StepRow.attempts))
+    )
     steps = list(session.scalars(query))
     if len(steps) != len(set(components)):
         missing = set(components) - {s.component for s in steps}
