@@ -130,3 +130,19 @@ def test_overrides_are_audited(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with ledger.session() as session:
         overrides = [e for e in store.events_since(session, "shop", "prod") if e.type == "override"]
     assert len(overrides) == 1 and "protected" in overrides[0].message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [1, 2, 4, 5])
+def test_pages_read_ahead_find_an_edit_in_a_middle_page_and_stop_there(ledger: Ledger, chunk: int) -> None:
+    """On PostgreSQL the next page is fetched while this one is hashed: small pages, an edit in the middle, and
+    the verification stopping early must all come out as with one page at a time."""
+    write_events(ledger)
+    with ledger.session() as session:
+        assert audit.verify(session, chunk=chunk).entries == 5
+    with ledger.engine.begin() as connection:
+        connection.execute(text("UPDATE events SET actor = 'mallory' WHERE id = 3"))
+    with ledger.session() as session:
+        result = audit.verify(session, chunk=chunk)
+        assert not result.ok and result.event_id == 3 and result.entries == 3
+        assert session.execute(text("SELECT count(*) FROM events")).scalar() == 5  # the session is still usable
