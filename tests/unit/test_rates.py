@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from lastgood.judge.canary import CanaryJudge
 from lastgood.judge.rates import (
     BETS,
     COUNT_PRIOR_CENTRE,
@@ -25,7 +26,6 @@ from lastgood.judge.rates import (
     influence,
     latency_prior,
 )
-from lastgood.judge.canary import CanaryJudge
 from lastgood.judge.sequential import log_lr_increment, logsumexp
 
 

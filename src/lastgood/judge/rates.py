@@ -40,7 +40,7 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 on both versions)
-LATENCY_PRIOR_OMEGA2 = 0.05  # for slow-request shares above p90 or higher: a log-latency wobble of sd 0.1 moves them ~30%
+LATENCY_PRIOR_OMEGA2 = 0.05  # slow-request shares above p90 and up: a log-latency wobble of sd 0.1 moves them ~30%
 OWN_PRIOR = 1.96  # each version's own prior, times the prior: CV 0.7 (the most issue 12 asks for) for errors
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
 OWN_PRIOR_PERIODS = 0.3  # and how many periods its prior is worth: its data soon speak (their margin stays)
@@ -81,7 +81,7 @@ def _relative_sensitivity(q: float) -> float:
 
 
 def _upper_wobble(
-    sums: FloatArray, prior: float, prior_is_upper: bool = False, periods: float = PRIOR_PERIODS
+    sums: FloatArray, prior: float | FloatArray, prior_is_upper: bool = False, periods: float = PRIOR_PERIODS
 ) -> FloatArray:
     """Excess variance over rate^2 from weighted sums (w, w r, w (r^2 - p), w^2) of centred relative residuals,
     shrunk to `prior` (PRIOR_PERIODS' worth) and taken on its upper side (UPPER_Z standard errors): on both parts,
