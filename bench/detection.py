@@ -39,7 +39,7 @@ from regimes import targets as regime_targets
 from scipy.special import ndtr, ndtri
 from scipy.stats import mannwhitneyu, poisson
 
-from lastgood.judge.rates import LATENCY_PRIOR_OMEGA2, RateTestBatch
+from lastgood.judge.rates import RateTestBatch, latency_prior
 from lastgood.judge.sequential import logsumexp
 
 Z99 = float(ndtri(0.99))
@@ -254,7 +254,8 @@ def judge_counts(
 
     def fresh() -> tuple[RateTestBatch, RateTestBatch | None]:
         shape = (R, slow_c.shape[1]) if slow_c is not None else (R, 0)
-        lat = RateTestBatch(shape, a_metric, r0, warmup, LATENCY_PRIOR_OMEGA2) if slow_c is not None else None
+        priors = np.asarray([latency_prior(f"p{q * 100:g}") for q in QUANTILES])  # per threshold, as CanaryJudge
+        lat = RateTestBatch(shape, a_metric, r0, warmup, priors) if slow_c is not None else None
         return RateTestBatch((R,), a_metric, r0, warmup), lat
 
     errors, latency = fresh()

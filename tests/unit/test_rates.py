@@ -11,17 +11,20 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from lastgood.judge.canary import CanaryJudge
 from lastgood.judge.rates import (
     BETS,
     COUNT_PRIOR_CENTRE,
     COUNT_PRIOR_SCALE,
     COUNT_RANGE,
+    LATENCY_PRIOR_OMEGA2,
     OWN_PRIOR,
     PRIOR_OMEGA2,
     RateTestBatch,
     compensator,
     count_prior,
     influence,
+    latency_prior,
 )
 from lastgood.judge.sequential import log_lr_increment, logsumexp
 
@@ -231,3 +234,29 @@ def test_sparse_counts_keep_nearly_their_whole_weight_in_the_count_test() -> Non
         test.update(rng.binomial(3, 0.02, runs), 3, rng.binomial(297, 0.02, runs), 297)
     assert float(np.median(test.last_temper)) > 0.97 and float(test.last_temper.min()) > 0.94
     assert float(np.median(test.count_weight)) > 0.93
+
+
+def test_the_latency_prior_follows_how_much_a_log_latency_wobble_moves_each_share() -> None:
+    """The share of requests above p50 moves about 0.21 times as much (relative variance) as the share above p90
+    when the log-latency wobbles: checked by simulation (log-normal, sigma 0.6, wobble sd 0.1), so p50's prior is
+    about a fifth of p90's (0.05 for both before, which cost small canaries latency +50% within 10 minutes)."""
+    rng = np.random.default_rng(31)
+    sigma, shift = 0.6, rng.normal(0, 0.1, 400_000)
+    relative = {}
+    for label, q in (("p50", 0.5), ("p90", 0.9)):
+        share = stats.norm.sf(stats.norm.ppf(q) - shift / sigma)
+        relative[label] = float(np.var(share / share.mean() - 1))
+    assert latency_prior("p50") / latency_prior("p90") == pytest.approx(relative["p50"] / relative["p90"], rel=0.1)
+    assert latency_prior("p90") == latency_prior("p99") == latency_prior("p99.9") == LATENCY_PRIOR_OMEGA2
+    assert latency_prior("slow") == LATENCY_PRIOR_OMEGA2  # not a percentile: the prior of the tails
+
+
+def test_the_judge_and_its_saved_state_keep_each_thresholds_prior() -> None:
+    judge = CanaryJudge()
+    priors = {label: test.prior for label, test in judge.metrics["latency"].items()}
+    assert priors == {"p50": latency_prior("p50"), "p90": LATENCY_PRIOR_OMEGA2, "p99": LATENCY_PRIOR_OMEGA2}
+    batch = RateTestBatch((5, 3), 0.025, 1.0, 2, np.asarray([latency_prior(p) for p in ("p50", "p90", "p99")]))
+    batch.update(np.full((5, 3), 4.0), 40.0, np.full((5, 3), 40.0), 400.0)
+    restored = RateTestBatch.from_state(batch.to_state())
+    assert np.array_equal(np.asarray(restored.prior), np.asarray(batch.prior))
+    assert np.array_equal(restored.own_omega2(), batch.own_omega2())

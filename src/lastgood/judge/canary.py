@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lastgood.judge.rates import LATENCY_PRIOR_OMEGA2, RateTestBatch
+from lastgood.judge.rates import RateTestBatch, latency_prior
 from lastgood.judge.sequential import log_mean_exp
 
 CanaryState = Literal["continue", "rollback", "not-the-cause", "blind"]
@@ -171,7 +171,7 @@ class CanaryJudge:
         if latency_thresholds:
             lr0 = r0 if latency_r0 is None else latency_r0
             self.metrics["latency"] = {
-                label: RateTestBatch((), self.alpha_metric, lr0, warmup, LATENCY_PRIOR_OMEGA2)
+                label: RateTestBatch((), self.alpha_metric, lr0, warmup, latency_prior(label))
                 for label in latency_thresholds
             }
         self.rejected: str | None = None

@@ -28,6 +28,8 @@ so by Ville's inequality the chance it ever reaches 1/alpha is <= alpha. The one
 from __future__ import annotations
 
 import math
+import re
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,7 +40,7 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 PRIOR_OMEGA2 = 0.25  # excess variance over rate^2 assumed before data (CV 0.5 on both versions)
-LATENCY_PRIOR_OMEGA2 = 0.05  # for slow-request shares: a log-latency wobble of sd 0.1 moves p99's share ~30%
+LATENCY_PRIOR_OMEGA2 = 0.05  # slow-request shares above p90 and up: a log-latency wobble of sd 0.1 moves them ~30%
 OWN_PRIOR = 1.96  # each version's own prior, times the prior: CV 0.7 (the most issue 12 asks for) for errors
 PRIOR_PERIODS = 2.0  # how many periods' worth of evidence that prior is worth
 OWN_PRIOR_PERIODS = 0.3  # and how many periods its prior is worth: its data soon speak (their margin stays)
@@ -58,8 +60,28 @@ COUNT_CAUTION = 0.5  # how many times the estimated wobble the count test's temp
 OWN_SEEN = 1.0  # below this many periods' worth of a version's own evidence its wobble is its prior, at most
 
 
+def latency_prior(label: str) -> float:
+    """The wobble prior of the share of requests above a latency threshold labelled `pNN`: LATENCY_PRIOR_OMEGA2
+    scaled by how much a log-latency shift moves that share relative to p90's, at most LATENCY_PRIOR_OMEGA2. A shift
+    delta moves the share above quantile q by phi(z_q) delta / sigma, relatively phi(z_q) / (1 - q) times delta /
+    sigma: 0.80 at p50, 1.75 at p90, 2.67 at p99, so p50's share wobbles (0.80 / 1.75)^2 ~ 0.21 times p90's
+    (prior 0.0103); its prior at 0.05 allowed for a wobble five times the one p90's allows for, and cost small
+    canaries latency +50% within 10 minutes. Labels that are not a percentile keep LATENCY_PRIOR_OMEGA2."""
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", label.strip().lower())
+    q = float(match.group(1)) / 100 if match else 0.0
+    if not 0 < q < 1:
+        return LATENCY_PRIOR_OMEGA2
+    return LATENCY_PRIOR_OMEGA2 * min(1.0, (_relative_sensitivity(q) / _relative_sensitivity(0.9)) ** 2)
+
+
+def _relative_sensitivity(q: float) -> float:
+    """phi(z_q) / (1 - q): the relative change of the share above quantile q per unit of delta / sigma."""
+    z = NormalDist().inv_cdf(q)
+    return math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / (1 - q)
+
+
 def _upper_wobble(
-    sums: FloatArray, prior: float, prior_is_upper: bool = False, periods: float = PRIOR_PERIODS
+    sums: FloatArray, prior: float | FloatArray, prior_is_upper: bool = False, periods: float = PRIOR_PERIODS
 ) -> FloatArray:
     """Excess variance over rate^2 from weighted sums (w, w r, w (r^2 - p), w^2) of centred relative residuals,
     shrunk to `prior` (PRIOR_PERIODS' worth) and taken on its upper side (UPPER_Z standard errors): on both parts,
@@ -115,14 +137,15 @@ class RateTestBatch:
         alpha: float = 0.05,
         r0: float = 1.0,
         warmup: int = 0,
-        prior_wobble: float | None = None,
+        prior_wobble: float | FloatArray | None = None,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if warmup < 0 or r0 <= 0:
             raise ValueError("warmup must be >= 0 and r0 > 0")
         self.alpha, self.r0, self.warmup, self.shape = alpha, r0, warmup, shape
-        self.prior = PRIOR_OMEGA2 if prior_wobble is None else prior_wobble
+        # one prior per stream may be given (an array broadcast to `shape`: the bench's p50/p90/p99 columns)
+        self.prior: float | FloatArray = PRIOR_OMEGA2 if prior_wobble is None else prior_wobble
         self.periods = np.zeros(shape, dtype=np.int64)  # informative periods seen, warm-up included
         self.used = np.zeros(shape, dtype=np.int64)  # periods that added evidence
         self.bets = np.asarray(BETS, dtype=np.float64)
@@ -286,7 +309,7 @@ class RateTestBatch:
         """Everything the test has learnt, as JSON-able lists (to keep it in the ledger)."""
         out: dict[str, object] = {
             "version": self.STATE_VERSION, "alpha": self.alpha, "r0": self.r0, "warmup": self.warmup,
-            "prior": self.prior,
+            "prior": np.asarray(self.prior).tolist(),
         }  # fmt: skip
         out.update({name: np.asarray(getattr(self, name)).tolist() for name in self._ARRAYS})
         return out
@@ -298,7 +321,9 @@ class RateTestBatch:
             raise ValueError(f"a rate test state of version {state.get('version')}, not {cls.STATE_VERSION}")
         periods = np.asarray(state["periods"])
         alpha, r0, warmup = float(str(state["alpha"])), float(str(state["r0"])), int(str(state["warmup"]))
-        test = cls(periods.shape, alpha, r0, warmup, float(str(state.get("prior", PRIOR_OMEGA2))))
+        saved = np.asarray(state.get("prior", PRIOR_OMEGA2), dtype=np.float64)
+        prior = float(saved) if saved.ndim == 0 else saved
+        test = cls(periods.shape, alpha, r0, warmup, prior)
         for name in (n for n in cls._ARRAYS if n in state):  # a state saved before own_wobble: learnt afresh
             current = getattr(test, name)
             setattr(test, name, np.asarray(state[name], dtype=current.dtype).reshape(current.shape))
