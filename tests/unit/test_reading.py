@@ -17,11 +17,7 @@ LOADERS = [reading._PythonLoader, *([reading._CLoader] if getattr(reading, "_CLo
 
 
 def load(loader: Any, text: str) -> Any:
-    parser = loader(text)
-    try:
-        return parser.get_single_data()
-    finally:
-        parser.dispose()
+    return reading.parse_with(loader, text)
 
 
 def deep_block(levels: int) -> str:

@@ -61,7 +61,12 @@ def load_yaml(text: str) -> Any:
     if len(text) > MAX_BYTES:
         raise LimitExceeded(f"the text is longer than {MAX_BYTES // 1024 // 1024} MiB: not a runbook")
     _refuse_deep_brackets(text)
-    loader = _Loader(text)
+    return parse_with(_Loader, text)
+
+
+def parse_with(loader_class: type[_PythonLoader] | type[_CLoader], text: str) -> Any:
+    """The document as one loader class reads it (the limits of the composed nodes and the constructor included)."""
+    loader = loader_class(text)
     try:
         return loader.get_single_data()
     finally:
