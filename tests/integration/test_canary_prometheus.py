@@ -7,8 +7,8 @@ time. Versions: 1 the baseline; 2 with 10x its errors; 3 the same as 1; 4 twice 
 as many requests in every other period, so that a period read one period off would not pass for the right one.
 
 What is compared, per period and version:
-- exactly, with what Prometheus' `increase()` makes of the samples it scraped (the exporter logs each scrape):
-  the feed's period, versions, queries and bucket arithmetic are right;
+- exactly, with what Prometheus' `increase()` makes of the samples it stored (read back raw, with the stamps
+  Prometheus gave them, after the run): the feed's period, versions, queries and bucket arithmetic are right;
 - within Poisson noise, with what the exporter actually served in the period (see `served_tolerance`).
 Then a `CanaryJudge` fed with the readings rolls back 2 and 4 and leaves 3 alone.
 """
@@ -19,6 +19,7 @@ import bisect
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from lastgood.guard.canary import QUANTILES, CanaryFeed, CanaryReading
 from lastgood.judge.canary import CanaryJudge, CanaryVerdict
 from lastgood.judge.sequential import histogram_threshold
 from lastgood.sources.prometheus import PrometheusSource
-from prometheus_fixture import SCRAPE_INTERVAL, running_prometheus, serving_exposition
+from prometheus_fixture import SCRAPE_INTERVAL, get_json, running_prometheus, serving_exposition
 
 pytestmark = pytest.mark.slow  # a real Prometheus server, waiting for its scrapes
 
@@ -162,7 +163,7 @@ class Traffic:
         lines += [f"{key} {values[key]:.17g}" for key in values if key.startswith("http_request_duration_seconds")]
         return ("\n".join(lines) + "\n").encode()
 
-    # -- what the exporter served, and what Prometheus makes of its scrapes -----------------------------------
+    # -- what the exporter served ----------------------------------------------------------------------------
 
     def served(self, key: str, start: float, end: float) -> float:
         """The counter's increase over the ticks in (start, end]."""
@@ -173,30 +174,29 @@ class Traffic:
 
         return at(end) - at(start)
 
-    def scraped_increases(self, key: str, start: float, end: float) -> set[float]:
-        """`increase(key[PERIOD s])` evaluated at `end`, from the scrapes the exporter answered, as Prometheus 2.x
-        computes it (promql `extrapolatedRate`): the samples in [start, end], the difference of the last and the
-        first, extrapolated to the window's edges when they are within 1.1 average sample intervals (else by half
-        an interval), never to before the counter was zero (Prometheus 3 leaves out a sample exactly on the
-        window's start, which the 20 ms below covers too). A scrape is stamped by Prometheus when it starts,
-        a little before the exporter answers it: one answered within 20 ms after an edge may be either side of
-        it, so this may give two values."""
-        out = set()
-        for slack in (0.0, 0.02):
-            samples = [(t - slack, values[key]) for t, values in self.scrapes if start <= t - slack <= end]
-            if len(samples) < 2:
-                continue
-            (first_t, first), (last_t, last) = samples[0], samples[-1]
-            result, sampled = last - first, last_t - first_t
-            average = sampled / (len(samples) - 1)
-            to_start, to_end = first_t - start, end - last_t
-            if result > 0 and first >= 0:
-                to_start = min(to_start, sampled * first / result)
-            interval = sampled
-            interval += to_start if to_start < 1.1 * average else average / 2
-            interval += to_end if to_end < 1.1 * average else average / 2
-            out.add(result * interval / sampled)
-        return out
+
+def stored_increases(samples: list[tuple[float, float]], start: float, end: float) -> set[float]:
+    """`increase(...[PERIOD s])` evaluated at `end` from Prometheus' own stored samples of one series, as
+    Prometheus 2.x computes it (promql `extrapolatedRate`): the samples in [start, end], the difference of the
+    last and the first, extrapolated to the window's edges when they are within 1.1 average sample intervals
+    (else by half an interval), never to before the counter was zero. Prometheus 3 leaves out a sample exactly
+    on the window's start: both readings are offered."""
+    out = set()
+    for left_open in (False, True):
+        inside = [(t, v) for t, v in samples if (start < t if left_open else start <= t) and t <= end]
+        if len(inside) < 2:
+            continue
+        (first_t, first), (last_t, last) = inside[0], inside[-1]
+        result, sampled = last - first, last_t - first_t
+        average = sampled / (len(inside) - 1)
+        to_start, to_end = first_t - start, end - last_t
+        if result > 0 and first >= 0:
+            to_start = min(to_start, sampled * first / result)
+        interval = sampled
+        interval += to_start if to_start < 1.1 * average else average / 2
+        interval += to_end if to_end < 1.1 * average else average / 2
+        out.add(result * interval / sampled)
+    return out
 
 
 def served_tolerance(served: float) -> float:
@@ -208,7 +208,7 @@ def served_tolerance(served: float) -> float:
     average, with variance 8 lam/16 + 2 lam = 0.25 T for Poisson ticks of mean lam (T = 10 lam served). So its
     standard deviation is sqrt(T)/2 (1.3% of 1500 requests, 26% of 15 errors): allow 6 of them, plus 2 for
     the skew of small Poisson counts. It is the nature of `increase()`, not slack in the feed: the feed's
-    values are also compared exactly with `scraped_increases`.
+    values are also compared exactly with `stored_increases`.
     """
     return 3 * math.sqrt(served) + 2
 
@@ -220,6 +220,21 @@ class Run:
     traffic: Traffic
     canary: Canary
     readings: dict[str, list[CanaryReading]]
+    stored: dict[str, list[tuple[float, float]]]  # each series' samples as Prometheus stamped and stored them
+
+    def increases(self, key: str, start: float, end: float) -> set[float]:
+        return stored_increases(self.stored[key], start, end)
+
+
+def stored_samples(url: str, keys: list[str], seconds: int) -> dict[str, list[tuple[float, float]]]:
+    """The raw samples of each series over the last `seconds`: the stamps are Prometheus' own (a scrape's
+    start), which no clock in this process can give when the machine is loaded."""
+    out = {}
+    for key in keys:
+        query = urllib.parse.urlencode({"query": f"{key}[{seconds}s]"})
+        (series,) = get_json(f"{url}/api/v1/query?{query}")["data"]["result"]
+        out[key] = [(float(t), float(v)) for t, v in series["values"]]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +262,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 for version, feed in feeds.items():
                     if len(readings[version]) < PERIODS:
                         readings[version] += feed.poll(datetime.now(UTC))
-            yield Run(traffic, canary, readings)
+            stored = stored_samples(url, list(traffic.values), math.ceil(time.time() - since.timestamp()) + 60)
+            yield Run(traffic, canary, readings, stored)
     finally:
         traffic.stop.set()
         ticking.join(timeout=5)
@@ -263,12 +279,11 @@ def intervals(run: Run, version: str) -> list[CanaryReading]:
 
 
 def assert_scraped(feed_value: float, run: Run, keys: Mapping[str, float], start: float, end: float) -> None:
-    """`feed_value` is the sum (with signs) of the counters' `increase()` computed from the scrapes."""
+    """`feed_value` is the sum (with signs) of the counters' `increase()` computed from the stored samples."""
     options = {0.0}
     for key, sign in keys.items():
-        options = {o + sign * i for o in options for i in run.traffic.scraped_increases(key, start, end)}
-    # Prometheus stamps a scrape at its start, the exporter logs it when it answers: a few ms of 4 s, < 0.5%.
-    assert any(feed_value == pytest.approx(o, rel=0.005, abs=0.5) for o in options), (feed_value, options, keys)
+        options = {o + sign * i for o in options for i in run.increases(key, start, end)}
+    assert any(feed_value == pytest.approx(o, rel=1e-9, abs=1e-6) for o in options), (feed_value, options, keys)
 
 
 def assert_served(feed_value: float, served: float, what: str) -> None:
@@ -316,7 +331,7 @@ def test_latency_slow_counts_use_thresholds_from_the_baselines_previous_period(r
         # The thresholds are the baseline's quantiles in the previous period, as Prometheus saw it.
         previous: dict[float, float] = {}
         for le in (*BOUNDS, math.inf):
-            (value, *_) = run.traffic.scraped_increases(bucket_key(BASELINE, le), start - PERIOD, start)
+            (value, *_) = run.increases(bucket_key(BASELINE, le), start - PERIOD, start)
             previous[le] = value
         for label, quantile in QUANTILES.items():
             assert histogram_threshold(previous, quantile) == reading.thresholds[label]
