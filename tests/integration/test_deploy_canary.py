@@ -301,7 +301,8 @@ def test_a_bad_datapoint_makes_the_judge_blind_once_told_then_the_deployment_goe
             {"Name": "Resource", "Value": f"{API}:live"},
             {"Name": "ExecutedVersion", "Value": version},
         ]
-        at = datetime.now(UTC).replace(microsecond=0)
+        # A period 1 s ahead: the datum is stored before the judge reads that period, however slow the put.
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         datum = {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": at, "Value": -500.0, "Unit": "Count"}
         aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[datum])
 

@@ -109,7 +109,7 @@ def test_a_bad_datapoint_makes_the_judge_blind_once_reported_then_it_judges_agai
     """A negative error count in one period (a broken exporter): the guard reports the judge blind once, as a
     `guard-alert`, does not roll back, and the judge goes on with the next good period."""
     import threading
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     version = canary_in_flight(aws, canary_dir)
 
@@ -119,7 +119,8 @@ def test_a_bad_datapoint_makes_the_judge_blind_once_reported_then_it_judges_agai
             {"Name": "Resource", "Value": f"{API}:live"},
             {"Name": "ExecutedVersion", "Value": version},
         ]
-        at = datetime.now(UTC).replace(microsecond=0)
+        # A period 2 s ahead: the datum is stored before the judge reads that period, however slow the put.
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         datum = {"MetricName": "Errors", "Dimensions": dimensions, "Timestamp": at, "Value": -500.0, "Unit": "Count"}
         aws.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[datum])
 
