@@ -19,6 +19,10 @@ recorded anew) before each of:
                               time on the idle endpoint just before (median of a sample)
 5. bare boto3 in-process:     a reference judged by no goal: the bare writes sent from this process by K threads,
                               which shows how far from the bound boto3 itself lands while moto shares the cores
+6. the throughput bound:      a reference judged by no goal (the critical-path bound above keeps its verdict):
+                              lastgood's requests (counted in 3) at the rate the endpoint answered the bare writes
+                              in 5, = lastgood's calls x bare in-process seconds / bare writes; `in-proc/tput` is
+                              lastgood in-process over it (1.0: lastgood's requests cost what boto3's own do)
 
 and checks afterwards that every component is good again. At 200 aliases, the aws-cli loop (one
 `aws lambda update-alias` process per function, `--cli-sample` of them, extrapolated) is timed once.
@@ -169,6 +173,20 @@ class Pair:
     bare_in_process: float  # the bare writes from this process: how close to the bound this machine lets boto3 get
     in_process_cpu: float = 0.0  # CPU seconds this process spent in the in-process rollback (all its threads)
     bare_in_process_cpu: float = 0.0
+    bare_calls: int = 0  # the writes the bare in-process run sent
+
+    @property
+    def lastgood_calls(self) -> int:
+        return sum(n for ops in self.calls.values() for n in ops.values())
+
+    @property
+    def throughput_bound(self) -> float:
+        """lastgood's requests at the rate this endpoint answered the bare in-process writes (a reference, no goal)."""
+        return self.lastgood_calls * self.bare_in_process / self.bare_calls if self.bare_calls else math.nan
+
+    @property
+    def throughput_ratio(self) -> float:
+        return self.in_process / self.throughput_bound
 
     @property
     def whole_ratio(self) -> float:
@@ -249,6 +267,8 @@ class ScenarioResult:
             "bare_in_process_seconds": mmm(lambda p: p.bare_in_process),
             "bare_in_process_over_bound": mmm(lambda p: p.bare_bound_ratio),
             "in_process_over_bare_in_process": mmm(lambda p: p.over_bare_ratio),
+            "throughput_bound_seconds": mmm(lambda p: p.throughput_bound),
+            "in_process_over_throughput_bound": mmm(lambda p: p.throughput_ratio),
             "in_process_cpu_seconds": mmm(lambda p: p.in_process_cpu),
             "bare_in_process_cpu_seconds": mmm(lambda p: p.bare_in_process_cpu),
             "load_average": [round(x, 2) for x in self.load],
@@ -636,7 +656,7 @@ class Runner:
         self.world.expect(True, "the bare boto3 script")
         return seconds
 
-    def bare_in_process(self) -> tuple[float, float]:
+    def bare_in_process(self) -> tuple[float, float, int]:
         """The bare writes sent from this process by K threads, one plain boto3 client per service (made before
         the clock starts): the reference for what boto3 itself gets on this machine, moto sharing its cores."""
         import boto3
@@ -658,7 +678,7 @@ class Runner:
         parallel_map(send, ops, self.parallel)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         self.world.expect(True, "the bare boto3 writes in-process")
-        return seconds, cpu
+        return seconds, cpu, len(ops)
 
     def in_process(self) -> tuple[float, float, dict[str, dict[str, int]]]:
         self.record_bad()
@@ -732,9 +752,9 @@ def bench_scenario(
         lastgood, reported = runner.lastgood()
         bare = runner.bare()
         in_process, cpu, calls = runner.in_process()
-        bare_in_process, bare_cpu = runner.bare_in_process()
+        bare_in_process, bare_cpu, bare_calls = runner.bare_in_process()
         bound = bound_seconds(scenario, latency, parallel)
-        pair = Pair(lastgood, reported, bare, in_process, bound, calls, bare_in_process, cpu, bare_cpu)
+        pair = Pair(lastgood, reported, bare, in_process, bound, calls, bare_in_process, cpu, bare_cpu, bare_calls)
         result.pairs.append(pair)
         log(
             f"{scenario.name}: pair {i + 1}: lastgood {lastgood:.2f}s (reported {reported:.2f}s), bare {bare:.2f}s, "
@@ -768,6 +788,8 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
         "bare in-proc s",
         "bare-in/bound",
         "in-proc/bare-in",
+        "tput bound s",
+        "in-proc/tput",
         "calls/component",
     )
     rows = [
@@ -782,6 +804,8 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
             mmm(r, lambda p: p.bare_in_process),
             mmm(r, lambda p: p.bare_bound_ratio),
             mmm(r, lambda p: p.over_bare_ratio),
+            mmm(r, lambda p: p.throughput_bound),
+            mmm(r, lambda p: p.throughput_ratio),
             " ".join(f"{kind}={per:g}" for kind, per in r.calls_per_component().items()),
         )
         for r in results
@@ -794,6 +818,9 @@ def render_text(results: Sequence[ScenarioResult], parallel: int, pairs: int) ->
         f"and bare boto3; --parallel {parallel}; {os.cpu_count()} CPUs shared with the moto server",
         "bare in-proc: the bare boto3 writes sent from the bench's own process (K threads), the reference for how "
         "close to the bound boto3 itself gets while moto shares the cores; in-proc/bare-in: lastgood over it",
+        "tput bound (a reference, judged by no goal; the issue's bound and its verdict stay): lastgood's requests at "
+        "the rate the endpoint answered the bare in-process writes (its calls x bare in-proc s / bare writes); "
+        "in-proc/tput: lastgood in-process over it",
     ]
     for r in results:
         latency = ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in r.latency_ms.items())
