@@ -283,7 +283,7 @@ def assert_scraped(feed_value: float, run: Run, keys: Mapping[str, float], start
     options = {0.0}
     for key, sign in keys.items():
         options = {o + sign * i for o in options for i in run.increases(key, start, end)}
-    assert any(feed_value == pytest.approx(o, rel=1e-9, abs=1e-6) for o in options), (feed_value, options, keys)
+    assert any(feed_value == pytest.approx(o, rel=1e-6, abs=1e-6) for o in options), (feed_value, options, keys)
 
 
 def assert_served(feed_value: float, served: float, what: str) -> None:
