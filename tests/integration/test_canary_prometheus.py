@@ -98,12 +98,12 @@ def bucket_key(version: str, le: float) -> str:
 
 @dataclass
 class Traffic:
-    """The exporter's counters, advanced every TICK; logs every tick and every scrape (time, counters)."""
+    """The exporter's counters, advanced every TICK; logs every tick (time, counters) and the last scrape's time."""
 
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng())
     values: dict[str, float] = field(default_factory=dict)
     ticks: list[tuple[float, dict[str, float]]] = field(default_factory=list)
-    scrapes: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    last_scrape: float | None = None  # when the exporter last answered: the ticks keep clear of the scrapes
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -143,7 +143,7 @@ class Traffic:
         last = 0.0
         while not self.stop.is_set():
             with self.lock:
-                phase = self.scrapes[-1][0] % SCRAPE_INTERVAL if self.scrapes else 0.0
+                phase = 0.0 if self.last_scrape is None else self.last_scrape % SCRAPE_INTERVAL
             after = max(time.time(), last + TICK / 2)  # one tick per due time, even if a wait ends early
             offset = phase + TICK / 2
             due = offset + (math.floor((after - offset) / TICK) + 1) * TICK
@@ -156,7 +156,7 @@ class Traffic:
     def exposition(self) -> bytes:
         with self.lock:
             values = dict(self.values)
-            self.scrapes.append((time.time(), values))
+            self.last_scrape = time.time()
         lines = ["# TYPE http_requests_total counter"]
         lines += [f"{key} {values[key]:.17g}" for key in values if key.startswith("http_requests_total")]
         lines.append("# TYPE http_request_duration_seconds histogram")
