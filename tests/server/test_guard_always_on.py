@@ -3,6 +3,7 @@ rolled back as lastgood-guard, a healthy one is watched for its window; the envi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def test_a_healthy_release_is_watched_for_its_window_then_left(
                 "the end of the 6 s window",
             )
             assert "no rollback trigger fired" in ended["message"]
-            assert ended["verdict"] == "healthy", ended["coverage"]
+            assert ended["verdict"] == "healthy", json.dumps(ended["coverage"])  # a str: shown whole
             assert [(t["trigger"], t["sight"]) for t in ended["coverage"]] == [("api-errors", "seen")]
             assert client.get(STATUS, headers=users.headers("viewer")).json()["last_rollback"] is None
     finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,17 @@ class TrafficSimulator:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        written: datetime | None = None
         while not self._stop.is_set():
-            now = datetime.now(UTC)
-            # Write at the second's start so each datapoint lands in exactly one 1-second period.
-            self.tick(now.replace(microsecond=0))
+            # Stamped at the second's start, so each datapoint lands in exactly one 1-second period; every second
+            # gets one, also those a stalled thread (a loaded machine) slept through, as Lambda's own metrics do.
+            now = datetime.now(UTC).replace(microsecond=0)
+            second = now if written is None else min(written + timedelta(seconds=1), now)
+            self.tick(second)
+            written = second
             self.seconds += 1
-            self._stop.wait(1.0 - datetime.now(UTC).microsecond / 1e6)
+            if second == now:
+                self._stop.wait(1.0 - datetime.now(UTC).microsecond / 1e6)
 
     def tick(self, at: datetime) -> None:
         data = []
