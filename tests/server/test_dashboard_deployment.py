@@ -76,6 +76,12 @@ def test_the_deployment_page_shows_traffic_and_evidence_and_promotes_and_aborts(
     deployment_id = start(live_server, users, version)
     assert alias(aws) == ("1", {version: 0.1})
     poll(lambda: decisions(live_server, users, deployment_id), lambda d: any(x.get("canary") for x in d), timeout=30)
+    # Paused, so that the 3 s steps cannot run out while a loaded machine takes the screenshots; promote ends a
+    # paused deployment as it does a running one.
+    paused = httpx.post(
+        f"{live_server.url}/api/v1/deployments/{deployment_id}/pause", headers=users.headers("operator"), timeout=60
+    )
+    assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
 
     page = signed_in(browser, live_server, users.tokens["operator"])
     page.goto(f"{live_server.url}/deployments/{deployment_id}")
