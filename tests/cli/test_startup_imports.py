@@ -20,15 +20,17 @@ NOT_FOR_VERSION = HEAVY | {"rich", "pydantic", "yaml"}
 
 
 def imported(*args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    """The modules loaded when `lastgood ARGS` exits (sys.modules: -X importtime misses importlib's imports)."""
+    """The modules loaded when `lastgood ARGS` returns (sys.modules: -X importtime misses importlib's imports)."""
     with tempfile.TemporaryDirectory() as scratch:
         listing = Path(scratch) / "modules.json"
-        code = (
-            "import atexit, json, sys\n"
-            f"atexit.register(lambda: open({str(listing)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+        code = (  # read as the command returns: the process ends in an exit handler of its own (cli/entry.py)
+            "import json, sys\n"
             f"sys.argv = ['lastgood', *{list(args)!r}]\n"
             "from lastgood.cli.entry import entrypoint\n"
-            "entrypoint()\n"
+            "try:\n"
+            "    entrypoint()\n"
+            "finally:\n"
+            f"    open({str(listing)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
         )
         env = {**os.environ, "LASTGOOD_FILE": ""}
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
