@@ -74,7 +74,9 @@ def commands(runbook: Path, baseline: Path | None) -> dict[str, Runs]:
         start = [
             python,
             "-c",
-            "import sys; from lastgood.cli.app import entrypoint; sys.argv[0] = 'lastgood'; entrypoint()",
+            "import sys\ntry:\n    from lastgood.cli.entry import entrypoint\n"
+            "except ImportError:  # a checkout from before cli/entry.py\n"
+            "    from lastgood.cli.app import entrypoint\nsys.argv[0] = 'lastgood'\nentrypoint()",
         ]
         env = {"PYTHONPATH": str(baseline)}
         found["baseline --version"] = Runs([*start, "--version"], env)
