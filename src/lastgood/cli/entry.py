@@ -22,8 +22,8 @@ def entrypoint() -> None:
 
     try:
         code = main()
-    except SystemExit as exit:
-        _status[0] = exit_status(exit.code)
+    except SystemExit as leaving:  # a command that calls sys.exit itself
+        _status[0] = exit_status(leaving.code)
         raise
     _status[0] = code
     sys.exit(code)
