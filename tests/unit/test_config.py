@@ -501,3 +501,23 @@ def test_the_files_own_secrets_are_masked_once_loaded() -> None:
         assert "db-pass-1234" not in shown and "approval-key-5678" not in shown
     finally:
         redact.clear()
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("null", "policy.targets.success_rate: input should be a valid number"),  # float(None) raised TypeError
+        ("[1]", "policy.targets.success_rate: input should be a valid number"),
+        ("'most%'", "policy.targets.success_rate: expected a fraction such as 0.95 or '95%', got 'most%'"),
+        ("150%", "policy.targets.success_rate: input should be less than or equal to 1 (got '150%')"),
+    ],
+)
+def test_a_fraction_that_is_not_one_is_a_problem_in_the_file(given: str, says: str) -> None:
+    found = problems(EXAMPLE + f"policy: {{targets: {{success_rate: {given}}}}}\n")
+    assert found == [says]
+
+
+def test_a_fraction_is_a_number_or_a_percentage() -> None:
+    for given, expected in (("0.9", 0.9), ("'90%'", 0.9), ("' 99.5% '", 0.995), ("1", 1.0)):
+        runbook = parse_runbook(EXAMPLE + f"policy: {{targets: {{success_rate: {given}}}}}\n", environ={})
+        assert runbook.policy.targets.success_rate == pytest.approx(expected)

@@ -15,11 +15,15 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 Method = Literal["rollback", "restore", "planned-rollback", "fix-forward"]
 
 
-def _fraction(value: Any) -> float:
-    """0.95, or '95%'."""
+def _fraction(value: Any) -> Any:
+    """0.95, or '95%'. Anything else goes on to pydantic's number check, which names what it got (a null, a list:
+    float() would raise TypeError, which pydantic does not turn into a problem in the file)."""
     if isinstance(value, str) and value.strip().endswith("%"):
-        return float(value.strip()[:-1]) / 100
-    return float(value)
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a fraction such as 0.95 or '95%', got {value[:40]!r}") from None
+    return value
 
 
 Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1)]
