@@ -12,7 +12,7 @@ from typer.exceptions import TyperException
 from lastgood import __version__
 from lastgood.cli import globals as globals_
 from lastgood.cli.lazy import LazyCommand, LazyGroup
-from lastgood.errors import ConfigError, Interrupted, LastgoodError
+from lastgood.errors import BadInput, ConfigError, Interrupted, LastgoodError
 from lastgood.redact import redact
 
 # One line per command: its name, the module whose register(app) adds it, and the line `lastgood --help` shows
@@ -194,8 +194,22 @@ def report_error(error: LastgoodError, as_json: bool) -> None:
         print(f"{'' if isinstance(error, Interrupted) else 'error: '}{redact(str(error))}", file=sys.stderr)
 
 
+def _not_text(args: list[str]) -> BadInput | None:
+    """An argument that is not UTF-8 (bytes Python kept as lone surrogates): no ledger or API can take it."""
+    for index, arg in enumerate(args, start=1):
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            return BadInput(f"argument {index} is not valid UTF-8 text: {ascii(arg)[:80]}; nothing was changed")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    refused = _not_text(args)
+    if refused is not None:
+        report_error(refused, _wants_json(args))
+        return refused.exit_code
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
         returned = app(args=args, prog_name="lastgood", standalone_mode=False)
