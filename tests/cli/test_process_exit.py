@@ -8,12 +8,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -22,6 +18,7 @@ from lastgood.cli.entry import exit_status
 from lastgood.ledger import store
 from lastgood.ledger.db import open_ledger
 from lastgood.testing.endpoint import LocalEndpoint
+from lastgood.testing.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.slow  # Python processes of their own
 EXAMPLE = Path(__file__).parents[2] / "examples" / "distro-nation.yaml"
@@ -66,33 +63,16 @@ def test_the_whole_output_reaches_a_pipe_and_a_reader_that_stops_ends_it_quietly
         assert b"Traceback" not in head.stderr.read()
 
 
-class SlowReceiver(BaseHTTPRequestHandler):
-    """Answers after half a second: the rollback's messages are still queued when its command returns."""
-
-    received: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        time.sleep(0.5)
-        SlowReceiver.received.append(json.loads(body)["event"])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    SlowReceiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
+def receiver() -> Iterator[WebhookReceiver]:
+    """Answers after half a second: the rollback's messages are still queued when its command returns."""
+    hook = WebhookReceiver(delay=0.5)
+    yield hook
+    hook.stop()
 
 
 def test_queued_notifications_are_sent_and_recorded_before_the_process_ends(
-    aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path, receiver: str
+    aws_env: LocalEndpoint, aws: AwsClients, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     ssm = aws.client("ssm")
     ssm.put_parameter(Name="/shop/level", Value="good", Type="String")
@@ -100,7 +80,7 @@ def test_queued_notifications_are_sent_and_recorded_before_the_process_ends(
         "app: shop\nstate: sqlite:///state.db\n"
         f"environments: {{prod: {{aws: {{region: us-east-1, endpoint_url: '{aws_env.url}'}}, protected: false}}}}\n"
         "components: [{name: config, kind: ssm-parameter, parameters: ['/shop/level']}]\n"
-        f"notifications: {{channels: [{{webhook: {{url: '{receiver}', secret: '${{HOOK_SECRET}}'}}}}]}}\n"
+        f"notifications: {{channels: [{{webhook: {{url: '{receiver.url}', secret: '${{HOOK_SECRET}}'}}}}]}}\n"
     )
     env = {"LASTGOOD_FILE": str(tmp_path / "lastgood.yaml"), "HOOK_SECRET": "whsec-exit-test-1234"}
     assert lastgood("release", "record", "prod", "--version", "v1", env=env).returncode == 0
@@ -110,7 +90,8 @@ def test_queued_notifications_are_sent_and_recorded_before_the_process_ends(
     assert done.returncode == 0, done.stderr[-2000:]
     assert ssm.get_parameter(Name="/shop/level")["Parameter"]["Value"] == "good"
     # Delivered before the process ended (the receiver is not waited for here), and each recorded as sent.
-    assert SlowReceiver.received[0] == "rollback-started" and "rollback-succeeded" in SlowReceiver.received
+    events = [message["event"] for message in receiver.received]
+    assert events[0] == "rollback-started" and "rollback-succeeded" in events
     with open_ledger(f"sqlite:///{tmp_path / 'state.db'}").session() as session:
         sent = [e for e in store.events_since(session, "shop", "prod") if e.type == "notify-sent"]
-    assert len(sent) == len(SlowReceiver.received)
+    assert len(sent) == len(events)
